@@ -1,0 +1,204 @@
+//! Pre-built error responses: static bytes, so answering an error never allocates.
+//!
+//! Every response closes the connection (`Connection: close`): after a framing error the rest
+//! of the client's bytes cannot be trusted to start a new request (DESIGN.md). Each carries a
+//! `Content-Length` and a short `text/plain` body.
+
+/// The interim response sent when a request with `Expect: 100-continue` may send its body
+/// (RFC 9110 §10.1.1).
+pub const CONTINUE_100: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// `400 Bad Request`.
+pub const BAD_REQUEST_400: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
+Content-Type: text/plain\r\n\
+Content-Length: 16\r\n\
+Connection: close\r\n\
+\r\n\
+400 Bad Request\n";
+
+/// `404 Not Found`.
+pub const NOT_FOUND_404: &[u8] = b"HTTP/1.1 404 Not Found\r\n\
+Content-Type: text/plain\r\n\
+Content-Length: 14\r\n\
+Connection: close\r\n\
+\r\n\
+404 Not Found\n";
+
+/// `408 Request Timeout`.
+pub const REQUEST_TIMEOUT_408: &[u8] = b"HTTP/1.1 408 Request Timeout\r\n\
+Content-Type: text/plain\r\n\
+Content-Length: 20\r\n\
+Connection: close\r\n\
+\r\n\
+408 Request Timeout\n";
+
+/// `413 Content Too Large`.
+pub const CONTENT_TOO_LARGE_413: &[u8] = b"HTTP/1.1 413 Content Too Large\r\n\
+Content-Type: text/plain\r\n\
+Content-Length: 22\r\n\
+Connection: close\r\n\
+\r\n\
+413 Content Too Large\n";
+
+/// `414 URI Too Long`.
+pub const URI_TOO_LONG_414: &[u8] = b"HTTP/1.1 414 URI Too Long\r\n\
+Content-Type: text/plain\r\n\
+Content-Length: 17\r\n\
+Connection: close\r\n\
+\r\n\
+414 URI Too Long\n";
+
+/// `421 Misdirected Request`.
+pub const MISDIRECTED_REQUEST_421: &[u8] = b"HTTP/1.1 421 Misdirected Request\r\n\
+Content-Type: text/plain\r\n\
+Content-Length: 24\r\n\
+Connection: close\r\n\
+\r\n\
+421 Misdirected Request\n";
+
+/// `431 Request Header Fields Too Large`.
+pub const HEADER_FIELDS_TOO_LARGE_431: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\n\
+Content-Type: text/plain\r\n\
+Content-Length: 36\r\n\
+Connection: close\r\n\
+\r\n\
+431 Request Header Fields Too Large\n";
+
+/// `500 Internal Server Error`.
+pub const INTERNAL_SERVER_ERROR_500: &[u8] = b"HTTP/1.1 500 Internal Server Error\r\n\
+Content-Type: text/plain\r\n\
+Content-Length: 26\r\n\
+Connection: close\r\n\
+\r\n\
+500 Internal Server Error\n";
+
+/// `501 Not Implemented`.
+pub const NOT_IMPLEMENTED_501: &[u8] = b"HTTP/1.1 501 Not Implemented\r\n\
+Content-Type: text/plain\r\n\
+Content-Length: 20\r\n\
+Connection: close\r\n\
+\r\n\
+501 Not Implemented\n";
+
+/// `502 Bad Gateway`.
+pub const BAD_GATEWAY_502: &[u8] = b"HTTP/1.1 502 Bad Gateway\r\n\
+Content-Type: text/plain\r\n\
+Content-Length: 16\r\n\
+Connection: close\r\n\
+\r\n\
+502 Bad Gateway\n";
+
+/// `503 Service Unavailable`.
+pub const SERVICE_UNAVAILABLE_503: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+Content-Type: text/plain\r\n\
+Content-Length: 24\r\n\
+Retry-After: 1\r\nConnection: close\r\n\
+\r\n\
+503 Service Unavailable\n";
+
+/// `504 Gateway Timeout`.
+pub const GATEWAY_TIMEOUT_504: &[u8] = b"HTTP/1.1 504 Gateway Timeout\r\n\
+Content-Type: text/plain\r\n\
+Content-Length: 20\r\n\
+Connection: close\r\n\
+\r\n\
+504 Gateway Timeout\n";
+
+/// `505 HTTP Version Not Supported`.
+pub const HTTP_VERSION_NOT_SUPPORTED_505: &[u8] = b"HTTP/1.1 505 HTTP Version Not Supported\r\n\
+Content-Type: text/plain\r\n\
+Content-Length: 31\r\n\
+Connection: close\r\n\
+\r\n\
+505 HTTP Version Not Supported\n";
+
+/// The pre-built response for `status`; an unknown status gets the 500 response.
+pub fn error_response(status: u16) -> &'static [u8] {
+    match status {
+        400 => BAD_REQUEST_400,
+        404 => NOT_FOUND_404,
+        408 => REQUEST_TIMEOUT_408,
+        413 => CONTENT_TOO_LARGE_413,
+        414 => URI_TOO_LONG_414,
+        421 => MISDIRECTED_REQUEST_421,
+        431 => HEADER_FIELDS_TOO_LARGE_431,
+        500 => INTERNAL_SERVER_ERROR_500,
+        501 => NOT_IMPLEMENTED_501,
+        502 => BAD_GATEWAY_502,
+        503 => SERVICE_UNAVAILABLE_503,
+        504 => GATEWAY_TIMEOUT_504,
+        505 => HTTP_VERSION_NOT_SUPPORTED_505,
+        _ => INTERNAL_SERVER_ERROR_500,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATUSES: [u16; 13] = [
+        400, 404, 408, 413, 414, 421, 431, 500, 501, 502, 503, 504, 505,
+    ];
+
+    fn split(resp: &[u8]) -> (&[u8], &[u8]) {
+        let end = resp
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("head ends");
+        (&resp[..end + 4], &resp[end + 4..])
+    }
+
+    #[test]
+    fn every_response_is_well_formed() {
+        for status in STATUSES {
+            let resp = error_response(status);
+            let (head, body) = split(resp);
+            let text = std::str::from_utf8(head).expect("ascii");
+            assert!(text.starts_with(&format!("HTTP/1.1 {status} ")), "{text}");
+            assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
+            assert!(text.contains("\r\nContent-Type: text/plain\r\n"), "{text}");
+            assert!(
+                text.contains(&format!("\r\nContent-Length: {}\r\n", body.len())),
+                "{text}"
+            );
+            assert!(body.starts_with(status.to_string().as_bytes()));
+            // It parses back as a valid response with exactly that body.
+            let mut parsed = crate::http1::ResponseHead::new();
+            let r = crate::http1::parse_response(
+                resp,
+                &crate::http1::Limits::default(),
+                crate::http1::Method::Get,
+                &mut parsed,
+            );
+            assert_eq!(r, Ok(crate::http1::Parsed::Complete));
+            assert_eq!(parsed.status, status);
+            assert_eq!(
+                parsed.body,
+                crate::http1::BodyKind::Length(body.len() as u64)
+            );
+            assert!(!parsed.keep_alive);
+        }
+    }
+
+    #[test]
+    fn retry_after_only_on_503() {
+        for status in STATUSES {
+            let has = split(error_response(status))
+                .0
+                .windows(14)
+                .any(|w| w == b"Retry-After: 1");
+            assert_eq!(has, status == 503, "{status}");
+        }
+    }
+
+    #[test]
+    fn unknown_status_gets_500() {
+        assert_eq!(error_response(418), INTERNAL_SERVER_ERROR_500);
+        assert_eq!(error_response(0), INTERNAL_SERVER_ERROR_500);
+    }
+
+    #[test]
+    fn continue_is_exact() {
+        assert_eq!(CONTINUE_100, b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
+}

@@ -1,0 +1,86 @@
+//! The `ringway` command line: parses arguments and hands off to [`ringway::app`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// An HTTPS load balancer: TLS termination, HTTP/1.1, pinned per-core io_uring workers.
+#[derive(Parser)]
+#[command(name = "ringway", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the load balancer, from a config file or from flags.
+    Run(RunArgs),
+    /// Validate a config file (certificates and keys included) and exit.
+    Check {
+        /// The TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run a self-contained demo: self-signed certificate, two demo backends on loopback.
+    Demo {
+        /// Where the demo listens.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: SocketAddr,
+        /// Worker threads (default: every core the process may run on).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The TOML config file (excludes the quick-start flags).
+    #[arg(long, short, conflicts_with_all = ["listen", "cert", "key", "backend"])]
+    config: Option<PathBuf>,
+    /// Quick start: the address to listen on, e.g. 0.0.0.0:443.
+    #[arg(long, required_unless_present = "config")]
+    listen: Option<SocketAddr>,
+    /// Quick start: a PEM certificate chain (repeat for several certificates; the first is the default).
+    #[arg(long, required_unless_present = "config")]
+    cert: Vec<PathBuf>,
+    /// Quick start: the PEM private key of the --cert at the same position.
+    #[arg(long, required_unless_present = "config")]
+    key: Vec<PathBuf>,
+    /// Quick start: a backend address (repeat for several).
+    #[arg(long, required_unless_present = "config")]
+    backend: Vec<SocketAddr>,
+    /// Worker threads (default: every core the process may run on).
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => match args.config {
+            Some(path) => ringway::app::run_config_file(&path, args.workers),
+            None => ringway::app::run_quick(ringway::app::QuickStart {
+                listen: args.listen,
+                certs: args.cert,
+                keys: args.key,
+                backends: args.backend,
+                workers: args.workers,
+            }),
+        },
+        Command::Check { config } => ringway::app::check(&config),
+        Command::Demo { listen, workers } => ringway::app::demo(listen, workers),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ringway: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The per-connection task: TLS, HTTP/1.1 and the backend exchange, driven together.
+//!
+//! Owns what happens to one client connection from accept to close: the TLS handshake
+//! ([`tls_conn`]), reading and validating requests, picking a backend, relaying the request and
+//! the response with bounded memory, keep-alive on both sides, retries, timeouts and error
+//! responses ([`session`]). Per-worker state ([`Context`]) uses `Cell`/`RefCell`: it is never
+//! shared across cores.
+
+pub mod error;
+pub mod session;
+pub mod tls_conn;
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::ServerConfig;
+
+use crate::balance::RoundRobin;
+use crate::http1::Limits;
+use crate::upstream::{BackendConn, ConnPool};
+
+pub use session::serve;
+
+/// Timeouts that apply to every connection of a worker.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// TLS handshake, from accept.
+    pub handshake: Duration,
+    /// A whole request head, from its first byte.
+    pub request_head: Duration,
+    /// Idle time between two requests on a kept-alive client connection.
+    pub keepalive: Duration,
+    /// Inactivity while a body streams, in either direction.
+    pub body: Duration,
+    /// Connecting to a backend.
+    pub connect: Duration,
+    /// Waiting for the backend's response head once the request is sent.
+    pub response: Duration,
+}
+
+/// One listener as a worker sees it.
+pub struct ListenerCtx {
+    /// The TLS configuration (certificates, tickets) shared by every worker.
+    pub tls: Arc<ServerConfig>,
+    /// Indexes into [`Context::backends`] of this listener's pool.
+    pub backends: Vec<usize>,
+    /// This worker's round robin over `backends`.
+    pub balancer: RoundRobin,
+}
+
+/// Counters of one worker, summed across workers when read.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Client connections open now.
+    pub connections: Cell<usize>,
+    /// Requests being proxied now.
+    pub in_flight: Cell<usize>,
+    /// Requests answered (any status).
+    pub requests: Cell<u64>,
+    /// Backend connections opened.
+    pub backend_connects: Cell<u64>,
+}
+
+/// Per-worker state shared by the worker's connection tasks.
+pub struct Context {
+    /// Every backend address; listeners refer to them by index.
+    pub backends: Vec<SocketAddr>,
+    /// Listeners, by index.
+    pub listeners: Vec<Rc<ListenerCtx>>,
+    /// Idle keep-alive connections to backends.
+    pub pool: RefCell<ConnPool<BackendConn>>,
+    /// Framing limits.
+    pub limits: Limits,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// Client connections a worker holds at most; more are closed at accept.
+    pub max_connections: usize,
+    /// Set when the worker is draining: responses say `Connection: close`.
+    pub draining: Cell<bool>,
+    /// Counters.
+    pub counters: Counters,
+}

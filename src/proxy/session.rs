@@ -1,0 +1,563 @@
+//! The life of one client connection: handshake, then requests one after another.
+//!
+//! Owns the request loop of a client connection: read and validate a request head (under the
+//! keep-alive and request-head timeouts), pick a backend, send the re-serialized head and stream
+//! the body, read the response head, stream the response back, and decide whether both
+//! connections stay open.
+//!
+//! Invariants:
+//! - a request rejected while reading its head or its first body bytes sends nothing to any
+//!   backend, and the client connection is closed after the error response;
+//! - requests are answered in order; bytes after a request stay buffered for the next one and
+//!   are never read as part of a response exchange;
+//! - a backend connection goes back to the pool only after a complete request and a complete,
+//!   well-framed response with nothing extra after it;
+//! - once any response byte has been sent, a failure closes the client connection: the client
+//!   never receives an invented end of body;
+//! - memory per connection is bounded: bodies are relayed one receive at a time.
+
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use compio::BufResult;
+use compio::buf::{IntoInner, IoBuf};
+use compio::io::AsyncWriteExt;
+use compio::net::TcpStream;
+use compio::time::{timeout, timeout_at};
+use futures_util::future::{Either, select};
+
+use crate::balance::Balancer;
+use crate::http1::{
+    self, BodyDecoder, BodyKind, CONTINUE_100, Forwarding, Limits, Method, Parsed, RequestHead,
+    ResponseHead,
+};
+use crate::runtime::buffers::{self, LazyBuf};
+use crate::runtime::recv::recv_with;
+use crate::upstream::{self, BackendConn};
+
+use super::error::ProxyError;
+use super::tls_conn::TlsConn;
+use super::{Context, ListenerCtx};
+
+/// Serves one accepted client connection until it closes.
+pub async fn serve(
+    ctx: Rc<Context>,
+    listener: Rc<ListenerCtx>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) {
+    let conn = match TlsConn::new(tcp, listener.tls.clone()) {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::debug!(%peer, "cannot start TLS: {e}");
+            return;
+        }
+    };
+    let mut inbuf = LazyBuf::new(4096);
+    match timeout(ctx.timeouts.handshake, conn.handshake(&mut inbuf)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, "TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    }
+    let mut session = Session {
+        ctx,
+        listener,
+        conn,
+        peer,
+        inbuf,
+        rbuf: LazyBuf::new(4096),
+        head: RequestHead::new(),
+        rhead: ResponseHead::new(),
+    };
+    session.run().await;
+}
+
+struct Session {
+    ctx: Rc<Context>,
+    listener: Rc<ListenerCtx>,
+    conn: TlsConn,
+    peer: SocketAddr,
+    /// Plaintext from the client not yet consumed (a request head, body bytes, pipelined requests).
+    inbuf: LazyBuf,
+    /// The backend's response head as it arrives.
+    rbuf: LazyBuf,
+    head: RequestHead,
+    rhead: ResponseHead,
+}
+
+/// What reading a request head ended with.
+enum HeadRead {
+    Ready,
+    /// The client closed or idled out between requests: close quietly.
+    Closed,
+    /// Answer with this status and close.
+    Reject(u16),
+}
+
+/// How a request/response exchange left the connections.
+struct Exchanged {
+    /// The request body was read to its end (false when the backend answered early).
+    request_complete: bool,
+}
+
+impl Session {
+    async fn run(&mut self) {
+        loop {
+            match self.read_head().await {
+                HeadRead::Ready => {}
+                HeadRead::Closed => return,
+                HeadRead::Reject(status) => {
+                    self.reject(status).await;
+                    return;
+                }
+            }
+            let counters = &self.ctx.counters;
+            counters.in_flight.set(counters.in_flight.get() + 1);
+            let keep = self.exchange().await;
+            let counters = &self.ctx.counters;
+            counters.in_flight.set(counters.in_flight.get() - 1);
+            counters.requests.set(counters.requests.get() + 1);
+            if !keep {
+                self.conn.close().await;
+                return;
+            }
+            self.inbuf.release_if_empty();
+            self.rbuf.release_if_empty();
+            self.conn.release_buffers();
+        }
+    }
+
+    /// Reads until `self.head` holds a complete, valid request head.
+    async fn read_head(&mut self) -> HeadRead {
+        let timeouts = self.ctx.timeouts;
+        let mut deadline: Option<Instant> = None;
+        loop {
+            if !self.inbuf.is_empty() {
+                match http1::parse_request(self.inbuf.bytes(), &self.ctx.limits, &mut self.head) {
+                    Ok(Parsed::Complete) => return HeadRead::Ready,
+                    Ok(Parsed::Partial) => {}
+                    Err(e) => {
+                        tracing::debug!(peer = %self.peer, "rejected request: {e}");
+                        return HeadRead::Reject(e.status());
+                    }
+                }
+                deadline.get_or_insert_with(|| Instant::now() + timeouts.request_head);
+            } else if self.ctx.draining.get() {
+                return HeadRead::Closed;
+            }
+            let read = match deadline {
+                None => timeout(timeouts.keepalive, self.conn.read_plain(&mut self.inbuf)).await,
+                Some(at) => timeout_at(at, self.conn.read_plain(&mut self.inbuf)).await,
+            };
+            match read {
+                Ok(Ok(0)) | Ok(Err(_)) => return HeadRead::Closed,
+                Ok(Ok(_)) => {}
+                Err(_) if deadline.is_some() => return HeadRead::Reject(408),
+                Err(_) => return HeadRead::Closed,
+            }
+        }
+    }
+
+    /// Sends a pre-built error response; the caller closes the connection.
+    async fn reject(&mut self, status: u16) {
+        if self.conn.write_plain(http1::error_response(status)).is_ok() {
+            let _ = timeout(self.ctx.timeouts.body, self.conn.close()).await;
+        }
+    }
+
+    /// Proxies the request in `self.head`; returns whether the client connection stays open.
+    async fn exchange(&mut self) -> bool {
+        let ctx = self.ctx.clone();
+        let method = self.head.method;
+        let client_keep = self.head.keep_alive && !ctx.draining.get();
+
+        // The re-serialized head, then whatever body bytes came with it, in one send.
+        let mut req = buffers::take(1024 + self.head.head_len);
+        let forwarding = Forwarding {
+            client_ip: self.peer.ip(),
+            proto: "https",
+        };
+        http1::write_request_head(self.inbuf.bytes(), &self.head, &forwarding, &mut req);
+        let head_len = self.head.head_len;
+        let mut body = BodyDecoder::new(self.head.body, &ctx.limits);
+        let early = match body.advance(&self.inbuf.bytes()[head_len..]) {
+            Ok(adv) => adv.consumed,
+            Err(e) => {
+                tracing::debug!(peer = %self.peer, "rejected request body: {e}");
+                buffers::give(req);
+                self.reject(e.status()).await;
+                return false;
+            }
+        };
+        req.extend_from_slice(&self.inbuf.bytes()[head_len..head_len + early]);
+        self.inbuf.consume(head_len + early);
+
+        let sent = self.send(req, &mut body, method).await;
+        let (backend, bconn, exchanged) = match sent {
+            Ok(ok) => ok,
+            Err(e) => {
+                self.log_failure(&e);
+                self.reject(e.status()).await;
+                return false;
+            }
+        };
+
+        let client_keep = client_keep && exchanged.request_complete;
+        match self.relay_response(&bconn, client_keep).await {
+            Ok(relayed) => {
+                if relayed.backend_reusable && exchanged.request_complete {
+                    ctx.pool
+                        .borrow_mut()
+                        .checkin(backend, bconn, Instant::now());
+                }
+                relayed.client_keep
+            }
+            Err((e, head_sent)) => {
+                self.log_failure(&e);
+                if !head_sent {
+                    self.reject(e.status()).await;
+                }
+                false
+            }
+        }
+    }
+
+    fn log_failure(&self, e: &ProxyError) {
+        match e.side() {
+            super::error::Side::Backend => tracing::warn!(peer = %self.peer, "request failed: {e}"),
+            super::error::Side::Client => tracing::debug!(peer = %self.peer, "request failed: {e}"),
+        }
+    }
+
+    /// Picks a backend, sends the request and waits for its final response head, retrying
+    /// once on another backend when that is safe.
+    async fn send(
+        &mut self,
+        mut req: Vec<u8>,
+        body: &mut BodyDecoder,
+        method: Method,
+    ) -> Result<(usize, BackendConn, Exchanged), ProxyError> {
+        // The whole request is in `req` only when its body already arrived with the head:
+        // only then can it be sent again.
+        let replayable = body.is_done();
+        let mut last_error = ProxyError::NoBackend;
+        let mut tried: Option<usize> = None;
+        for attempt in 0..2 {
+            let Some(backend) = self.pick(tried) else {
+                break;
+            };
+            tried = Some(backend);
+            let pooled = self
+                .ctx
+                .pool
+                .borrow_mut()
+                .checkout(backend, Instant::now());
+            let (bconn, reused) = match pooled {
+                Some(bconn) => (bconn, true),
+                None => {
+                    let addr = self.ctx.backends[backend];
+                    match upstream::connect(addr, self.ctx.timeouts.connect).await {
+                        Ok(bconn) => {
+                            let c = &self.ctx.counters.backend_connects;
+                            c.set(c.get() + 1);
+                            (bconn, false)
+                        }
+                        Err(e) => {
+                            // Nothing was sent: any method may go to another backend.
+                            tracing::warn!(peer = %self.peer, "{e}");
+                            last_error = e.into();
+                            continue;
+                        }
+                    }
+                }
+            };
+            let retry_ok = reused && replayable && method.is_idempotent() && attempt == 0;
+            let mut stream = &bconn.stream;
+            let BufResult(res, returned) =
+                match timeout(self.ctx.timeouts.body, stream.write_all(req)).await {
+                    Ok(r) => r,
+                    Err(_) => return Err(ProxyError::BackendStalled),
+                };
+            req = returned;
+            if let Err(e) = res {
+                if retry_ok {
+                    last_error = ProxyError::BackendWrite(e);
+                    continue;
+                }
+                buffers::give(req);
+                return Err(ProxyError::BackendWrite(e));
+            }
+            self.rbuf.clear();
+            match self.await_response(&bconn, body, method).await {
+                Ok(exchanged) => {
+                    buffers::give(req);
+                    return Ok((backend, bconn, exchanged));
+                }
+                Err(e @ (ProxyError::BackendClosedEarly | ProxyError::BackendRead(_)))
+                    if retry_ok && self.rbuf.is_empty() =>
+                {
+                    // A pooled connection the backend had already closed: send again.
+                    last_error = e;
+                    continue;
+                }
+                Err(e) => {
+                    buffers::give(req);
+                    return Err(e);
+                }
+            }
+        }
+        buffers::give(req);
+        Err(last_error)
+    }
+
+    /// The next backend of this listener's pool, avoiding `tried` when another one exists.
+    fn pick(&self, tried: Option<usize>) -> Option<usize> {
+        let ids = &self.listener.backends;
+        let usable = |i: usize| ids.len() == 1 || Some(ids[i]) != tried;
+        self.listener
+            .balancer
+            .pick(ids.len(), &usable)
+            .map(|i| ids[i])
+    }
+
+    /// Streams the rest of the request body (if any) while waiting for the backend's final
+    /// response head; relays `100 Continue`.
+    async fn await_response(
+        &mut self,
+        bconn: &BackendConn,
+        body: &mut BodyDecoder,
+        method: Method,
+    ) -> Result<Exchanged, ProxyError> {
+        let timeouts = self.ctx.timeouts;
+        let limits = &self.ctx.limits;
+        let expect_continue = self.head.expect_continue;
+        let Session {
+            conn, inbuf, rbuf, rhead, ..
+        } = self;
+
+        if !body.is_done() {
+            let mut upload = pin!(upload_body(conn, &bconn.stream, body, inbuf, timeouts.body));
+            loop {
+                let event = {
+                    let head = pin!(read_response_head(&bconn.stream, rbuf, rhead, method, limits));
+                    match select(upload.as_mut(), head).await {
+                        Either::Left((uploaded, _)) => Either::Left(uploaded),
+                        Either::Right((head, _)) => Either::Right(head),
+                    }
+                };
+                match event {
+                    Either::Left(Ok(())) => break,
+                    Either::Left(Err(e)) | Either::Right(Err(e)) => return Err(e),
+                    Either::Right(Ok(())) => {
+                        if rhead.status >= 200 {
+                            // A final answer before the whole body: the rest is never read.
+                            return Ok(Exchanged {
+                                request_complete: false,
+                            });
+                        }
+                        relay_interim(conn, rbuf, rhead, expect_continue, timeouts.body).await?;
+                    }
+                }
+            }
+        }
+
+        let deadline = Instant::now() + timeouts.response;
+        loop {
+            match timeout_at(
+                deadline,
+                read_response_head(&bconn.stream, rbuf, rhead, method, limits),
+            )
+            .await
+            {
+                Err(_) => return Err(ProxyError::ResponseTimeout),
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(())) if rhead.status >= 200 => {
+                    return Ok(Exchanged {
+                        request_complete: true,
+                    });
+                }
+                Ok(Ok(())) => {
+                    relay_interim(conn, rbuf, rhead, expect_continue, timeouts.body).await?;
+                }
+            }
+        }
+    }
+
+    /// Sends the final response head and streams its body to the client.
+    async fn relay_response(
+        &mut self,
+        bconn: &BackendConn,
+        client_keep: bool,
+    ) -> Result<Relayed, (ProxyError, bool)> {
+        let idle = self.ctx.timeouts.body;
+        let rhead = &self.rhead;
+        let mut decoder = BodyDecoder::new(rhead.body, &response_limits(&self.ctx.limits));
+        let rest = &self.rbuf.bytes()[rhead.head_len..];
+        let first = decoder
+            .advance(rest)
+            .map_err(|e| (ProxyError::BadResponseBody(e), false))?;
+        let mut extra = rest.len() > first.consumed;
+        // A close-delimited body ends only when the connection does.
+        let client_keep = client_keep && rhead.body != BodyKind::CloseDelimited;
+
+        let mut out = buffers::take(512);
+        http1::write_response_head(
+            self.rbuf.bytes(),
+            rhead,
+            client_keep,
+            self.head.http10,
+            &mut out,
+        );
+        let queued = self
+            .conn
+            .write_plain(&out)
+            .and_then(|()| self.conn.write_plain(&rest[..first.consumed]));
+        buffers::give(out);
+        let backend_keep = rhead.keep_alive;
+        self.rbuf.clear();
+        queued.map_err(|e| (e.into(), true))?;
+        flush(&self.conn, idle).await.map_err(|e| (e, true))?;
+
+        while !decoder.is_done() {
+            let received = timeout(
+                idle,
+                recv_with(&bconn.stream, |bytes| {
+                    let adv = decoder.advance(bytes)?;
+                    extra |= bytes.len() > adv.consumed;
+                    Ok(self.conn.write_plain(&bytes[..adv.consumed]))
+                }),
+            )
+            .await;
+            match received {
+                Err(_) => return Err((ProxyError::BackendStalled, true)),
+                Ok(Err(e)) => return Err((ProxyError::BackendRead(e), true)),
+                Ok(Ok(None)) if decoder.is_close_delimited() => break,
+                Ok(Ok(None)) => return Err((ProxyError::BackendClosedMidBody, true)),
+                Ok(Ok(Some(Err(e)))) => return Err((ProxyError::BadResponseBody(e), true)),
+                Ok(Ok(Some(Ok(queued)))) => queued.map_err(|e| (e.into(), true))?,
+            }
+            flush(&self.conn, idle).await.map_err(|e| (e, true))?;
+        }
+        Ok(Relayed {
+            client_keep,
+            backend_reusable: backend_keep && !extra && !decoder.is_close_delimited(),
+        })
+    }
+}
+
+/// How a relayed response left the connections.
+struct Relayed {
+    client_keep: bool,
+    backend_reusable: bool,
+}
+
+/// Response bodies are not limited in size (the client asked for them).
+fn response_limits(limits: &Limits) -> Limits {
+    Limits {
+        max_body: 0,
+        ..limits.clone()
+    }
+}
+
+async fn flush(conn: &TlsConn, idle: Duration) -> Result<(), ProxyError> {
+    match timeout(idle, conn.flush()).await {
+        Ok(res) => res.map_err(ProxyError::Client),
+        Err(_) => Err(ProxyError::ClientStalled),
+    }
+}
+
+/// Reads from the backend until `rhead` holds a complete response head (interim or final).
+async fn read_response_head(
+    stream: &TcpStream,
+    rbuf: &mut LazyBuf,
+    rhead: &mut ResponseHead,
+    method: Method,
+    limits: &Limits,
+) -> Result<(), ProxyError> {
+    loop {
+        if !rbuf.is_empty() {
+            match http1::parse_response(rbuf.bytes(), limits, method, rhead)? {
+                Parsed::Complete => return Ok(()),
+                Parsed::Partial => {}
+            }
+        }
+        let got = recv_with(stream, |bytes| rbuf.get().extend_from_slice(bytes))
+            .await
+            .map_err(ProxyError::BackendRead)?;
+        if got.is_none() {
+            return Err(ProxyError::BackendClosedEarly);
+        }
+    }
+}
+
+/// Relays `100 Continue` to a client that asked for it; drops other interim responses.
+async fn relay_interim(
+    conn: &TlsConn,
+    rbuf: &mut LazyBuf,
+    rhead: &ResponseHead,
+    expect_continue: bool,
+    idle: Duration,
+) -> Result<(), ProxyError> {
+    rbuf.consume(rhead.head_len);
+    if rhead.status == 100 && expect_continue {
+        conn.write_plain(CONTINUE_100)?;
+        flush(conn, idle).await?;
+    }
+    Ok(())
+}
+
+/// Streams request body bytes from the client to the backend until the body ends. Bytes
+/// after the body stay in `inbuf`.
+async fn upload_body(
+    conn: &TlsConn,
+    backend: &TcpStream,
+    body: &mut BodyDecoder,
+    inbuf: &mut LazyBuf,
+    idle: Duration,
+) -> Result<(), ProxyError> {
+    loop {
+        if inbuf.is_empty() {
+            match timeout(idle, conn.read_plain(inbuf)).await {
+                Err(_) => return Err(ProxyError::ClientStalled),
+                Ok(Err(e)) => return Err(e.into()),
+                Ok(Ok(0)) => return Err(ProxyError::ClientClosedMidBody),
+                Ok(Ok(_)) => {}
+            }
+        }
+        let adv = body
+            .advance(inbuf.bytes())
+            .map_err(ProxyError::BadRequestBody)?;
+        if adv.consumed > 0 {
+            let buf = inbuf.take_vec();
+            let mut stream = backend;
+            let written = timeout(idle, stream.write_all(buf.slice(..adv.consumed))).await;
+            let BufResult(res, slice) = match written {
+                Ok(r) => r,
+                Err(_) => return Err(ProxyError::BackendStalled),
+            };
+            inbuf.put_vec(slice.into_inner());
+            res.map_err(ProxyError::BackendWrite)?;
+            inbuf.consume(adv.consumed);
+        }
+        if adv.done {
+            return Ok(());
+        }
+        if adv.consumed == 0 && !inbuf.is_empty() {
+            // The decoder wants more than what is buffered: read more.
+            match timeout(idle, conn.read_plain(inbuf)).await {
+                Err(_) => return Err(ProxyError::ClientStalled),
+                Ok(Err(e)) => return Err(e.into()),
+                Ok(Ok(0)) => return Err(ProxyError::ClientClosedMidBody),
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+}

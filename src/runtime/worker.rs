@@ -1,0 +1,187 @@
+//! One worker: a pinned thread with its own ring, accept loops and connection tasks.
+//!
+//! Owns the per-worker [`Context`] and the accept loops. On shutdown it stops accepting, lets
+//! in-flight requests finish (responses then say `Connection: close`) up to the drain timeout,
+//! and returns; dropping the runtime closes idle connections.
+
+use std::cell::RefCell;
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use compio::net::TcpListener;
+use futures_util::future::{Either, join_all, select};
+
+use crate::balance::RoundRobin;
+use crate::proxy::{self, Context, Counters, ListenerCtx};
+use crate::upstream::ConnPool;
+
+use super::Plan;
+
+/// How often a worker looks at the shutdown flag.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
+/// Pause after an accept error that will repeat at once (EMFILE, ENFILE, ENOMEM).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+type Ready = mpsc::Sender<Result<(), (usize, String)>>;
+
+pub(super) fn run(
+    index: usize,
+    core: Option<core_affinity::CoreId>,
+    sockets: Vec<(std::net::TcpListener, usize)>,
+    plan: Arc<Plan>,
+    shutdown: Arc<AtomicBool>,
+    ready: Ready,
+) {
+    if let Some(core) = core
+        && !core_affinity::set_for_current(core)
+    {
+        tracing::warn!(worker = index, core = core.id, "could not pin worker to its core");
+    }
+    let runtime = match super::build_runtime(&plan.ring, true) {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::debug!("io_uring with DEFER_TASKRUN unavailable ({e}); trying without");
+            match super::build_runtime(&plan.ring, false) {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready.send(Err((index, format!("cannot set up io_uring: {e}"))));
+                    return;
+                }
+            }
+        }
+    };
+    runtime.block_on(serve(index, sockets, plan, shutdown, ready));
+}
+
+async fn serve(
+    index: usize,
+    sockets: Vec<(std::net::TcpListener, usize)>,
+    plan: Arc<Plan>,
+    shutdown: Arc<AtomicBool>,
+    ready: Ready,
+) {
+    let listeners: Vec<Rc<ListenerCtx>> = plan
+        .listeners
+        .iter()
+        .map(|l| {
+            Rc::new(ListenerCtx {
+                tls: l.tls.clone(),
+                backends: l.backends.clone(),
+                balancer: RoundRobin::starting_at(index),
+            })
+        })
+        .collect();
+    let ctx = Rc::new(Context {
+        backends: plan.backends.clone(),
+        listeners: listeners.clone(),
+        pool: RefCell::new(ConnPool::new(
+            plan.backends.len(),
+            plan.pool_max_idle,
+            plan.pool_idle_timeout,
+        )),
+        limits: plan.limits.clone(),
+        timeouts: plan.timeouts,
+        max_connections: plan.max_connections,
+        draining: Default::default(),
+        counters: Counters::default(),
+    });
+
+    let mut accepting = Vec::with_capacity(sockets.len());
+    for (socket, li) in sockets {
+        match TcpListener::from_std(socket) {
+            Ok(l) => accepting.push(accept_loop(ctx.clone(), l, listeners[li].clone())),
+            Err(e) => {
+                let _ = ready.send(Err((index, format!("cannot register listener: {e}"))));
+                return;
+            }
+        }
+    }
+    let _ = ready.send(Ok(()));
+
+    let sweeper = compio::runtime::spawn(sweep_pool(ctx.clone(), plan.pool_idle_timeout));
+    let stop = std::pin::pin!(wait_for(shutdown));
+    let accept_all = std::pin::pin!(join_all(accepting));
+    if let Either::Right(_) = select(stop, accept_all).await {
+        tracing::error!(worker = index, "accept loops ended");
+    }
+    drop(sweeper);
+
+    // Graceful stop: no more accepts; let in-flight requests finish.
+    ctx.draining.set(true);
+    let deadline = Instant::now() + plan.drain;
+    while ctx.counters.in_flight.get() > 0 && Instant::now() < deadline {
+        compio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if ctx.counters.in_flight.get() > 0 {
+        tracing::warn!(
+            worker = index,
+            in_flight = ctx.counters.in_flight.get(),
+            "drain timeout: closing requests still in flight"
+        );
+    }
+    ctx.pool.borrow_mut().clear();
+}
+
+async fn wait_for(flag: Arc<AtomicBool>) {
+    while !flag.load(Ordering::Relaxed) {
+        compio::time::sleep(SHUTDOWN_POLL).await;
+    }
+}
+
+async fn sweep_pool(ctx: Rc<Context>, idle_timeout: Duration) {
+    let period = (idle_timeout / 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    loop {
+        compio::time::sleep(period).await;
+        ctx.pool.borrow_mut().sweep(Instant::now());
+    }
+}
+
+/// Decrements the connection count when a connection task ends (or is dropped).
+struct ConnGuard(Rc<Context>);
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        let c = &self.0.counters.connections;
+        c.set(c.get().saturating_sub(1));
+    }
+}
+
+async fn accept_loop(ctx: Rc<Context>, listener: TcpListener, lctx: Rc<ListenerCtx>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let open = ctx.counters.connections.get();
+                if open >= ctx.max_connections {
+                    tracing::debug!(%peer, open, "connection limit reached: refusing");
+                    drop(stream);
+                    continue;
+                }
+                ctx.counters.connections.set(open + 1);
+                let guard = ConnGuard(ctx.clone());
+                let task = proxy::serve(ctx.clone(), lctx.clone(), stream, peer);
+                compio::runtime::spawn(async move {
+                    let _guard = guard;
+                    task.await;
+                })
+                .detach();
+            }
+            Err(e) => match e.raw_os_error() {
+                Some(libc::ECONNABORTED) | Some(libc::EINTR) => {}
+                Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS)
+                | Some(libc::ENOMEM) => {
+                    tracing::warn!("accept: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
+                    compio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+                _ => {
+                    tracing::warn!("accept: {e}");
+                    compio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+        }
+    }
+}
+

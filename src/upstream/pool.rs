@@ -1,0 +1,206 @@
+//! Per-worker keep-alive connection pool to backends.
+//!
+//! Owns the idle backend connections of one worker: a [`slab::Slab`] of idle entries and, per
+//! backend, a LIFO stack of slab keys (the most recently used connection is reused first, so
+//! the others age out and the pool shrinks after a burst).
+//!
+//! Invariants: a connection is in the pool only while no request uses it; a backend never has
+//! more than `max_idle` idle connections (the oldest is closed first); a connection idle longer
+//! than `idle_timeout`, or one whose backend has closed it or sent unexpected bytes, is never
+//! handed out. The pool is generic over the connection type so its rules are unit tested without
+//! sockets.
+
+#![forbid(unsafe_code)]
+
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+/// What the pool needs to know about a connection.
+pub trait Pooled {
+    /// True when the connection can carry another request: the peer has not closed it and sent
+    /// nothing unsolicited. Must not block.
+    fn is_reusable(&self) -> bool;
+}
+
+struct Idle<C> {
+    conn: C,
+    since: Instant,
+}
+
+/// Idle connections of one worker, per backend.
+pub struct ConnPool<C> {
+    idle: Slab<Idle<C>>,
+    stacks: Vec<Vec<usize>>,
+    max_idle: usize,
+    idle_timeout: Duration,
+}
+
+impl<C: Pooled> ConnPool<C> {
+    /// A pool for `backends` backends.
+    pub fn new(backends: usize, max_idle: usize, idle_timeout: Duration) -> Self {
+        Self {
+            idle: Slab::new(),
+            stacks: (0..backends).map(|_| Vec::new()).collect(),
+            max_idle,
+            idle_timeout,
+        }
+    }
+
+    /// Takes the most recently returned live connection to `backend`, closing stale ones.
+    pub fn checkout(&mut self, backend: usize, now: Instant) -> Option<C> {
+        let stack = self.stacks.get_mut(backend)?;
+        while let Some(key) = stack.pop() {
+            let entry = self.idle.remove(key);
+            if now.saturating_duration_since(entry.since) > self.idle_timeout {
+                // Everything below is older still: close it all.
+                for key in stack.drain(..) {
+                    self.idle.remove(key);
+                }
+                return None;
+            }
+            if entry.conn.is_reusable() {
+                return Some(entry.conn);
+            }
+        }
+        None
+    }
+
+    /// Returns a connection that finished a request cleanly.
+    pub fn checkin(&mut self, backend: usize, conn: C, now: Instant) {
+        if self.max_idle == 0 {
+            return;
+        }
+        let Some(stack) = self.stacks.get_mut(backend) else {
+            return;
+        };
+        if stack.len() >= self.max_idle {
+            let oldest = stack.remove(0);
+            self.idle.remove(oldest);
+        }
+        let key = self.idle.insert(Idle { conn, since: now });
+        stack.push(key);
+    }
+
+    /// Closes every connection idle for longer than the idle timeout.
+    pub fn sweep(&mut self, now: Instant) {
+        for stack in &mut self.stacks {
+            // Stacks are ordered oldest first: expired ones form a prefix.
+            let expired = stack
+                .iter()
+                .take_while(|&&key| {
+                    now.saturating_duration_since(self.idle[key].since) > self.idle_timeout
+                })
+                .count();
+            for key in stack.drain(..expired) {
+                self.idle.remove(key);
+            }
+        }
+    }
+
+    /// Idle connections held for `backend`.
+    pub fn idle_count(&self, backend: usize) -> usize {
+        self.stacks.get(backend).map_or(0, Vec::len)
+    }
+
+    /// Idle connections held in all.
+    pub fn total_idle(&self) -> usize {
+        self.idle.len()
+    }
+
+    /// Closes every idle connection.
+    pub fn clear(&mut self) {
+        for stack in &mut self.stacks {
+            stack.clear();
+        }
+        self.idle.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    #[derive(Debug)]
+    struct Fake {
+        id: u32,
+        alive: Rc<Cell<bool>>,
+    }
+
+    impl Pooled for Fake {
+        fn is_reusable(&self) -> bool {
+            self.alive.get()
+        }
+    }
+
+    fn fake(id: u32) -> Fake {
+        Fake {
+            id,
+            alive: Rc::new(Cell::new(true)),
+        }
+    }
+
+    #[test]
+    fn lifo_reuse() {
+        let t0 = Instant::now();
+        let mut pool = ConnPool::new(2, 8, Duration::from_secs(30));
+        pool.checkin(0, fake(1), t0);
+        pool.checkin(0, fake(2), t0);
+        pool.checkin(1, fake(3), t0);
+        assert_eq!(pool.checkout(0, t0).unwrap().id, 2);
+        assert_eq!(pool.checkout(0, t0).unwrap().id, 1);
+        assert!(pool.checkout(0, t0).is_none());
+        assert_eq!(pool.checkout(1, t0).unwrap().id, 3);
+        assert!(pool.checkout(7, t0).is_none());
+    }
+
+    #[test]
+    fn bounded_idle_closes_oldest() {
+        let t0 = Instant::now();
+        let mut pool = ConnPool::new(1, 2, Duration::from_secs(30));
+        for id in 1..=3 {
+            pool.checkin(0, fake(id), t0);
+        }
+        assert_eq!(pool.idle_count(0), 2);
+        assert_eq!(pool.checkout(0, t0).unwrap().id, 3);
+        assert_eq!(pool.checkout(0, t0).unwrap().id, 2);
+        assert_eq!(pool.total_idle(), 0);
+    }
+
+    #[test]
+    fn idle_timeout_expires() {
+        let t0 = Instant::now();
+        let mut pool = ConnPool::new(1, 8, Duration::from_secs(10));
+        pool.checkin(0, fake(1), t0);
+        pool.checkin(0, fake(2), t0 + Duration::from_secs(8));
+        let later = t0 + Duration::from_secs(12);
+        pool.sweep(later);
+        assert_eq!(pool.idle_count(0), 1);
+        assert_eq!(pool.checkout(0, later).unwrap().id, 2);
+        pool.checkin(0, fake(3), t0);
+        assert!(pool.checkout(0, later).is_none());
+        assert_eq!(pool.total_idle(), 0);
+    }
+
+    #[test]
+    fn closed_connections_are_skipped() {
+        let t0 = Instant::now();
+        let mut pool = ConnPool::new(1, 8, Duration::from_secs(30));
+        let dead = fake(2);
+        dead.alive.set(false);
+        pool.checkin(0, fake(1), t0);
+        pool.checkin(0, dead, t0);
+        assert_eq!(pool.checkout(0, t0).unwrap().id, 1);
+        assert_eq!(pool.total_idle(), 0);
+    }
+
+    #[test]
+    fn zero_max_idle_pools_nothing() {
+        let t0 = Instant::now();
+        let mut pool = ConnPool::new(1, 0, Duration::from_secs(30));
+        pool.checkin(0, fake(1), t0);
+        assert_eq!(pool.total_idle(), 0);
+    }
+}

@@ -1,0 +1,696 @@
+//! Test harness: the real `ringway` binary, real TLS clients, real backend sockets.
+//!
+//! - [`Proxy`] writes a config file with rcgen certificates, starts `ringway run --config`,
+//!   waits for its startup line and kills it on drop.
+//! - [`Backend`] is a backend on loopback that the test controls: it records every connection
+//!   it accepts and every byte it receives, and answers with a [`Behavior`].
+//! - [`Client`] is a blocking rustls client that can send raw bytes and parse responses.
+#![allow(dead_code)]
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+
+static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh temporary directory for one test.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let n = NEXT_DIR.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("ringway-test-{}-{tag}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// A certificate and key written as PEM files.
+pub struct CertFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub der: CertificateDer<'static>,
+}
+
+/// Writes a self-signed certificate for `names` into `dir`.
+pub fn write_cert(dir: &std::path::Path, tag: &str, names: &[&str]) -> CertFiles {
+    let ss = ringway::tls::self_signed(names).expect("self-signed certificate");
+    let cert = dir.join(format!("{tag}.pem"));
+    let key = dir.join(format!("{tag}.key"));
+    std::fs::write(&cert, &ss.cert_pem).unwrap();
+    std::fs::write(&key, &ss.key_pem).unwrap();
+    CertFiles {
+        cert,
+        key,
+        der: ss.chain[0].clone(),
+    }
+}
+
+/// A running ringway process.
+pub struct Proxy {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    pub certs: Vec<CertFiles>,
+    log: Arc<Mutex<String>>,
+}
+
+/// Options for [`Proxy::start_with`].
+pub struct ProxyOptions {
+    pub workers: usize,
+    /// Extra TOML placed before the `[[listener]]` table (timeouts, limits, pool).
+    pub extra: String,
+    /// Certificates as (tag, names); the first is the default.
+    pub certs: Vec<(&'static str, Vec<&'static str>)>,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            extra: String::new(),
+            certs: vec![("default", vec!["localhost", "127.0.0.1"])],
+        }
+    }
+}
+
+impl Proxy {
+    /// Starts ringway with one worker in front of `backends`.
+    pub fn start(backends: &[SocketAddr]) -> Proxy {
+        Self::start_with(backends, ProxyOptions::default())
+    }
+
+    /// Starts ringway with `opts` in front of `backends`.
+    pub fn start_with(backends: &[SocketAddr], opts: ProxyOptions) -> Proxy {
+        let dir = temp_dir("proxy");
+        let certs: Vec<CertFiles> = opts
+            .certs
+            .iter()
+            .map(|(tag, names)| write_cert(&dir, tag, names))
+            .collect();
+        let mut toml = format!("workers = {}\n{}\n", opts.workers, opts.extra);
+        toml.push_str("[[listener]]\naddress = \"127.0.0.1:0\"\n");
+        let list: Vec<String> = backends.iter().map(|b| format!("\"{b}\"")).collect();
+        toml.push_str(&format!("backends = [{}]\n", list.join(", ")));
+        for c in &certs {
+            toml.push_str(&format!(
+                "[[listener.certificate]]\ncert = \"{}\"\nkey = \"{}\"\n",
+                c.cert.display(),
+                c.key.display()
+            ));
+        }
+        let config = dir.join("ringway.toml");
+        std::fs::write(&config, toml).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringway"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ringway");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                log2.lock().unwrap().push_str(&line);
+                log2.lock().unwrap().push('\n');
+                if line.contains("ringway started")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(line.clone());
+                }
+            }
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("ringway did not start: {}", log.lock().unwrap());
+            }
+        };
+        let addr = parse_listen(&line).unwrap_or_else(|| panic!("no address in {line:?}"));
+        Proxy {
+            child,
+            addr,
+            dir,
+            certs,
+            log,
+        }
+    }
+
+    /// Everything ringway logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// A TLS client connected to the proxy with SNI `localhost`.
+    pub fn client(&self) -> Client {
+        Client::connect(self.addr, Some("localhost"))
+    }
+
+    /// Resident memory of the proxy process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        proc_status_kib(self.child.id(), "VmRSS:")
+    }
+
+    /// Open file descriptors of the proxy process.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        unsafe_free_kill(self.child.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "ringway did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn unsafe_free_kill(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+fn proc_status_kib(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn parse_listen(line: &str) -> Option<SocketAddr> {
+    let start = line.find("listeners=")? + "listeners=".len();
+    let rest = &line[start..];
+    let end = rest.find([' ', ',']).unwrap_or(rest.len());
+    rest[..end].trim_matches('"').parse().ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backends
+
+/// A request as a backend received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    /// The decoded body.
+    pub body: Vec<u8>,
+    /// The raw bytes of head and body as they arrived.
+    pub raw: Vec<u8>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// What a backend does with each request.
+pub type Handler = Arc<dyn Fn(&Received, &mut TcpStream) -> io::Result<Keep> + Send + Sync>;
+
+/// Whether the backend keeps the connection after answering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    Open,
+    Close,
+}
+
+/// A backend on loopback that records what it gets.
+pub struct Backend {
+    pub addr: SocketAddr,
+    pub name: String,
+    pub accepts: Arc<AtomicUsize>,
+    pub requests: Arc<Mutex<Vec<Received>>>,
+    /// Every byte received on every connection, in arrival order per connection.
+    pub raw: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Backend {
+    /// A backend that answers `200` with body `<name> <method> <path>\n` and echoes the
+    /// request body length in `X-Body-Len`.
+    pub fn start(name: &str) -> Backend {
+        let n = name.to_string();
+        Self::with_handler(
+            name,
+            Arc::new(move |req, s| {
+                let body = format!("{n} {} {}\n", req.method, req.path);
+                write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nX-Backend: {n}\r\nX-Body-Len: {}\r\nContent-Length: {}\r\n\r\n{body}",
+                    req.body.len(),
+                    body.len()
+                )?;
+                Ok(Keep::Open)
+            }),
+        )
+    }
+
+    /// A backend whose answers come from `handler`.
+    pub fn with_handler(name: &str, handler: Handler) -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepts = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let raw = Arc::new(Mutex::new(Vec::new()));
+        let (a, r, w) = (accepts.clone(), requests.clone(), raw.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                a.fetch_add(1, Ordering::SeqCst);
+                let (r, w, h) = (r.clone(), w.clone(), handler.clone());
+                std::thread::spawn(move || {
+                    let _ = serve_backend(stream, r, w, h);
+                });
+            }
+        });
+        Backend {
+            addr,
+            name: name.to_string(),
+            accepts,
+            requests,
+            raw,
+        }
+    }
+
+    /// Requests received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepts.load(Ordering::SeqCst)
+    }
+
+    /// Bytes received so far.
+    pub fn raw_len(&self) -> usize {
+        self.raw.lock().unwrap().len()
+    }
+}
+
+/// Reads one request (head + body) from `reader`; `None` at a clean end of stream.
+pub fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Received>> {
+    let mut raw = Vec::new();
+    let mut head_lines = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        let n = reader.read_until(b'\n', &mut line)?;
+        if n == 0 {
+            if raw.is_empty() {
+                return Ok(None);
+            }
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "eof in head"));
+        }
+        raw.extend_from_slice(&line);
+        let text = String::from_utf8_lossy(&line).trim_end_matches(['\r', '\n']).to_string();
+        if text.is_empty() {
+            break;
+        }
+        head_lines.push(text);
+    }
+    let first = head_lines.first().cloned().unwrap_or_default();
+    let mut parts = first.split(' ');
+    let method = parts.next().unwrap_or_default().to_string();
+    let path = parts.next().unwrap_or_default().to_string();
+    let headers: Vec<(String, String)> = head_lines[1..]
+        .iter()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let mut body = Vec::new();
+    if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        loop {
+            let mut line = Vec::new();
+            reader.read_until(b'\n', &mut line)?;
+            raw.extend_from_slice(&line);
+            let text = String::from_utf8_lossy(&line);
+            let size_text = text.trim_end().split(';').next().unwrap_or("").trim().to_string();
+            let size = usize::from_str_radix(&size_text, 16)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad chunk size"))?;
+            if size == 0 {
+                // Trailers until an empty line.
+                loop {
+                    let mut t = Vec::new();
+                    reader.read_until(b'\n', &mut t)?;
+                    raw.extend_from_slice(&t);
+                    if t == b"\r\n" || t.is_empty() {
+                        break;
+                    }
+                }
+                break;
+            }
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk)?;
+            raw.extend_from_slice(&chunk);
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else if let Some(len) = find("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        body = vec![0; len];
+        reader.read_exact(&mut body)?;
+        raw.extend_from_slice(&body);
+    }
+    Ok(Some(Received {
+        method,
+        path,
+        headers,
+        body,
+        raw,
+    }))
+}
+
+fn serve_backend(
+    stream: TcpStream,
+    requests: Arc<Mutex<Vec<Received>>>,
+    raw: Arc<Mutex<Vec<u8>>>,
+    handler: Handler,
+) -> io::Result<()> {
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    while let Some(req) = read_request(&mut reader)? {
+        raw.lock().unwrap().extend_from_slice(&req.raw);
+        requests.lock().unwrap().push(req.clone());
+        if handler(&req, &mut writer)? == Keep::Close {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// An address on which nothing listens.
+pub fn refused_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    addr
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client
+
+/// Accepts any server certificate, so tests can look at which one was served.
+#[derive(Debug)]
+struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// A client TLS configuration that trusts any certificate.
+pub fn client_config(versions: &[&'static rustls::SupportedProtocolVersion]) -> Arc<ClientConfig> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// A parsed response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A blocking TLS client.
+pub struct Client {
+    pub tls: StreamOwned<ClientConnection, TcpStream>,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    /// Connects with TLS 1.2 or 1.3 and `sni` (None sends no SNI).
+    pub fn connect(addr: SocketAddr, sni: Option<&str>) -> Client {
+        Self::connect_with(addr, sni, client_config(rustls::ALL_VERSIONS))
+    }
+
+    /// Connects with a given client configuration.
+    pub fn connect_with(addr: SocketAddr, sni: Option<&str>, config: Arc<ClientConfig>) -> Client {
+        let tcp = TcpStream::connect(addr).expect("connect to proxy");
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let name = match sni {
+            Some(s) => ServerName::try_from(s.to_string()).unwrap(),
+            None => ServerName::IpAddress(addr.ip().into()),
+        };
+        let mut conn = ClientConnection::new(config, name).unwrap();
+        if sni.is_none() {
+            // An IP address name sends no SNI.
+        }
+        let mut tcp = tcp;
+        while conn.is_handshaking() {
+            conn.complete_io(&mut tcp).expect("TLS handshake");
+        }
+        Client {
+            tls: StreamOwned::new(conn, tcp),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Sends raw bytes.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.tls.write_all(bytes).expect("send");
+        self.tls.flush().expect("flush");
+    }
+
+    /// Sends `GET path` with Host localhost and reads the response.
+    pub fn get(&mut self, path: &str) -> Response {
+        self.send(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes());
+        self.read_response("GET").expect("response")
+    }
+
+    /// Reads more bytes into the buffer; 0 at end of stream.
+    fn fill(&mut self) -> io::Result<usize> {
+        let mut chunk = [0u8; 16384];
+        match self.tls.read(&mut chunk) {
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads one response to a request with `method`.
+    pub fn read_response(&mut self, method: &str) -> io::Result<Response> {
+        let head_end = loop {
+            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
+                break i + 4;
+            }
+            if self.fill()? == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "eof before head"));
+            }
+        };
+        let head = String::from_utf8_lossy(&self.buf[..head_end]).into_owned();
+        self.buf.drain(..head_end);
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or_default();
+        let status: u16 = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, head.clone()))?;
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+            .collect();
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
+        let mut body = Vec::new();
+        if method == "HEAD" || status < 200 || status == 204 || status == 304 {
+        } else if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+            loop {
+                let line_end = loop {
+                    if let Some(i) = find(&self.buf, b"\r\n") {
+                        break i;
+                    }
+                    if self.fill()? == 0 {
+                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "eof in chunk"));
+                    }
+                };
+                let line = String::from_utf8_lossy(&self.buf[..line_end]).into_owned();
+                self.buf.drain(..line_end + 2);
+                let size = usize::from_str_radix(line.split(';').next().unwrap().trim(), 16)
+                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, line.clone()))?;
+                if size == 0 {
+                    while find(&self.buf, b"\r\n").is_none() {
+                        if self.fill()? == 0 {
+                            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "trailer"));
+                        }
+                    }
+                    // Trailers are not used in these tests: expect the final CRLF.
+                    let end = find(&self.buf, b"\r\n").unwrap();
+                    self.buf.drain(..end + 2);
+                    break;
+                }
+                while self.buf.len() < size + 2 {
+                    if self.fill()? == 0 {
+                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "chunk data"));
+                    }
+                }
+                body.extend_from_slice(&self.buf[..size]);
+                self.buf.drain(..size + 2);
+            }
+        } else if let Some(len) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
+            while self.buf.len() < len {
+                if self.fill()? == 0 {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "short body"));
+                }
+            }
+            body = self.buf.drain(..len).collect();
+        } else {
+            while self.fill()? > 0 {}
+            body = std::mem::take(&mut self.buf);
+        }
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// True when the proxy closed the connection (EOF or reset) within a few seconds and
+    /// sent nothing more.
+    pub fn is_closed(&mut self) -> bool {
+        self.tls
+            .sock
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let before = self.buf.len();
+        match self.fill() {
+            Ok(0) => self.buf.len() == before,
+            Ok(_) => false,
+            Err(e) => !matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut),
+        }
+    }
+
+    /// Bytes received but not yet parsed.
+    pub fn pending(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Waits until `cond` holds or `limit` passes.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cond()
+}
