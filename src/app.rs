@@ -204,9 +204,11 @@ fn serve(plan: Plan) -> Result<(), AppError> {
     let backends = plan.backends.clone();
     let server = Server::start(plan)?;
     let flag = server.shutdown_flag();
-    let mut signals =
-        signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
-            .map_err(AppError::Signals)?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .map_err(AppError::Signals)?;
     std::thread::Builder::new()
         .name("ringway-signals".into())
         .spawn(move || {
@@ -217,7 +219,10 @@ fn serve(plan: Plan) -> Result<(), AppError> {
                     tracing::warn!(signal, "second signal: exiting now");
                     std::process::exit(1);
                 }
-                tracing::info!(signal, "stopping: no new connections, draining in-flight requests");
+                tracing::info!(
+                    signal,
+                    "stopping: no new connections, draining in-flight requests"
+                );
                 flag.store(true, Ordering::SeqCst);
             }
         })
@@ -244,4 +249,3 @@ fn init_logging(level: &str) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
-

@@ -6,8 +6,8 @@
 //! and drives its own io_uring ring ([`runtime`]); the per-connection task lives in [`proxy`].
 //! See DESIGN.md in the shared docs for the architecture.
 
-pub mod balance;
 pub mod app;
+pub mod balance;
 pub mod config;
 pub mod demo;
 pub mod http1;

@@ -76,7 +76,11 @@ fn backend_that_never_answers_gives_504_and_post_is_not_retried() {
     c.send(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi");
     let r = c.read_response("POST").unwrap();
     assert_eq!(r.status, 504);
-    assert!(t.elapsed() >= Duration::from_millis(600), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        t.elapsed()
+    );
     assert!(t.elapsed() < Duration::from_secs(5));
     assert_eq!(accepts.load(Ordering::SeqCst), 1, "POST was retried");
 }
@@ -85,8 +89,13 @@ fn backend_that_never_answers_gives_504_and_post_is_not_retried() {
 fn blackholed_backend_gives_504_at_connect_timeout() {
     // A listener with a full backlog that never accepts: further connects never complete.
     let l = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    l.bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into())
-        .unwrap();
+    l.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
     l.listen(0).unwrap();
     let addr = l.local_addr().unwrap().as_socket().unwrap();
     let mut fillers = Vec::new();
@@ -146,7 +155,9 @@ fn backend_dying_mid_body_truncates_and_closes() {
         "dies",
         Arc::new(|req, s| {
             if req.path == "/chunked" {
-                s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")?;
+                s.write_all(
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+                )?;
             } else {
                 s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello")?;
             }

@@ -108,7 +108,9 @@ fn tab_before_chunked_is_valid() {
     let b = Backend::start("b");
     let proxy = Proxy::start(&[b.addr]);
     let mut c = proxy.client();
-    c.send(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\tchunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+    c.send(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\tchunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    );
     let r = c.read_response("POST").unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(b.received()[0].body, b"abc");
@@ -117,7 +119,16 @@ fn tab_before_chunked_is_valid() {
 #[test]
 fn bad_content_lengths() {
     let mut cases: Vec<(String, Vec<u8>, u16)> = Vec::new();
-    for cl in ["3,2", "-1", "+5", "0x10", "1.5", "", "1 0", "99999999999999999999999"] {
+    for cl in [
+        "3,2",
+        "-1",
+        "+5",
+        "0x10",
+        "1.5",
+        "",
+        "1 0",
+        "99999999999999999999999",
+    ] {
         cases.push((
             format!("CL {cl:?}"),
             format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {cl}\r\n\r\nabc").into_bytes(),
@@ -169,7 +180,8 @@ fn bad_chunk_sizes_and_extensions() {
         raw.extend_from_slice(body);
         cases.push((name.to_string(), raw, 400));
     }
-    let mut long_ext = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;".to_vec();
+    let mut long_ext =
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;".to_vec();
     long_ext.extend(std::iter::repeat_n(b'a', 64 * 1024));
     long_ext.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
     cases.push(("overlong extension".into(), long_ext, 400));
@@ -182,7 +194,8 @@ fn bad_chunk_sizes_and_extensions() {
 
 #[test]
 fn bad_trailers_are_rejected() {
-    let mut huge = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: ".to_vec();
+    let mut huge =
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: ".to_vec();
     huge.extend(std::iter::repeat_n(b'a', 64 * 1024));
     huge.extend_from_slice(b"\r\n\r\n");
     let b = Backend::start("b");
@@ -210,20 +223,56 @@ fn bad_trailers_are_rejected() {
 #[test]
 fn malformed_heads() {
     assert_all_rejected(&[
-        ("obs-fold", b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", 400),
-        ("bare CR in head", b"GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n", 400),
+        (
+            "obs-fold",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n",
+            400,
+        ),
+        (
+            "bare CR in head",
+            b"GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n",
+            400,
+        ),
         ("bare LF line endings", b"GET / HTTP/1.1\nHost: a\n\n", 400),
-        ("NUL in value", b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\0c\r\n\r\n", 400),
-        ("CR in value", b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\rc\r\n\r\n", 400),
-        ("bad name byte", b"GET / HTTP/1.1\r\nHost: a\r\nX(A): b\r\n\r\n", 400),
+        (
+            "NUL in value",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\0c\r\n\r\n",
+            400,
+        ),
+        (
+            "CR in value",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\rc\r\n\r\n",
+            400,
+        ),
+        (
+            "bad name byte",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX(A): b\r\n\r\n",
+            400,
+        ),
         ("no Host", b"GET / HTTP/1.1\r\nX-A: b\r\n\r\n", 400),
-        ("two Hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
-        ("invalid Host", b"GET / HTTP/1.1\r\nHost: a b/c\r\n\r\n", 400),
+        (
+            "two Hosts",
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            400,
+        ),
+        (
+            "invalid Host",
+            b"GET / HTTP/1.1\r\nHost: a b/c\r\n\r\n",
+            400,
+        ),
         ("GET *", b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
-        ("authority-form GET", b"GET a:443 HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        (
+            "authority-form GET",
+            b"GET a:443 HTTP/1.1\r\nHost: a\r\n\r\n",
+            400,
+        ),
         ("# in target", b"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
         ("double space", b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
-        ("malformed version", b"GET / HTTP/1.x\r\nHost: a\r\n\r\n", 400),
+        (
+            "malformed version",
+            b"GET / HTTP/1.x\r\nHost: a\r\n\r\n",
+            400,
+        ),
         ("HTTP/2.0", b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
     ]);
 }
@@ -246,7 +295,9 @@ fn get_and_head_with_body_keep_their_body() {
     let b = Backend::start("b");
     let proxy = Proxy::start(&[b.addr]);
     let mut c = proxy.client();
-    c.send(b"GET /g HTTP/1.1\r\nHost: a\r\nContent-Length: 26\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n");
+    c.send(
+        b"GET /g HTTP/1.1\r\nHost: a\r\nContent-Length: 26\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n",
+    );
     let r = c.read_response("GET").unwrap();
     assert_eq!(r.text(), "b GET /g\n");
     assert_eq!(c.get("/next").text(), "b GET /next\n");
@@ -263,14 +314,18 @@ fn limits_give_414_431_413() {
         ..ProxyOptions::default()
     };
     let long_target = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(2000));
-    let big_head = format!("GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n", "b".repeat(5000));
+    let big_head = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(5000)
+    );
     let mut many = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
     for i in 0..10_000 {
         many.push_str(&format!("X-{i}: v\r\n"));
     }
     many.push_str("\r\n");
     let big_body = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1001\r\n\r\n".to_string();
-    let mut chunked_big = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3e9\r\n".to_vec();
+    let mut chunked_big =
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3e9\r\n".to_vec();
     chunked_big.extend(std::iter::repeat_n(b'z', 1001));
     chunked_big.extend_from_slice(b"\r\n0\r\n\r\n");
     assert_all_rejected_with(
@@ -323,11 +378,26 @@ fn upgrade_is_not_tunnelled() {
 #[test]
 fn bad_backend_responses_are_502() {
     let cases: Vec<(&str, &'static [u8])> = vec![
-        ("bad status line", b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n"),
-        ("duplicate CL", b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"),
-        ("CL with TE", b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
-        ("unknown TE", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"),
-        ("obs-fold", b"HTTP/1.1 200 OK\r\nX-A: b\r\n c\r\nContent-Length: 0\r\n\r\n"),
+        (
+            "bad status line",
+            b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n",
+        ),
+        (
+            "duplicate CL",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        ),
+        (
+            "CL with TE",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        ),
+        (
+            "unknown TE",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+        ),
+        (
+            "obs-fold",
+            b"HTTP/1.1 200 OK\r\nX-A: b\r\n c\r\nContent-Length: 0\r\n\r\n",
+        ),
         ("garbage", b"SSH-2.0-OpenSSH\r\n\r\n"),
     ];
     for (name, response) in cases {
@@ -353,7 +423,11 @@ fn oversized_backend_head_is_502() {
         "huge",
         Arc::new(|_, s| {
             use std::io::Write;
-            write!(s, "HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 0\r\n\r\n", "a".repeat(100_000))?;
+            write!(
+                s,
+                "HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 0\r\n\r\n",
+                "a".repeat(100_000)
+            )?;
             Ok(Keep::Open)
         }),
     );

@@ -90,9 +90,11 @@ fn pipelined_requests_answered_in_order() {
     let mut c = proxy.client();
     let mut batch = Vec::new();
     for i in 0..5 {
-        batch.extend_from_slice(format!("GET /p{i} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes());
+        batch
+            .extend_from_slice(format!("GET /p{i} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes());
     }
-    batch.extend_from_slice(b"POST /p5 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n\r\nabc");
+    batch
+        .extend_from_slice(b"POST /p5 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n\r\nabc");
     batch.extend_from_slice(b"GET /p6 HTTP/1.1\r\nHost: localhost\r\n\r\n");
     c.send(&batch);
     for i in 0..7 {
@@ -176,6 +178,9 @@ fn head_and_204_and_304_have_no_body() {
             };
             // Claims a body length but sends none, as HEAD/204/304 responses do.
             write!(s, "HTTP/1.1 {status}\r\nContent-Length: 10\r\n\r\n")?;
+            if req.method == "GET" && status.starts_with("200") {
+                s.write_all(b"0123456789")?;
+            }
             Ok(Keep::Open)
         }),
     );
@@ -190,7 +195,7 @@ fn head_and_204_and_304_have_no_body() {
         assert!(r.body.is_empty());
     }
     // Still in sync: one backend connection for all of it.
-    assert_eq!(c.get("/").status, 200);
+    assert_eq!(c.get("/").text(), "0123456789");
     assert_eq!(b.accepted(), 1);
 }
 
@@ -200,7 +205,11 @@ fn expect_100_continue_is_relayed() {
         "cont",
         Arc::new(|req, s| {
             let body = format!("got {}", req.body.len());
-            write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len())?;
+            write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )?;
             Ok(Keep::Open)
         }),
     );
@@ -237,7 +246,8 @@ fn expect_100_continue_from_backend_reaches_client() {
         w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").unwrap();
         let mut body = [0u8; 4];
         std::io::Read::read_exact(&mut reader, &mut body).unwrap();
-        w.write_all(b"HTTP/1.1 201 Created\r\nContent-Length: 4\r\n\r\n").unwrap();
+        w.write_all(b"HTTP/1.1 201 Created\r\nContent-Length: 4\r\n\r\n")
+            .unwrap();
         w.write_all(&body).unwrap();
         std::thread::sleep(Duration::from_millis(200));
     });
@@ -356,17 +366,12 @@ fn sigterm_drains_in_flight_request_and_exits_zero() {
     std::thread::sleep(Duration::from_millis(200));
     let pid = proxy.child.id();
     let reader = std::thread::spawn(move || c.read_response("GET").unwrap());
-    let status = {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
-        // New connections are refused while draining.
-        std::thread::sleep(Duration::from_millis(200));
-        let refused = std::net::TcpStream::connect(addr).is_err();
-        let status = proxy.terminate();
-        assert!(refused, "still accepting after SIGTERM");
-        status
-    };
+    signal(pid, "TERM");
+    // New connections are refused while draining.
+    std::thread::sleep(Duration::from_millis(200));
+    let refused = std::net::TcpStream::connect(addr).is_err();
+    let status = proxy.wait_exit();
+    assert!(refused, "still accepting after SIGTERM");
     let r = reader.join().unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), "done");

@@ -42,12 +42,7 @@ use super::tls_conn::TlsConn;
 use super::{Context, ListenerCtx};
 
 /// Serves one accepted client connection until it closes.
-pub async fn serve(
-    ctx: Rc<Context>,
-    listener: Rc<ListenerCtx>,
-    tcp: TcpStream,
-    peer: SocketAddr,
-) {
+pub async fn serve(ctx: Rc<Context>, listener: Rc<ListenerCtx>, tcp: TcpStream, peer: SocketAddr) {
     let conn = match TlsConn::new(tcp, listener.tls.clone()) {
         Ok(conn) => conn,
         Err(e) => {
@@ -255,11 +250,7 @@ impl Session {
                 break;
             };
             tried = Some(backend);
-            let pooled = self
-                .ctx
-                .pool
-                .borrow_mut()
-                .checkout(backend, Instant::now());
+            let pooled = self.ctx.pool.borrow_mut().checkout(backend, Instant::now());
             let (bconn, reused) = match pooled {
                 Some(bconn) => (bconn, true),
                 None => {
@@ -340,14 +331,24 @@ impl Session {
         let limits = &self.ctx.limits;
         let expect_continue = self.head.expect_continue;
         let Session {
-            conn, inbuf, rbuf, rhead, ..
+            conn,
+            inbuf,
+            rbuf,
+            rhead,
+            ..
         } = self;
 
         if !body.is_done() {
             let mut upload = pin!(upload_body(conn, &bconn.stream, body, inbuf, timeouts.body));
             loop {
                 let event = {
-                    let head = pin!(read_response_head(&bconn.stream, rbuf, rhead, method, limits));
+                    let head = pin!(read_response_head(
+                        &bconn.stream,
+                        rbuf,
+                        rhead,
+                        method,
+                        limits
+                    ));
                     match select(upload.as_mut(), head).await {
                         Either::Left((uploaded, _)) => Either::Left(uploaded),
                         Either::Right((head, _)) => Either::Right(head),
@@ -400,13 +401,13 @@ impl Session {
         let idle = self.ctx.timeouts.body;
         let rhead = &self.rhead;
         let mut decoder = BodyDecoder::new(rhead.body, &response_limits(&self.ctx.limits));
-        let rest = &self.rbuf.bytes()[rhead.head_len..];
-        let first = decoder
-            .advance(rest)
-            .map_err(|e| (ProxyError::BadResponseBody(e), false))?;
-        let mut extra = rest.len() > first.consumed;
-        // A close-delimited body ends only when the connection does.
-        let client_keep = client_keep && rhead.body != BodyKind::CloseDelimited;
+        // A close-delimited body ends only when the connection does; a draining worker closes
+        // every connection after its response; an HTTP/1.0 client cannot read chunked, so it
+        // gets the payload alone, ended by the close.
+        let client_keep =
+            client_keep && !self.ctx.draining.get() && !rhead.forces_client_close(self.head.http10);
+        let mut dechunk =
+            (self.head.http10 && rhead.body == BodyKind::Chunked).then(|| buffers::take(16 * 1024));
 
         let mut out = buffers::take(512);
         http1::write_response_head(
@@ -416,41 +417,76 @@ impl Session {
             self.head.http10,
             &mut out,
         );
-        let queued = self
-            .conn
-            .write_plain(&out)
-            .and_then(|()| self.conn.write_plain(&rest[..first.consumed]));
+        let queued = self.conn.write_plain(&out);
         buffers::give(out);
-        let backend_keep = rhead.keep_alive;
-        self.rbuf.clear();
         queued.map_err(|e| (e.into(), true))?;
-        flush(&self.conn, idle).await.map_err(|e| (e, true))?;
-
-        while !decoder.is_done() {
-            let received = timeout(
-                idle,
-                recv_with(&bconn.stream, |bytes| {
-                    let adv = decoder.advance(bytes)?;
-                    extra |= bytes.len() > adv.consumed;
-                    Ok(self.conn.write_plain(&bytes[..adv.consumed]))
-                }),
-            )
-            .await;
-            match received {
-                Err(_) => return Err((ProxyError::BackendStalled, true)),
-                Ok(Err(e)) => return Err((ProxyError::BackendRead(e), true)),
-                Ok(Ok(None)) if decoder.is_close_delimited() => break,
-                Ok(Ok(None)) => return Err((ProxyError::BackendClosedMidBody, true)),
-                Ok(Ok(Some(Err(e)))) => return Err((ProxyError::BadResponseBody(e), true)),
-                Ok(Ok(Some(Ok(queued)))) => queued.map_err(|e| (e.into(), true))?,
+        let backend_keep = rhead.keep_alive;
+        let rest = &self.rbuf.bytes()[rhead.head_len..];
+        let relayed = relay_body_bytes(&self.conn, &mut decoder, &mut dechunk, rest);
+        let mut extra = relayed.as_ref().is_ok_and(|&n| rest.len() > n);
+        self.rbuf.clear();
+        let outcome = async {
+            relayed?;
+            flush(&self.conn, idle).await?;
+            while !decoder.is_done() {
+                let received = timeout(
+                    idle,
+                    recv_with(&bconn.stream, |bytes| {
+                        let n = relay_body_bytes(&self.conn, &mut decoder, &mut dechunk, bytes)?;
+                        extra |= bytes.len() > n;
+                        Ok::<(), ProxyError>(())
+                    }),
+                )
+                .await;
+                match received {
+                    Err(_) => return Err(ProxyError::BackendStalled),
+                    Ok(Err(e)) => return Err(ProxyError::BackendRead(e)),
+                    Ok(Ok(None)) if decoder.is_close_delimited() => break,
+                    Ok(Ok(None)) => return Err(ProxyError::BackendClosedMidBody),
+                    Ok(Ok(Some(relayed))) => relayed?,
+                }
+                flush(&self.conn, idle).await?;
             }
-            flush(&self.conn, idle).await.map_err(|e| (e, true))?;
+            Ok(())
         }
+        .await;
+        if let Some(buf) = dechunk {
+            buffers::give(buf);
+        }
+        outcome.map_err(|e| (e, true))?;
         Ok(Relayed {
             client_keep,
             backend_reusable: backend_keep && !extra && !decoder.is_close_delimited(),
         })
     }
+}
+
+/// Passes the body bytes at the front of `bytes` to the client (verbatim, or only the payload
+/// when `dechunk` holds a scratch buffer); returns how many bytes belonged to the body.
+fn relay_body_bytes(
+    conn: &TlsConn,
+    decoder: &mut BodyDecoder,
+    dechunk: &mut Option<Vec<u8>>,
+    bytes: &[u8],
+) -> Result<usize, ProxyError> {
+    let consumed = match dechunk {
+        Some(payload) => {
+            payload.clear();
+            let adv = decoder
+                .decode(bytes, payload)
+                .map_err(ProxyError::BadResponseBody)?;
+            conn.write_plain(payload)?;
+            adv.consumed
+        }
+        None => {
+            let adv = decoder
+                .advance(bytes)
+                .map_err(ProxyError::BadResponseBody)?;
+            conn.write_plain(&bytes[..adv.consumed])?;
+            adv.consumed
+        }
+    };
+    Ok(consumed)
 }
 
 /// How a relayed response left the connections.
@@ -463,7 +499,7 @@ struct Relayed {
 fn response_limits(limits: &Limits) -> Limits {
     Limits {
         max_body: 0,
-        ..limits.clone()
+        ..*limits
     }
 }
 

@@ -187,7 +187,10 @@ impl Server {
     }
 }
 
-fn build_runtime(ring: &RingConfig, defer_taskrun: bool) -> std::io::Result<compio::runtime::Runtime> {
+fn build_runtime(
+    ring: &RingConfig,
+    defer_taskrun: bool,
+) -> std::io::Result<compio::runtime::Runtime> {
     let mut proactor = compio::driver::ProactorBuilder::new();
     proactor
         .capacity(ring.entries)

@@ -39,7 +39,11 @@ pub(super) fn run(
     if let Some(core) = core
         && !core_affinity::set_for_current(core)
     {
-        tracing::warn!(worker = index, core = core.id, "could not pin worker to its core");
+        tracing::warn!(
+            worker = index,
+            core = core.id,
+            "could not pin worker to its core"
+        );
     }
     let runtime = match super::build_runtime(&plan.ring, true) {
         Ok(rt) => rt,
@@ -83,17 +87,17 @@ async fn serve(
             plan.pool_max_idle,
             plan.pool_idle_timeout,
         )),
-        limits: plan.limits.clone(),
+        limits: plan.limits,
         timeouts: plan.timeouts,
         max_connections: plan.max_connections,
         draining: Default::default(),
         counters: Counters::default(),
     });
 
-    let mut accepting = Vec::with_capacity(sockets.len());
+    let mut bound = Vec::with_capacity(sockets.len());
     for (socket, li) in sockets {
         match TcpListener::from_std(socket) {
-            Ok(l) => accepting.push(accept_loop(ctx.clone(), l, listeners[li].clone())),
+            Ok(l) => bound.push((l, listeners[li].clone())),
             Err(e) => {
                 let _ = ready.send(Err((index, format!("cannot register listener: {e}"))));
                 return;
@@ -104,11 +108,20 @@ async fn serve(
 
     let sweeper = compio::runtime::spawn(sweep_pool(ctx.clone(), plan.pool_idle_timeout));
     let stop = std::pin::pin!(wait_for(shutdown));
-    let accept_all = std::pin::pin!(join_all(accepting));
-    if let Either::Right(_) = select(stop, accept_all).await {
-        tracing::error!(worker = index, "accept loops ended");
+    {
+        let accepting = bound
+            .iter()
+            .map(|(l, lctx)| accept_loop(ctx.clone(), l, lctx.clone()));
+        let accept_all = std::pin::pin!(join_all(accepting));
+        if let Either::Right(_) = select(stop, accept_all).await {
+            tracing::error!(worker = index, "accept loops ended");
+        }
     }
     drop(sweeper);
+    // Close the listening sockets now, so the kernel stops queueing connections for us.
+    for (listener, _) in bound {
+        let _ = listener.close().await;
+    }
 
     // Graceful stop: no more accepts; let in-flight requests finish.
     ctx.draining.set(true);
@@ -150,7 +163,7 @@ impl Drop for ConnGuard {
     }
 }
 
-async fn accept_loop(ctx: Rc<Context>, listener: TcpListener, lctx: Rc<ListenerCtx>) {
+async fn accept_loop(ctx: Rc<Context>, listener: &TcpListener, lctx: Rc<ListenerCtx>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -184,4 +197,3 @@ async fn accept_loop(ctx: Rc<Context>, listener: TcpListener, lctx: Rc<ListenerC
         }
     }
 }
-

@@ -170,14 +170,22 @@ impl Proxy {
     }
 
     /// Sends SIGTERM and waits for the exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
-        unsafe_free_kill(self.child.id(), "TERM");
+    pub fn terminate(self) -> std::process::ExitStatus {
+        signal(self.child.id(), "TERM");
+        self.wait_exit()
+    }
+
+    /// Waits for the process to exit (after a signal sent elsewhere).
+    pub fn wait_exit(mut self) -> std::process::ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "ringway did not exit after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "ringway did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -191,7 +199,8 @@ impl Drop for Proxy {
     }
 }
 
-fn unsafe_free_kill(pid: u32, signal: &str) {
+/// Sends `signal` to `pid` with kill(1).
+pub fn signal(pid: u32, signal: &str) {
     let _ = Command::new("kill")
         .arg(format!("-{signal}"))
         .arg(pid.to_string())
@@ -344,7 +353,9 @@ pub fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Rece
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "eof in head"));
         }
         raw.extend_from_slice(&line);
-        let text = String::from_utf8_lossy(&line).trim_end_matches(['\r', '\n']).to_string();
+        let text = String::from_utf8_lossy(&line)
+            .trim_end_matches(['\r', '\n'])
+            .to_string();
         if text.is_empty() {
             break;
         }
@@ -372,7 +383,13 @@ pub fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Rece
             reader.read_until(b'\n', &mut line)?;
             raw.extend_from_slice(&line);
             let text = String::from_utf8_lossy(&line);
-            let size_text = text.trim_end().split(';').next().unwrap_or("").trim().to_string();
+            let size_text = text
+                .trim_end()
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
             let size = usize::from_str_radix(&size_text, 16)
                 .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad chunk size"))?;
             if size == 0 {
@@ -477,9 +494,7 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
         )
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -583,7 +598,10 @@ impl Client {
                 break i + 4;
             }
             if self.fill()? == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "eof before head"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "eof before head",
+                ));
             }
         };
         let head = String::from_utf8_lossy(&self.buf[..head_end]).into_owned();
@@ -669,7 +687,10 @@ impl Client {
         match self.fill() {
             Ok(0) => self.buf.len() == before,
             Ok(_) => false,
-            Err(e) => !matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut),
+            Err(e) => !matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ),
         }
     }
 
