@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use std::sync::atomic::Ordering;
 
-use crate::config::{CertificateConfig, Config, ConfigError, ListenerConfig};
+use crate::config::{CertificateConfig, Config, ConfigError, ListenerConfig, TlsOptions};
 use crate::http1::Limits;
 use crate::proxy::Timeouts;
 use crate::runtime::{self, ListenerPlan, Plan, RingConfig, Server, StartError};
@@ -104,16 +104,13 @@ pub fn run_quick(quick: QuickStart) -> Result<(), AppError> {
 /// Runs a validated configuration until SIGTERM/SIGINT.
 pub fn run(config: Config) -> Result<(), AppError> {
     init_logging(&config.log.level);
-    config.check()?;
+    config.validate()?;
+    // One ticketer for every listener and worker: a reconnect may land on any core.
     let ticketer = tls::ticketer()?;
     let mut backends: Vec<SocketAddr> = Vec::new();
     let mut listeners = Vec::with_capacity(config.listeners.len());
-    for listener in &config.listeners {
-        let mut keys = Vec::with_capacity(listener.certificates.len());
-        for c in &listener.certificates {
-            keys.push(tls::load_certified_key(&c.cert, &c.key)?);
-        }
-        let tls = tls::server_config(keys, &listener.tls, Some(ticketer.clone()))?;
+    for (index, listener) in config.listeners.iter().enumerate() {
+        let tls = listener.server_config(index, Some(ticketer.clone()))?;
         listeners.push(ListenerPlan {
             addr: listener.address,
             backlog: listener.backlog,
@@ -125,7 +122,7 @@ pub fn run(config: Config) -> Result<(), AppError> {
                 .collect(),
         });
     }
-    serve(plan_from(&config, listeners, backends))
+    serve(plan_from(&config, listeners, backends), |_| {})
 }
 
 /// `ringway demo`: a self-signed certificate, two demo backends, one listener.
@@ -138,11 +135,7 @@ pub fn demo(listen: SocketAddr, workers: Option<usize>) -> Result<(), AppError> 
         workers,
         ..Config::default()
     };
-    let tls = tls::server_config(
-        vec![key],
-        &crate::config::TlsOptions::default(),
-        Some(tls::ticketer()?),
-    )?;
+    let tls = tls::server_config(vec![key], &TlsOptions::default(), Some(tls::ticketer()?))?;
     let listeners = vec![ListenerPlan {
         addr: listen,
         backlog: 4096,
@@ -150,10 +143,12 @@ pub fn demo(listen: SocketAddr, workers: Option<usize>) -> Result<(), AppError> 
         backends: (0..backends.len()).collect(),
     }];
     let plan = plan_from(&config, listeners, backends);
-    let port = listen.port();
-    println!("ringway demo: https://{listen}/ (self-signed certificate)");
-    println!("try:  curl -k https://localhost:{port}/");
-    serve(plan)
+    serve(plan, |bound| {
+        for addr in bound {
+            println!("ringway demo: https://{addr}/ (self-signed certificate, two demo backends)");
+            println!("try:  curl -k https://localhost:{}/", addr.port());
+        }
+    })
 }
 
 fn backend_index(table: &mut Vec<SocketAddr>, addr: SocketAddr) -> usize {
@@ -199,7 +194,7 @@ fn plan_from(config: &Config, listeners: Vec<ListenerPlan>, backends: Vec<Socket
     }
 }
 
-fn serve(plan: Plan) -> Result<(), AppError> {
+fn serve(plan: Plan, on_started: impl FnOnce(&[SocketAddr])) -> Result<(), AppError> {
     let workers = plan.workers;
     let backends = plan.backends.clone();
     let server = Server::start(plan)?;
@@ -235,6 +230,7 @@ fn serve(plan: Plan) -> Result<(), AppError> {
         backends = %backends.join(","),
         "ringway started"
     );
+    on_started(&server.bound);
     server.wait();
     tracing::info!("ringway stopped");
     Ok(())

@@ -1,0 +1,255 @@
+//! The command line: `check`, quick-start `run` flags, `demo`, and one-line startup errors.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::*;
+
+fn ringway() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ringway"))
+}
+
+fn write_config(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
+    let path = dir.join("ringway.toml");
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+#[test]
+fn check_accepts_a_valid_config() {
+    let dir = temp_dir("cli-ok");
+    let cert = write_cert(&dir, "site", &["localhost"]);
+    let config = write_config(
+        &dir,
+        &format!(
+            "[[listener]]\naddress = \"127.0.0.1:0\"\nbackends = [\"127.0.0.1:9\"]\n\
+             [[listener.certificate]]\ncert = \"{}\"\nkey = \"{}\"\n",
+            cert.cert.display(),
+            cert.key.display()
+        ),
+    );
+    let out = ringway()
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn check_names_the_bad_key_and_exits_1() {
+    let dir = temp_dir("cli-bad");
+    let cert = write_cert(&dir, "site", &["localhost"]);
+    let other = write_cert(&dir, "other", &["other"]);
+    let cases = [
+        (
+            "unknown key",
+            "[[listener]]\naddress = \"127.0.0.1:0\"\nbackends = [\"127.0.0.1:9\"]\nbogus = 1\n"
+                .to_string(),
+            "bogus",
+        ),
+        (
+            "bad address",
+            format!(
+                "[[listener]]\naddress = \"127.0.0.1:0\"\nbackends = [\"nope\"]\n\
+                 [[listener.certificate]]\ncert = \"{}\"\nkey = \"{}\"\n",
+                cert.cert.display(),
+                cert.key.display()
+            ),
+            "listener[0].backends[0]",
+        ),
+        (
+            "missing key file",
+            format!(
+                "[[listener]]\naddress = \"127.0.0.1:0\"\nbackends = [\"127.0.0.1:9\"]\n\
+                 [[listener.certificate]]\ncert = \"{}\"\nkey = \"{}/missing.key\"\n",
+                cert.cert.display(),
+                dir.display()
+            ),
+            "listener[0].certificate[0].key",
+        ),
+        (
+            "cert/key mismatch",
+            format!(
+                "[[listener]]\naddress = \"127.0.0.1:0\"\nbackends = [\"127.0.0.1:9\"]\n\
+                 [[listener.certificate]]\ncert = \"{}\"\nkey = \"{}\"\n",
+                cert.cert.display(),
+                other.key.display()
+            ),
+            "listener[0].certificate[0]",
+        ),
+        (
+            "unreadable key",
+            format!(
+                "[[listener]]\naddress = \"127.0.0.1:0\"\nbackends = [\"127.0.0.1:9\"]\n\
+                 [[listener.certificate]]\ncert = \"{}\"\nkey = \"{}\"\n",
+                cert.cert.display(),
+                cert.cert.display()
+            ),
+            "listener[0].certificate[0].key",
+        ),
+    ];
+    for (name, body, key) in cases {
+        let config = write_config(&dir, &body);
+        let out = ringway()
+            .args(["check", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key), "{name}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{name}: not one line: {err}");
+    }
+}
+
+#[test]
+fn address_in_use_is_one_clear_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = temp_dir("cli-inuse");
+    let cert = write_cert(&dir, "site", &["localhost"]);
+    let out = ringway()
+        .args([
+            "run",
+            "--listen",
+            &addr.to_string(),
+            "--backend",
+            "127.0.0.1:9",
+        ])
+        .arg("--cert")
+        .arg(&cert.cert)
+        .arg("--key")
+        .arg(&cert.key)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("address already in use"), "{err}");
+}
+
+#[test]
+fn quick_start_flags_serve_traffic() {
+    let b1 = Backend::start("q1");
+    let b2 = Backend::start("q2");
+    let dir = temp_dir("cli-quick");
+    let cert = write_cert(&dir, "site", &["localhost"]);
+    let mut child = ringway()
+        .args(["run", "--listen", "127.0.0.1:0", "--workers", "2"])
+        .args([
+            "--backend",
+            &b1.addr.to_string(),
+            "--backend",
+            &b2.addr.to_string(),
+        ])
+        .arg("--cert")
+        .arg(&cert.cert)
+        .arg("--key")
+        .arg(&cert.key)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("ringway started") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("startup line");
+    assert!(line.contains("workers=2"), "{line}");
+    let addr: std::net::SocketAddr = line
+        .split("listeners=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .expect("listen address");
+    let mut c = Client::connect(addr, Some("localhost"));
+    let seen: Vec<String> = (0..4)
+        .map(|_| c.get("/").header("x-backend").unwrap().to_string())
+        .collect();
+    assert!(
+        seen.contains(&"q1".to_string()) && seen.contains(&"q2".to_string()),
+        "{seen:?}"
+    );
+    signal(child.id(), "TERM");
+    let status = child.wait().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn demo_serves_https_with_demo_backends() {
+    let mut child = ringway()
+        .args(["demo", "--listen", "127.0.0.1:0", "--workers", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("demo banner");
+    let addr: std::net::SocketAddr = line
+        .split("https://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let try_line = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(
+        try_line.contains("curl -k https://localhost:"),
+        "{try_line}"
+    );
+    let mut c = Client::connect(addr, Some("localhost"));
+    let first = c.get("/");
+    let second = c.get("/");
+    assert_eq!(first.status, 200);
+    assert!(
+        first.text().starts_with("hello from demo backend"),
+        "{}",
+        first.text()
+    );
+    assert!(
+        first.text().contains("X-Forwarded-For: 127.0.0.1"),
+        "{}",
+        first.text()
+    );
+    assert_ne!(first.text().lines().next(), second.text().lines().next());
+    signal(child.id(), "TERM");
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn help_works_on_every_command() {
+    for args in [
+        &["--help"][..],
+        &["run", "--help"],
+        &["check", "--help"],
+        &["demo", "--help"],
+    ] {
+        let out = ringway().args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{args:?}"
+        );
+    }
+}
