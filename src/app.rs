@@ -194,7 +194,50 @@ fn plan_from(config: &Config, listeners: Vec<ListenerPlan>, backends: Vec<Socket
     }
 }
 
+/// Raises the open-files limit as far as allowed and warns about limits that stay too low.
+fn check_limits(plan: &Plan) {
+    use crate::runtime::rlimits;
+    let workers = plan.workers as u64;
+    let connections = workers.saturating_mul(plan.max_connections as u64);
+    let pooled = workers
+        .saturating_mul(plan.backends.len() as u64)
+        .saturating_mul(plan.pool_max_idle as u64);
+    let listeners = workers.saturating_mul(plan.listeners.len() as u64);
+    let needed = rlimits::files_needed(connections, pooled, listeners);
+    match rlimits::ensure_open_files(needed) {
+        Ok(limit) if limit.after < limit.needed => tracing::warn!(
+            "open files limit is {} but {} connections per worker x {} workers may need {}: \
+             raise `ulimit -n` (systemd: LimitNOFILE={}) or lower limits.connections_per_worker",
+            limit.after,
+            plan.max_connections,
+            plan.workers,
+            limit.needed,
+            limit.needed
+        ),
+        Ok(limit) if limit.after > limit.before => tracing::debug!(
+            "raised the open files limit from {} to {}",
+            limit.before,
+            limit.after
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot read or raise the open files limit: {e}"),
+    }
+    if rlimits::kernel_counts_uring_memlock() {
+        let ring_bytes = (plan.ring.buffers as u64 * plan.ring.buffer_len as u64)
+            .saturating_add(u64::from(plan.ring.entries) * 64 * 5)
+            .saturating_mul(workers);
+        match rlimits::memlock_limit() {
+            Ok(limit) if limit < ring_bytes => tracing::warn!(
+                "locked memory limit is {limit} bytes but the io_uring rings need about \
+                 {ring_bytes} on this kernel: raise `ulimit -l` (systemd: LimitMEMLOCK=infinity)"
+            ),
+            _ => {}
+        }
+    }
+}
+
 fn serve(plan: Plan, on_started: impl FnOnce(&[SocketAddr])) -> Result<(), AppError> {
+    check_limits(&plan);
     let workers = plan.workers;
     let backends = plan.backends.clone();
     let server = Server::start(plan)?;

@@ -10,6 +10,7 @@
 pub mod buffers;
 pub mod listener;
 pub mod recv;
+pub mod rlimits;
 mod worker;
 
 use std::net::SocketAddr;

@@ -435,6 +435,8 @@ fn serve_backend(
     raw: Arc<Mutex<Vec<u8>>>,
     handler: Handler,
 ) -> io::Result<()> {
+    // Handlers answer with several small writes: no Nagle delay between them.
+    stream.set_nodelay(true)?;
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     while let Some(req) = read_request(&mut reader)? {
