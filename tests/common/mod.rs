@@ -137,7 +137,11 @@ impl Proxy {
                 panic!("ringway did not start: {}", log.lock().unwrap());
             }
         };
-        let addr = parse_listen(&line).unwrap_or_else(|| panic!("no address in {line:?}"));
+        let Some(addr) = parse_listen(&line) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no address in {line:?}");
+        };
         Proxy {
             child,
             addr,
