@@ -10,6 +10,8 @@ pub mod app;
 pub mod balance;
 pub mod config;
 pub mod demo;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http1;
 pub mod proxy;
 pub mod runtime;

@@ -1,0 +1,224 @@
+//! Framing invariants of the sans-IO parsers, as executable checks.
+//!
+//! Owns the properties the fuzz targets (`fuzz/`, run by `scripts/fuzz.sh`) assert, so that the
+//! same checks replay saved crash inputs as ordinary unit tests. Each check panics when an
+//! invariant breaks; none does I/O.
+//!
+//! The invariants: never a panic on any input; a message is never read two ways (parsing a
+//! whole buffer and parsing any prefix of it agree; a body fed whole or in pieces ends at the
+//! same byte with the same result); a parsed head, re-serialized, parses back to the same
+//! method, target, host, status and framing.
+
+#![forbid(unsafe_code)]
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::http1::{
+    Advance, BodyDecoder, BodyError, BodyKind, Forwarding, Limits, Method, Parsed, RequestHead,
+    ResponseHead, parse_request, parse_response, write_request_head, write_response_head,
+};
+
+/// Cut points checked for prefix agreement: all of them for short inputs, a spread otherwise.
+fn cut_points(len: usize) -> impl Iterator<Item = usize> {
+    let step = (len / 64).max(1);
+    (0..len).step_by(step)
+}
+
+/// Request heads: prefixes agree with the whole, and a re-serialized head reads back the same.
+pub fn check_request_head(data: &[u8]) {
+    let limits = Limits::default();
+    let mut head = RequestHead::new();
+    let whole = parse_request(data, &limits, &mut head);
+    let complete = matches!(whole, Ok(Parsed::Complete));
+    let mut prefix = RequestHead::new();
+    for cut in cut_points(data.len()) {
+        if let Ok(Parsed::Complete) = parse_request(&data[..cut], &limits, &mut prefix) {
+            assert!(
+                complete,
+                "a prefix of {cut} bytes is a complete head but the whole is not"
+            );
+            assert_eq!(prefix.head_len, head.head_len, "two readings of one head");
+            assert_eq!(prefix.body, head.body, "two framings of one head");
+        }
+    }
+    if !complete {
+        return;
+    }
+    assert!(head.head_len <= data.len());
+    let mut out = Vec::new();
+    let fwd = Forwarding {
+        client_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+        proto: "https",
+    };
+    write_request_head(data, &head, &fwd, &mut out);
+    let mut again = RequestHead::new();
+    let relaxed = Limits {
+        max_head: usize::MAX / 2,
+        max_request_line: usize::MAX / 2,
+        max_headers: crate::http1::MAX_STACK_HEADERS,
+        ..limits
+    };
+    match parse_request(&out, &relaxed, &mut again) {
+        Ok(Parsed::Complete) => {}
+        other => panic!(
+            "re-serialized head does not parse: {other:?}\n{}",
+            String::from_utf8_lossy(&out)
+        ),
+    }
+    assert_eq!(
+        again.head_len,
+        out.len(),
+        "re-serialized head has trailing bytes"
+    );
+    assert_eq!(again.method, head.method);
+    assert_eq!(
+        again.method_bytes(&out),
+        head.method_bytes(data),
+        "method changed"
+    );
+    assert_eq!(again.path(&out), head.path(data), "target changed");
+    assert!(
+        again.host(&out).eq_ignore_ascii_case(head.host(data)),
+        "host changed"
+    );
+    assert_eq!(again.body, head.body, "framing changed");
+    // The body after the head decodes without panicking.
+    let _ = run_body(head.body, &limits, &[&data[head.head_len..]]);
+}
+
+/// Response heads: prefixes agree with the whole, and a re-serialized head reads back the same.
+pub fn check_response_head(data: &[u8]) {
+    let Some((&selector, data)) = data.split_first() else {
+        return;
+    };
+    let method = if selector & 1 == 0 {
+        Method::Get
+    } else {
+        Method::Head
+    };
+    let limits = Limits::default();
+    let mut head = ResponseHead::new();
+    let whole = parse_response(data, &limits, method, &mut head);
+    let complete = matches!(whole, Ok(Parsed::Complete));
+    let mut prefix = ResponseHead::new();
+    for cut in cut_points(data.len()) {
+        if let Ok(Parsed::Complete) = parse_response(&data[..cut], &limits, method, &mut prefix) {
+            assert!(
+                complete,
+                "a prefix of {cut} bytes is a complete head but the whole is not"
+            );
+            assert_eq!(prefix.head_len, head.head_len, "two readings of one head");
+            assert_eq!(prefix.body, head.body, "two framings of one head");
+            assert_eq!(prefix.status, head.status);
+        }
+    }
+    if !complete || head.status < 200 {
+        return;
+    }
+    let mut out = Vec::new();
+    let keep = selector & 2 == 0;
+    write_response_head(data, &head, keep, false, &mut out);
+    let mut again = ResponseHead::new();
+    let relaxed = Limits {
+        max_head: usize::MAX / 2,
+        max_request_line: usize::MAX / 2,
+        max_headers: crate::http1::MAX_STACK_HEADERS,
+        ..limits
+    };
+    match parse_response(&out, &relaxed, method, &mut again) {
+        Ok(Parsed::Complete) => {}
+        other => panic!(
+            "re-serialized head does not parse: {other:?}\n{}",
+            String::from_utf8_lossy(&out)
+        ),
+    }
+    assert_eq!(again.head_len, out.len());
+    assert_eq!(again.status, head.status);
+    assert_eq!(again.body, head.body, "framing changed");
+    let _ = run_body(head.body, &limits, &[&data[head.head_len..]]);
+}
+
+/// What decoding a body produced: bytes consumed, whether it ended, and the payload.
+type BodyOutcome = Result<(usize, bool, Vec<u8>), BodyError>;
+
+fn run_body(kind: BodyKind, limits: &Limits, pieces: &[&[u8]]) -> BodyOutcome {
+    let mut decoder = BodyDecoder::new(kind, limits);
+    let mut consumed = 0;
+    let mut payload = Vec::new();
+    if decoder.is_done() {
+        return Ok((0, true, payload));
+    }
+    for piece in pieces {
+        let Advance { consumed: n, done } = decoder.decode(piece, &mut payload)?;
+        assert!(n <= piece.len(), "consumed more than given");
+        consumed += n;
+        if done {
+            assert!(decoder.is_done());
+            return Ok((consumed, true, payload));
+        }
+        assert_eq!(n, piece.len(), "stopped early without ending the body");
+    }
+    Ok((consumed, false, payload))
+}
+
+/// Chunked bodies: whole, byte by byte, and split in two give the same result.
+pub fn check_chunked(data: &[u8]) {
+    let Some((&split, body)) = data.split_first() else {
+        return;
+    };
+    let limits = Limits {
+        max_body: 1 << 20,
+        max_trailer: 1024,
+        ..Limits::default()
+    };
+    let whole = run_body(BodyKind::Chunked, &limits, &[body]);
+    let bytes: Vec<&[u8]> = body.chunks(1).collect();
+    let bytewise = run_body(BodyKind::Chunked, &limits, &bytes);
+    let at = usize::from(split) * body.len() / 255;
+    let halves = run_body(BodyKind::Chunked, &limits, &[&body[..at], &body[at..]]);
+    assert_eq!(whole, bytewise, "byte-by-byte reading differs");
+    assert_eq!(whole, halves, "reading split at {at} differs");
+    // `advance` (verbatim relay) ends at the same byte as `decode`.
+    let mut decoder = BodyDecoder::new(BodyKind::Chunked, &limits);
+    let relayed = decoder.advance(body).map(|a| (a.consumed, a.done));
+    assert_eq!(relayed, whole.map(|(n, done, _)| (n, done)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Replays every saved input under fuzz/regressions/<target>/.
+    #[test]
+    fn saved_fuzz_inputs_hold_the_invariants() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+        let targets: [(&str, fn(&[u8])); 3] = [
+            ("request_head", check_request_head),
+            ("chunked", check_chunked),
+            ("response_head", check_response_head),
+        ];
+        for (target, check) in targets {
+            let Ok(dir) = std::fs::read_dir(root.join(target)) else {
+                continue;
+            };
+            for entry in dir.flatten() {
+                if entry.path().extension().is_some_and(|e| e == "md") {
+                    continue;
+                }
+                let data = std::fs::read(entry.path()).unwrap();
+                check(&data);
+            }
+        }
+    }
+
+    #[test]
+    fn checks_hold_on_ordinary_messages() {
+        check_request_head(b"POST /a?b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+        check_request_head(
+            b"GET http://h:8/p HTTP/1.1\r\nHost: h:8\r\nConnection: x, close\r\nX: y\r\n\r\n",
+        );
+        check_response_head(b"\x00HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        check_response_head(b"\x01HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        check_chunked(b"\x80a;x=\"y\"\r\n0123456789\r\n0\r\nT: v\r\n\r\nnext");
+    }
+}
