@@ -192,7 +192,8 @@ mod tests {
     #[test]
     fn saved_fuzz_inputs_hold_the_invariants() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
-        let targets: [(&str, fn(&[u8])); 3] = [
+        type Check = fn(&[u8]);
+        let targets: [(&str, Check); 3] = [
             ("request_head", check_request_head),
             ("chunked", check_chunked),
             ("response_head", check_response_head),
