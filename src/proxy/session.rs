@@ -34,12 +34,15 @@ use crate::http1::{
     ResponseHead,
 };
 use crate::runtime::buffers::{self, LazyBuf};
-use crate::runtime::recv::recv_with;
+use crate::runtime::recv::{recv_owned, recv_with};
 use crate::upstream::{self, BackendConn};
 
 use super::error::ProxyError;
 use super::tls_conn::TlsConn;
 use super::{Context, ListenerCtx};
+
+/// Bytes read from a backend at once while a response body is relayed.
+const BODY_READ: usize = 64 * 1024;
 
 /// Serves one accepted client connection until it closes.
 pub async fn serve(ctx: Rc<Context>, listener: Rc<ListenerCtx>, tcp: TcpStream, peer: SocketAddr) {
@@ -428,22 +431,23 @@ impl Session {
         let outcome = async {
             relayed?;
             flush(&self.conn, idle).await?;
+            // One large read per wake-up while the body flows: fewer, larger kernel operations.
+            let mut body_buf = LazyBuf::new(BODY_READ);
             while !decoder.is_done() {
-                let received = timeout(
-                    idle,
-                    recv_with(&bconn.stream, |bytes| {
+                let read = timeout(idle, recv_owned(&bconn.stream, body_buf.take_vec())).await;
+                let Ok((res, buf)) = read else {
+                    return Err(ProxyError::BackendStalled);
+                };
+                body_buf.put_vec(buf);
+                match res {
+                    Err(e) => return Err(ProxyError::BackendRead(e)),
+                    Ok(0) if decoder.is_close_delimited() => break,
+                    Ok(0) => return Err(ProxyError::BackendClosedMidBody),
+                    Ok(_) => {
+                        let bytes = body_buf.bytes();
                         let n = relay_body_bytes(&self.conn, &mut decoder, &mut dechunk, bytes)?;
                         extra |= bytes.len() > n;
-                        Ok::<(), ProxyError>(())
-                    }),
-                )
-                .await;
-                match received {
-                    Err(_) => return Err(ProxyError::BackendStalled),
-                    Ok(Err(e)) => return Err(ProxyError::BackendRead(e)),
-                    Ok(Ok(None)) if decoder.is_close_delimited() => break,
-                    Ok(Ok(None)) => return Err(ProxyError::BackendClosedMidBody),
-                    Ok(Ok(Some(relayed))) => relayed?,
+                    }
                 }
                 flush(&self.conn, idle).await?;
             }

@@ -41,3 +41,12 @@ pub async fn recv_with<R>(
         Err(e) => Err(e),
     }
 }
+
+/// Receives once into the spare capacity of an owned buffer (for a body being relayed, where
+/// one large read replaces several pool-sized ones); returns the byte count, 0 at end of stream.
+pub async fn recv_owned(stream: &TcpStream, mut buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+    buf.clear();
+    let mut s = stream;
+    let BufResult(res, buf) = s.read(buf).await;
+    (res, buf)
+}
