@@ -53,8 +53,19 @@ pub async fn serve(ctx: Rc<Context>, listener: Rc<ListenerCtx>, tcp: TcpStream, 
             return;
         }
     };
-    let mut inbuf = LazyBuf::new(4096);
-    match timeout(ctx.timeouts.handshake, conn.handshake(&mut inbuf)).await {
+    // Built before the handshake so the task holds one copy of the TLS state, not two.
+    let mut session = Session {
+        ctx,
+        listener,
+        conn,
+        peer,
+        inbuf: LazyBuf::new(4096),
+        rbuf: LazyBuf::new(4096),
+        head: RequestHead::new(),
+        rhead: ResponseHead::new(),
+    };
+    let handshake = session.conn.handshake(&mut session.inbuf);
+    match timeout(session.ctx.timeouts.handshake, handshake).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::debug!(%peer, "TLS handshake failed: {e}");
@@ -65,16 +76,6 @@ pub async fn serve(ctx: Rc<Context>, listener: Rc<ListenerCtx>, tcp: TcpStream, 
             return;
         }
     }
-    let mut session = Session {
-        ctx,
-        listener,
-        conn,
-        peer,
-        inbuf,
-        rbuf: LazyBuf::new(4096),
-        head: RequestHead::new(),
-        rhead: ResponseHead::new(),
-    };
     session.run().await;
 }
 
@@ -119,7 +120,9 @@ impl Session {
             }
             let counters = &self.ctx.counters;
             counters.in_flight.set(counters.in_flight.get() + 1);
-            let keep = self.exchange().await;
+            // Boxed: the exchange's state (backend I/O, timers, upload and relay) exists only
+            // while a request is in flight, so an idle connection's task stays small.
+            let keep = Box::pin(self.exchange()).await;
             let counters = &self.ctx.counters;
             counters.in_flight.set(counters.in_flight.get() - 1);
             counters.requests.set(counters.requests.get() + 1);
@@ -151,10 +154,10 @@ impl Session {
             } else if self.ctx.draining.get() {
                 return HeadRead::Closed;
             }
-            let read = match deadline {
-                None => timeout(timeouts.keepalive, self.conn.read_plain(&mut self.inbuf)).await,
-                Some(at) => timeout_at(at, self.conn.read_plain(&mut self.inbuf)).await,
-            };
+            // Idle between requests: the keep-alive timeout; once a byte of the head has
+            // arrived: the request-head deadline.
+            let at = deadline.unwrap_or_else(|| Instant::now() + timeouts.keepalive);
+            let read = timeout_at(at, self.conn.read_plain(&mut self.inbuf)).await;
             match read {
                 Ok(Ok(0)) | Ok(Err(_)) => return HeadRead::Closed,
                 Ok(Ok(_)) => {}
@@ -599,5 +602,58 @@ async fn upload_body(
                 Ok(Ok(_)) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::proxy::Timeouts;
+    use crate::upstream::ConnPool;
+
+    /// An idle connection costs its task's future plus the TLS state: keep the future small
+    /// (the request exchange is boxed and exists only while a request is in flight).
+    #[test]
+    fn idle_connection_task_stays_small() {
+        let rt = compio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let _client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (s, peer) = l.accept().unwrap();
+            let tcp = TcpStream::from_std(s).unwrap();
+            let cert = crate::tls::self_signed(&["localhost"]).unwrap();
+            let key = crate::tls::certified_key_from_der(cert.chain, cert.key).unwrap();
+            let tls = crate::tls::server_config(vec![key], &Default::default(), None).unwrap();
+            let listener = Rc::new(ListenerCtx {
+                tls,
+                backends: vec![],
+                balancer: Default::default(),
+            });
+            let second = Duration::from_secs(1);
+            let ctx = Rc::new(Context {
+                backends: vec![],
+                listeners: vec![],
+                pool: RefCell::new(ConnPool::new(0, 0, second)),
+                limits: Limits::default(),
+                timeouts: Timeouts {
+                    handshake: second,
+                    request_head: second,
+                    keepalive: second,
+                    body: second,
+                    connect: second,
+                    response: second,
+                },
+                max_connections: 1,
+                draining: Default::default(),
+                counters: Default::default(),
+            });
+            let task = serve(ctx, listener, tcp, peer);
+            let size = std::mem::size_of_val(&task);
+            assert!(size <= 4096, "connection task is {size} bytes");
+        });
     }
 }

@@ -43,7 +43,7 @@ impl Default for RingConfig {
     fn default() -> Self {
         Self {
             entries: 4096,
-            buffers: 512,
+            buffers: 256,
             buffer_len: 16 * 1024,
         }
     }
