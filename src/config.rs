@@ -148,7 +148,7 @@ pub struct LimitsConfig {
     pub body: u64,
     /// Bytes of chunked trailer fields. Default 8192.
     pub trailer: usize,
-    /// Open client connections per worker; beyond it new connections wait in the backlog.
+    /// Open client connections per worker; beyond it new connections are closed at accept.
     /// Default 10000.
     pub connections_per_worker: usize,
 }
