@@ -194,8 +194,9 @@ fn plan_from(config: &Config, listeners: Vec<ListenerPlan>, backends: Vec<Socket
     }
 }
 
-/// Raises the open-files limit as far as allowed and warns about limits that stay too low.
-fn check_limits(plan: &Plan) {
+/// Raises the open-files limit as far as allowed; when it stays below what the connection cap
+/// needs, lowers the cap to what fits (as HAProxy derives maxconn from `ulimit -n`) and says so.
+fn check_limits(plan: &mut Plan) {
     use crate::runtime::rlimits;
     let workers = plan.workers as u64;
     let connections = workers.saturating_mul(plan.max_connections as u64);
@@ -205,15 +206,25 @@ fn check_limits(plan: &Plan) {
     let listeners = workers.saturating_mul(plan.listeners.len() as u64);
     let needed = rlimits::files_needed(connections, pooled, listeners);
     match rlimits::ensure_open_files(needed) {
-        Ok(limit) if limit.after < limit.needed => tracing::warn!(
-            "open files limit is {} but {} connections per worker x {} workers may need {}: \
-             raise `ulimit -n` (systemd: LimitNOFILE={}) or lower limits.connections_per_worker",
-            limit.after,
-            plan.max_connections,
-            plan.workers,
-            limit.needed,
-            limit.needed
-        ),
+        Ok(limit) if limit.after < limit.needed => {
+            let spare = limit
+                .after
+                .saturating_sub(rlimits::files_needed(0, pooled, listeners));
+            let fits = usize::try_from(spare / 2 / workers.max(1)).unwrap_or(usize::MAX);
+            let configured = plan.max_connections;
+            plan.max_connections = fits.clamp(1, configured);
+            let message = format!(
+                "open files limit {} allows {} client connections per worker \
+                 (limits.connections_per_worker = {configured}); raise `ulimit -n` \
+                 (systemd: LimitNOFILE={}) to allow more",
+                limit.after, plan.max_connections, limit.needed
+            );
+            if plan.max_connections < 256 {
+                tracing::warn!("{message}");
+            } else {
+                tracing::info!("{message}");
+            }
+        }
         Ok(limit) if limit.after > limit.before => tracing::debug!(
             "raised the open files limit from {} to {}",
             limit.before,
@@ -236,8 +247,8 @@ fn check_limits(plan: &Plan) {
     }
 }
 
-fn serve(plan: Plan, on_started: impl FnOnce(&[SocketAddr])) -> Result<(), AppError> {
-    check_limits(&plan);
+fn serve(mut plan: Plan, on_started: impl FnOnce(&[SocketAddr])) -> Result<(), AppError> {
+    check_limits(&mut plan);
     let workers = plan.workers;
     let backends = plan.backends.clone();
     let server = Server::start(plan)?;
@@ -281,7 +292,10 @@ fn serve(plan: Plan, on_started: impl FnOnce(&[SocketAddr])) -> Result<(), AppEr
 
 fn init_logging(level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // rustls warns per handshake about clients it tolerates (an IP address sent as SNI):
+    // keep its errors only, unless RUST_LOG asks otherwise.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},rustls=error")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

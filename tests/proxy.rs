@@ -378,3 +378,81 @@ fn sigterm_drains_in_flight_request_and_exits_zero() {
     assert_eq!(r.header("connection"), Some("close"));
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn response_racing_the_end_of_an_upload_is_not_lost() {
+    // Like nginx's `return 200` for a POST: the backend answers right after the head, then
+    // reads and discards the body. Its response and the completion of ringway's last upload
+    // write then often arrive together; neither may be dropped.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let _ = s.set_nodelay(true);
+                let mut reader = std::io::BufReader::new(s.try_clone().unwrap());
+                let mut w = s;
+                while let Ok(Some(())) = answer_then_discard(&mut reader, &mut w) {}
+            });
+        }
+    });
+    let proxy = Proxy::start_with(
+        &[addr],
+        ProxyOptions {
+            extra: "[timeouts]\nresponse = \"5s\"\n".into(),
+            ..ProxyOptions::default()
+        },
+    );
+    let body = vec![b'p'; 16 * 1024];
+    for i in 0..60 {
+        let mut c = proxy.client();
+        for j in 0..3 {
+            c.send(
+                format!(
+                    "POST /r{i}-{j} HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+            c.send(&body);
+            let started = std::time::Instant::now();
+            let r = c.read_response("POST").unwrap();
+            assert_eq!(r.status, 200, "connection {i} request {j}");
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "connection {i} request {j} took {:?}",
+                started.elapsed()
+            );
+            if r.header("connection") == Some("close") {
+                // Answered before the whole body arrived: ringway closes; reconnect.
+                c = proxy.client();
+            }
+        }
+    }
+}
+
+/// Reads a request head, answers 200 at once, then reads and discards the body.
+fn answer_then_discard(
+    reader: &mut std::io::BufReader<std::net::TcpStream>,
+    w: &mut std::net::TcpStream,
+) -> std::io::Result<Option<()>> {
+    use std::io::{BufRead, Read};
+    let mut len = 0u64;
+    let mut first = true;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        if line == "\r\n" && !first {
+            break;
+        }
+        first = false;
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+    }
+    w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")?;
+    std::io::copy(&mut reader.take(len), &mut std::io::sink())?;
+    Ok(Some(()))
+}

@@ -344,57 +344,47 @@ impl Session {
             ..
         } = self;
 
-        if !body.is_done() {
-            let mut upload = pin!(upload_body(conn, &bconn.stream, body, inbuf, timeouts.body));
-            loop {
-                let event = {
-                    let head = pin!(read_response_head(
-                        &bconn.stream,
-                        rbuf,
-                        rhead,
-                        method,
-                        limits
-                    ));
-                    match select(upload.as_mut(), head).await {
-                        Either::Left((uploaded, _)) => Either::Left(uploaded),
-                        Either::Right((head, _)) => Either::Right(head),
-                    }
-                };
-                match event {
-                    Either::Left(Ok(())) => break,
-                    Either::Left(Err(e)) | Either::Right(Err(e)) => return Err(e),
-                    Either::Right(Ok(())) => {
-                        if rhead.status >= 200 {
-                            // A final answer before the whole body: the rest is never read.
-                            return Ok(Exchanged {
-                                request_complete: false,
-                            });
-                        }
-                        relay_interim(conn, rbuf, rhead, expect_continue, timeouts.body).await?;
-                    }
-                }
-            }
-        }
-
-        let deadline = Instant::now() + timeouts.response;
+        let mut upload_done = body.is_done();
+        // Polled only while the body is still arriving.
+        let mut upload = pin!(upload_body(conn, &bconn.stream, body, inbuf, timeouts.body));
+        let mut deadline = None;
         loop {
-            match timeout_at(
-                deadline,
-                read_response_head(&bconn.stream, rbuf, rhead, method, limits),
-            )
-            .await
-            {
-                Err(_) => return Err(ProxyError::ResponseTimeout),
-                Ok(Err(e)) => return Err(e),
-                Ok(Ok(())) if rhead.status >= 200 => {
-                    return Ok(Exchanged {
-                        request_complete: true,
-                    });
+            let head_read = {
+                // One head future per response head, kept alive until it completes: dropping
+                // it could discard bytes its receive had already taken from the socket.
+                let mut head = pin!(read_response_head(
+                    &bconn.stream,
+                    rbuf,
+                    rhead,
+                    method,
+                    limits
+                ));
+                loop {
+                    if upload_done {
+                        // The response timeout runs from the end of the request.
+                        let at =
+                            *deadline.get_or_insert_with(|| Instant::now() + timeouts.response);
+                        break match timeout_at(at, head.as_mut()).await {
+                            Err(_) => Err(ProxyError::ResponseTimeout),
+                            Ok(read) => read,
+                        };
+                    }
+                    match select(upload.as_mut(), head.as_mut()).await {
+                        Either::Left((Ok(()), _)) => upload_done = true,
+                        Either::Left((Err(e), _)) => break Err(e),
+                        Either::Right((read, _)) => break read,
+                    }
                 }
-                Ok(Ok(())) => {
-                    relay_interim(conn, rbuf, rhead, expect_continue, timeouts.body).await?;
-                }
+            };
+            head_read?;
+            if rhead.status >= 200 {
+                // A final answer before the whole body means the rest is never read: the
+                // caller then closes both connections.
+                return Ok(Exchanged {
+                    request_complete: upload_done,
+                });
             }
+            relay_interim(conn, rbuf, rhead, expect_continue, timeouts.body).await?;
         }
     }
 

@@ -12,7 +12,7 @@
 //! (the response path owns it), so records are never interleaved.
 
 use std::cell::{Cell, RefCell};
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Write};
 use std::sync::Arc;
 
 use compio::BufResult;
@@ -188,25 +188,22 @@ impl Drop for TlsConn {
 }
 
 fn drain_into(tls: &mut ServerConnection, dst: &mut LazyBuf) -> Result<usize, TlsIoError> {
-    let pending = tls.process_new_packets()?.plaintext_bytes_to_read();
-    if pending == 0 {
-        return Ok(0);
-    }
-    let buf = dst.get();
-    let start = buf.len();
-    buf.resize(start + pending, 0);
-    let mut filled = start;
-    while filled < buf.len() {
-        match tls.reader().read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) => {
-                buf.truncate(filled);
-                return Err(e.into());
+    let mut total = 0;
+    let mut reader = tls.reader();
+    loop {
+        // Copy straight out of rustls's plaintext chunks: no zero-filled staging buffer.
+        let n = match reader.fill_buf() {
+            Ok([]) => break,
+            Ok(chunk) => {
+                dst.get().extend_from_slice(chunk);
+                chunk.len()
             }
-        }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e.into()),
+        };
+        reader.consume(n);
+        total += n;
     }
-    buf.truncate(filled);
-    Ok(filled - start)
+    Ok(total)
 }

@@ -43,8 +43,9 @@ impl Default for RingConfig {
     fn default() -> Self {
         Self {
             entries: 4096,
-            buffers: 256,
-            buffer_len: 16 * 1024,
+            buffers: 128,
+            // Two full TLS records: a 16 KiB upload with its head arrives in one receive.
+            buffer_len: 32 * 1024,
         }
     }
 }

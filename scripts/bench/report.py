@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Summarizes scripts/bench.sh's raw.csv: medians over rounds per scenario and proxy.
+
+Writes summary.csv, summary.md (markdown tables, also what bench.sh prints) and chart.dat
+(the data for chart.gp: one block per scenario, rows "proxy cpu_us_per_req color").
+"""
+import argparse
+import csv
+import statistics
+import sys
+from pathlib import Path
+
+COLORS = {"ringway": 1, "nginx": 2, "haproxy": 3}
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def num(s):
+    try:
+        return float(s)
+    except (TypeError, ValueError):
+        return None
+
+
+def fmt_ms(us):
+    if us is None:
+        return "-"
+    ms = us / 1000
+    return f"{ms:.2f} ms" if ms < 10 else f"{ms:.1f} ms"
+
+
+def fmt(v, spec, suffix=""):
+    return "-" if v is None else format(v, spec) + suffix
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--raw", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--meta")
+    ap.add_argument("--proxies", default="ringway,nginx,haproxy")
+    ap.add_argument("--scenarios", default="get1k,get64k,handshake,post16k")
+    a = ap.parse_args()
+    out = Path(a.out)
+    proxies = a.proxies.split(",")
+    scenarios = a.scenarios.split(",")
+
+    with open(a.raw, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        sys.exit("report: raw.csv has no rows")
+
+    summary = {}
+    for scen in scenarios:
+        for p in proxies:
+            rs = [r for r in rows if r["scenario"] == scen and r["proxy"] == p]
+            if not rs:
+                continue
+            notes = sorted({r["note"] for r in rs if r["note"]})
+            summary[(scen, p)] = {
+                "rounds": len(rs),
+                "rps": med(num(r["rps"]) for r in rs),
+                "p50": med(num(r["lat_p50_us"]) for r in rs),
+                "p99": med(num(r["lat_p99_us"]) for r in rs),
+                "errors": sum(int(num(r["errors"]) or 0) for r in rs),
+                "requests": sum(int(num(r["requests"]) or 0) for r in rs),
+                "cpu": med(num(r["cpu_us_per_req"]) for r in rs),
+                "pct": med(num(r["proxy_cpu_pct"]) for r in rs),
+                "other": med(num(r["core_other_pct"]) for r in rs),
+                "apr": med(num(r["accepts_per_req"]) for r in rs),
+                "notes": "; ".join(notes),
+            }
+    for (scen, p), s in summary.items():
+        rw = summary.get((scen, "ringway"), {}).get("cpu")
+        s["ratio"] = rw / s["cpu"] if rw and s["cpu"] else None
+
+    with open(out / "summary.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["scenario", "proxy", "rounds", "requests_total", "rps_median",
+                    "lat_p50_us_median", "lat_p99_us_median", "errors_total",
+                    "cpu_us_per_req_median", "proxy_cpu_pct_median", "core_other_pct_median",
+                    "accepts_per_req_median", "ringway_cpu_per_req_ratio", "notes"])
+        for (scen, p), s in summary.items():
+            w.writerow([scen, p, s["rounds"], s["requests"], fmt(s["rps"], ".1f"),
+                        fmt(s["p50"], ".0f"), fmt(s["p99"], ".0f"), s["errors"],
+                        fmt(s["cpu"], ".2f"), fmt(s["pct"], ".1f"), fmt(s["other"], ".1f"),
+                        fmt(s["apr"], ".3f"), fmt(s["ratio"], ".3f"), s["notes"]])
+
+    rounds = max(s["rounds"] for s in summary.values())
+    md = ["# ringway vs nginx vs HAProxy: TLS-terminating proxy, one core each", ""]
+    if a.meta and Path(a.meta).exists():
+        for line in Path(a.meta).read_text().splitlines():
+            if ":" in line and not line.split(":", 1)[0] in scenarios:
+                md.append(f"- {line}")
+        md.append("")
+    md += [
+        f"Medians over {rounds} round(s); errors are summed over the rounds. "
+        "CPU µs/req: the proxy's utime+stime (all its processes and threads) over requests "
+        "served. Proxy CPU: % of one core during the run; well below 100% means the client "
+        "(wrk, sharing its core with the backend) was the limit, not the proxy, so req/s and "
+        "latency then compare the client more than the proxies. Other load on its core: the "
+        "busy time of the proxy's core not spent in the proxy (softirq, other processes on a "
+        "shared machine); high values mean a noisy measurement. New conns/req: TCP connections "
+        "accepted on the machine per request (about 1 in handshake, about 0 with keep-alive).",
+        "",
+        "| scenario | proxy | req/s | p50 | p99 | errors | CPU µs/req | proxy CPU | "
+        "other load on its core | new conns/req |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for (scen, p), s in summary.items():
+        md.append(f"| {scen} | {p} | {fmt(s['rps'], ',.0f')} | {fmt_ms(s['p50'])} | "
+                  f"{fmt_ms(s['p99'])} | {s['errors']} | {fmt(s['cpu'], '.1f')} | "
+                  f"{fmt(s['pct'], '.0f', '%')} | {fmt(s['other'], '.0f', '%')} | "
+                  f"{fmt(s['apr'], '.2f')} |")
+    others = [p for p in proxies if p != "ringway"]
+    if "ringway" in proxies and others:
+        md += ["", "ringway's CPU per request relative to the others (below 1.00: ringway "
+               "uses less CPU per request):", "",
+               "| scenario | " + " | ".join(f"ringway ÷ {p}" for p in others) + " |",
+               "|---|" + "--:|" * len(others)]
+        for scen in scenarios:
+            if (scen, "ringway") not in summary:
+                continue
+            cells = [fmt(summary.get((scen, p), {}).get("ratio"), ".2f") for p in others]
+            md.append(f"| {scen} | " + " | ".join(cells) + " |")
+    notes = [(k, s["notes"]) for k, s in summary.items() if s["notes"]]
+    if notes:
+        md += ["", "Notes:"] + [f"- {scen}/{p}: {n}" for (scen, p), n in notes]
+    (out / "summary.md").write_text("\n".join(md) + "\n")
+
+    with open(out / "chart.dat", "w") as f:
+        for scen in scenarios:
+            f.write(f"# {scen}\n")
+            for p in proxies:
+                s = summary.get((scen, p))
+                cpu = s["cpu"] if s and s["cpu"] is not None else 0
+                f.write(f"{p} {cpu:.2f} {COLORS.get(p, 4)}\n")
+            f.write("\n\n")
+
+
+if __name__ == "__main__":
+    main()
