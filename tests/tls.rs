@@ -160,3 +160,34 @@ fn sessions_resume_across_workers() {
     resumes(&proxy, &rustls::version::TLS13);
     resumes(&proxy, &rustls::version::TLS12);
 }
+
+#[test]
+fn oversized_client_hellos_are_refused() {
+    let b = Backend::start("b");
+    let proxy = Proxy::start(&[b.addr]);
+    // A record longer than TLS allows (2^14 + 2048 bytes of ciphertext at most).
+    let mut too_long_record = vec![0x16, 0x03, 0x01, 0x48, 0x01];
+    too_long_record.extend(std::iter::repeat_n(0u8, 0x4801));
+    // A ClientHello that claims 1 MiB, sent as a stream of valid-sized records.
+    let mut huge_hello = Vec::new();
+    let mut first = vec![0x01, 0x10, 0x00, 0x00];
+    first.extend(std::iter::repeat_n(0x41u8, 16380));
+    huge_hello.extend_from_slice(&[0x16, 0x03, 0x01, 0x40, 0x00]);
+    huge_hello.extend_from_slice(&first);
+    for _ in 0..6 {
+        huge_hello.extend_from_slice(&[0x16, 0x03, 0x01, 0x40, 0x00]);
+        huge_hello.extend(std::iter::repeat_n(0x41u8, 0x4000));
+    }
+    for (name, input) in [("record too long", too_long_record), ("1 MiB ClientHello", huge_hello)] {
+        let mut s = TcpStream::connect(proxy.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let start = std::time::Instant::now();
+        let _ = s.write_all(&input);
+        let mut reply = Vec::new();
+        let _ = s.read_to_end(&mut reply);
+        assert!(start.elapsed() < Duration::from_secs(4), "{name}: not closed quickly");
+        assert!(reply.is_empty() || reply[0] == 0x15, "{name}: {reply:?}");
+    }
+    assert_eq!(proxy.client().get("/").status, 200);
+    assert_eq!(b.received().len(), 1);
+}

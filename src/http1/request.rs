@@ -40,8 +40,7 @@ pub struct RequestHead {
     /// Used instead of `path` when an absolute-form target has an empty path: "/" or "*"
     /// (RFC 9112 §3.2.4 for OPTIONS).
     path_override: Option<&'static [u8]>,
-    /// The authority: from an absolute-form target if any, else the Host field; empty only for
-    /// an HTTP/1.0 request without Host.
+    /// The authority: from an absolute-form target if any, else the Host field.
     host: Span,
     /// The target was in absolute-form: `host` came from it.
     absolute: bool,
@@ -89,7 +88,7 @@ impl RequestHead {
     }
 
     /// The request's authority (`host[:port]`), as received: the absolute-form target's
-    /// authority when present, else the Host field value. Empty for HTTP/1.0 without Host.
+    /// authority when present, else the Host field value.
     /// Not normalized (case, trailing dot, default port): routing compares it itself.
     pub fn host<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
         self.host.get(buf)
@@ -123,7 +122,7 @@ impl RequestHead {
 /// `Ok(Complete)`: `head` describes the request; its body starts at `head.head_len`.
 /// `Err(e)`: answer `e.status()` and close. `head` is unspecified after `Partial` or `Err`.
 ///
-/// Host (RFC 9112 §3.2): exactly one valid Host field on HTTP/1.1, at most one on HTTP/1.0.
+/// Host (RFC 9112 §3.2): exactly one valid Host field, on HTTP/1.0 too (it is forwarded as 1.1).
 /// With an absolute-form target the host is the target's authority and a missing Host field
 /// is tolerated (a present one must still be single and valid).
 ///
@@ -328,10 +327,11 @@ fn check_fields(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Result<(
         return Err(HeadError::ContentLengthWithTransferEncoding.into());
     }
     // An absolute-form target already set the host; the Host field is then only validated.
+    // HTTP/1.0 does not require Host (RFC 9112 §3.2 is for 1.1), but ringway forwards every
+    // request as HTTP/1.1, which does: without one there is nothing valid to forward.
     if !head.absolute {
         match host_field {
             Some(h) => head.host = h,
-            None if head.http10 => {}
             None => return Err(RequestError::MissingHost),
         }
     }
