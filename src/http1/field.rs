@@ -90,26 +90,39 @@ pub(crate) struct Field {
 }
 
 /// `tchar` of RFC 9110 §5.6.2.
+#[inline]
 pub(crate) fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'!' | b'#'
-                | b'$'
-                | b'%'
-                | b'&'
-                | b'\''
-                | b'*'
-                | b'+'
-                | b'-'
-                | b'.'
-                | b'^'
-                | b'_'
-                | b'`'
-                | b'|'
-                | b'~'
-        )
+    TCHAR[usize::from(b)]
 }
+
+/// [`is_tchar`] as a table: it runs once per byte of every field name.
+static TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        i += 1;
+    }
+    table
+};
 
 pub(crate) fn is_token(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(|&b| is_tchar(b))
@@ -292,9 +305,29 @@ pub(crate) fn collect_fields(
     fields: &mut Vec<Field>,
 ) -> Result<(), HeadError> {
     let src = buf.get(from..head_len).ok_or(HeadError::Malformed)?;
-    let mut storage = [httparse::EMPTY_HEADER; MAX_STACK_HEADERS];
-    let dst = &mut storage[..max_fields.min(MAX_STACK_HEADERS)];
-    let parsed = match httparse::parse_headers(src, dst) {
+    // Most heads have few fields: initialize a small array for them, the full one otherwise.
+    if expected <= SMALL_HEADERS {
+        let mut storage = [httparse::EMPTY_HEADER; SMALL_HEADERS];
+        let dst = &mut storage[..max_fields.min(SMALL_HEADERS)];
+        let parsed = tokenize(src, dst, expected)?;
+        push_fields(buf, from, head_len, parsed, fields)
+    } else {
+        let mut storage = [httparse::EMPTY_HEADER; MAX_STACK_HEADERS];
+        let dst = &mut storage[..max_fields.min(MAX_STACK_HEADERS)];
+        let parsed = tokenize(src, dst, expected)?;
+        push_fields(buf, from, head_len, parsed, fields)
+    }
+}
+
+/// Field counts up to which [`collect_fields`] uses the small stack array.
+const SMALL_HEADERS: usize = 16;
+
+fn tokenize<'b, 'h>(
+    src: &'b [u8],
+    dst: &'h mut [httparse::Header<'b>],
+    expected: usize,
+) -> Result<&'h [httparse::Header<'b>], HeadError> {
+    let parsed: &[httparse::Header<'b>] = match httparse::parse_headers(src, dst) {
         Ok(httparse::Status::Complete((len, parsed))) if len == src.len() => parsed,
         Ok(_) => return Err(HeadError::Malformed),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyFields),
@@ -303,6 +336,16 @@ pub(crate) fn collect_fields(
     if parsed.len() != expected {
         return Err(HeadError::Malformed);
     }
+    Ok(parsed)
+}
+
+fn push_fields(
+    buf: &[u8],
+    from: usize,
+    head_len: usize,
+    parsed: &[httparse::Header<'_>],
+    fields: &mut Vec<Field>,
+) -> Result<(), HeadError> {
     let base = buf.as_ptr().addr();
     let offset_of = |s: &[u8]| -> Result<Span, HeadError> {
         let start = s

@@ -21,11 +21,11 @@ use std::pin::pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::runtime::deadline::{deadline as until, within};
 use compio::BufResult;
 use compio::buf::{IntoInner, IoBuf};
 use compio::io::AsyncWriteExt;
 use compio::net::TcpStream;
-use compio::time::{timeout, timeout_at};
 use futures_util::future::{Either, select};
 
 use crate::balance::Balancer;
@@ -65,7 +65,7 @@ pub async fn serve(ctx: Rc<Context>, listener: Rc<ListenerCtx>, tcp: TcpStream, 
         rhead: ResponseHead::new(),
     };
     let handshake = session.conn.handshake(&mut session.inbuf);
-    match timeout(session.ctx.timeouts.handshake, handshake).await {
+    match within(session.ctx.timeouts.handshake, handshake).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::debug!(%peer, "TLS handshake failed: {e}");
@@ -157,7 +157,7 @@ impl Session {
             // Idle between requests: the keep-alive timeout; once a byte of the head has
             // arrived: the request-head deadline.
             let at = deadline.unwrap_or_else(|| Instant::now() + timeouts.keepalive);
-            let read = timeout_at(at, self.conn.read_plain(&mut self.inbuf)).await;
+            let read = until(at, self.conn.read_plain(&mut self.inbuf)).await;
             match read {
                 Ok(Ok(0)) | Ok(Err(_)) => return HeadRead::Closed,
                 Ok(Ok(_)) => {}
@@ -170,7 +170,7 @@ impl Session {
     /// Sends a pre-built error response; the caller closes the connection.
     async fn reject(&mut self, status: u16) {
         if self.conn.write_plain(http1::error_response(status)).is_ok() {
-            let _ = timeout(self.ctx.timeouts.body, self.conn.close()).await;
+            let _ = within(self.ctx.timeouts.body, self.conn.close()).await;
         }
     }
 
@@ -279,7 +279,7 @@ impl Session {
             let retry_ok = reused && replayable && method.is_idempotent() && attempt == 0;
             let mut stream = &bconn.stream;
             let BufResult(res, returned) =
-                match timeout(self.ctx.timeouts.body, stream.write_all(req)).await {
+                match within(self.ctx.timeouts.body, stream.write_all(req)).await {
                     Ok(r) => r,
                     Err(_) => return Err(ProxyError::BackendStalled),
                 };
@@ -364,7 +364,7 @@ impl Session {
                         // The response timeout runs from the end of the request.
                         let at =
                             *deadline.get_or_insert_with(|| Instant::now() + timeouts.response);
-                        break match timeout_at(at, head.as_mut()).await {
+                        break match until(at, head.as_mut()).await {
                             Err(_) => Err(ProxyError::ResponseTimeout),
                             Ok(read) => read,
                         };
@@ -427,7 +427,7 @@ impl Session {
             // One large read per wake-up while the body flows: fewer, larger kernel operations.
             let mut body_buf = LazyBuf::new(BODY_READ);
             while !decoder.is_done() {
-                let read = timeout(idle, recv_owned(&bconn.stream, body_buf.take_vec())).await;
+                let read = within(idle, recv_owned(&bconn.stream, body_buf.take_vec())).await;
                 let Ok((res, buf)) = read else {
                     return Err(ProxyError::BackendStalled);
                 };
@@ -501,7 +501,7 @@ fn response_limits(limits: &Limits) -> Limits {
 }
 
 async fn flush(conn: &TlsConn, idle: Duration) -> Result<(), ProxyError> {
-    match timeout(idle, conn.flush()).await {
+    match within(idle, conn.flush()).await {
         Ok(res) => res.map_err(ProxyError::Client),
         Err(_) => Err(ProxyError::ClientStalled),
     }
@@ -558,7 +558,7 @@ async fn upload_body(
 ) -> Result<(), ProxyError> {
     loop {
         if inbuf.is_empty() {
-            match timeout(idle, conn.read_plain(inbuf)).await {
+            match within(idle, conn.read_plain(inbuf)).await {
                 Err(_) => return Err(ProxyError::ClientStalled),
                 Ok(Err(e)) => return Err(e.into()),
                 Ok(Ok(0)) => return Err(ProxyError::ClientClosedMidBody),
@@ -571,7 +571,7 @@ async fn upload_body(
         if adv.consumed > 0 {
             let buf = inbuf.take_vec();
             let mut stream = backend;
-            let written = timeout(idle, stream.write_all(buf.slice(..adv.consumed))).await;
+            let written = within(idle, stream.write_all(buf.slice(..adv.consumed))).await;
             let BufResult(res, slice) = match written {
                 Ok(r) => r,
                 Err(_) => return Err(ProxyError::BackendStalled),
@@ -585,7 +585,7 @@ async fn upload_body(
         }
         if adv.consumed == 0 && !inbuf.is_empty() {
             // The decoder wants more than what is buffered: read more.
-            match timeout(idle, conn.read_plain(inbuf)).await {
+            match within(idle, conn.read_plain(inbuf)).await {
                 Err(_) => return Err(ProxyError::ClientStalled),
                 Ok(Err(e)) => return Err(e.into()),
                 Ok(Ok(0)) => return Err(ProxyError::ClientClosedMidBody),

@@ -8,6 +8,7 @@
 //! table are immutable `Arc`s, and everything mutable is per worker.
 
 pub mod buffers;
+pub mod deadline;
 pub mod listener;
 pub mod recv;
 pub mod rlimits;

@@ -107,6 +107,7 @@ async fn serve(
     let _ = ready.send(Ok(()));
 
     let sweeper = compio::runtime::spawn(sweep_pool(ctx.clone(), plan.pool_idle_timeout));
+    let ticker = compio::runtime::spawn(super::deadline::run_ticker());
     let stop = std::pin::pin!(wait_for(shutdown));
     {
         let accepting = bound
@@ -137,6 +138,7 @@ async fn serve(
         );
     }
     ctx.pool.borrow_mut().clear();
+    drop(ticker);
 }
 
 async fn wait_for(flag: Arc<AtomicBool>) {
