@@ -178,14 +178,20 @@ fn oversized_client_hellos_are_refused() {
         huge_hello.extend_from_slice(&[0x16, 0x03, 0x01, 0x40, 0x00]);
         huge_hello.extend(std::iter::repeat_n(0x41u8, 0x4000));
     }
-    for (name, input) in [("record too long", too_long_record), ("1 MiB ClientHello", huge_hello)] {
+    for (name, input) in [
+        ("record too long", too_long_record),
+        ("1 MiB ClientHello", huge_hello),
+    ] {
         let mut s = TcpStream::connect(proxy.addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let start = std::time::Instant::now();
         let _ = s.write_all(&input);
         let mut reply = Vec::new();
         let _ = s.read_to_end(&mut reply);
-        assert!(start.elapsed() < Duration::from_secs(4), "{name}: not closed quickly");
+        assert!(
+            start.elapsed() < Duration::from_secs(4),
+            "{name}: not closed quickly"
+        );
         assert!(reply.is_empty() || reply[0] == 0x15, "{name}: {reply:?}");
     }
     assert_eq!(proxy.client().get("/").status, 200);
