@@ -52,10 +52,13 @@ probe() {
 
 report() {
   local name="$1" csv="$2"
-  # slowhttptest's CSV: seconds,closed,pending,connected,service_available
-  local last closed pending connected available
+  # slowhttptest's CSV: Seconds,Closed,Pending,Connected,Service Available (the last column
+  # is the connection count while its probe got an answer, 0 once it did not).
+  local last closed pending connected available down
   last=$(tail -n 1 "$csv")
   IFS=, read -r _ closed pending connected available <<<"$last"
+  down=$(awk -F, 'NR > 1 && $5 == 0 { n++ } END { print n + 0 }' "$csv")
+  if [ "${available:-0}" -gt 0 ] && [ "$down" -eq 0 ]; then available="yes, throughout"; else available="no for ${down}s"; fi
   printf '| %s | %s | %s | %s | %s | %s |\n' "$name" "$connected" "$pending" "$closed" \
     "$available" "$(probe)"
 }
