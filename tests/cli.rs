@@ -170,12 +170,7 @@ fn quick_start_flags_serve_traffic() {
         .recv_timeout(Duration::from_secs(20))
         .expect("startup line");
     assert!(line.contains("workers=2"), "{line}");
-    let addr: std::net::SocketAddr = line
-        .split("listeners=")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .and_then(|s| s.parse().ok())
-        .expect("listen address");
+    let addr: std::net::SocketAddr = parse_listen(&line).expect("listen address");
     let mut c = Client::connect(addr, Some("localhost"));
     let seen: Vec<String> = (0..4)
         .map(|_| c.get("/").header("x-backend").unwrap().to_string())

@@ -108,12 +108,7 @@ fn start_with_nofile(
         }
     });
     let line = rx.recv_timeout(Duration::from_secs(20)).expect("startup");
-    let addr = line
-        .split("listeners=")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .and_then(|s| s.parse().ok())
-        .unwrap();
+    let addr = parse_listen(&line).unwrap();
     (child, addr, dir)
 }
 

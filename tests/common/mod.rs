@@ -227,7 +227,8 @@ fn proc_status_kib(pid: u32, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn parse_listen(line: &str) -> Option<SocketAddr> {
+/// The first listen address in ringway's startup line.
+pub fn parse_listen(line: &str) -> Option<SocketAddr> {
     let start = line.find("listeners=")? + "listeners=".len();
     let rest = &line[start..];
     let end = rest.find([' ', ',']).unwrap_or(rest.len());
