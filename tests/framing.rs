@@ -399,6 +399,10 @@ fn bad_backend_responses_are_502() {
             b"HTTP/1.1 200 OK\r\nX-A: b\r\n c\r\nContent-Length: 0\r\n\r\n",
         ),
         ("garbage", b"SSH-2.0-OpenSSH\r\n\r\n"),
+        (
+            "bad chunk size right after the head",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nhi\r\n0\r\n\r\n",
+        ),
     ];
     for (name, response) in cases {
         let b = Backend::with_handler(

@@ -12,7 +12,6 @@ pub mod tls_conn;
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,25 +50,20 @@ pub struct ListenerCtx {
     pub balancer: RoundRobin,
 }
 
-/// Counters of one worker, summed across workers when read.
+/// What a worker counts: its open connections (for the per-worker cap) and requests in flight
+/// (for the graceful drain).
 #[derive(Debug, Default)]
 pub struct Counters {
     /// Client connections open now.
     pub connections: Cell<usize>,
     /// Requests being proxied now.
     pub in_flight: Cell<usize>,
-    /// Requests answered (any status).
-    pub requests: Cell<u64>,
-    /// Backend connections opened.
-    pub backend_connects: Cell<u64>,
 }
 
 /// Per-worker state shared by the worker's connection tasks.
 pub struct Context {
     /// Every backend address; listeners refer to them by index.
     pub backends: Vec<SocketAddr>,
-    /// Listeners, by index.
-    pub listeners: Vec<Rc<ListenerCtx>>,
     /// Idle keep-alive connections to backends.
     pub pool: RefCell<ConnPool<BackendConn>>,
     /// Framing limits.

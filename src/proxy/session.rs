@@ -125,7 +125,6 @@ impl Session {
             let keep = Box::pin(self.exchange()).await;
             let counters = &self.ctx.counters;
             counters.in_flight.set(counters.in_flight.get() - 1);
-            counters.requests.set(counters.requests.get() + 1);
             if !keep {
                 self.conn.close().await;
                 return;
@@ -262,11 +261,7 @@ impl Session {
                 None => {
                     let addr = self.ctx.backends[backend];
                     match upstream::connect(addr, self.ctx.timeouts.connect).await {
-                        Ok(bconn) => {
-                            let c = &self.ctx.counters.backend_connects;
-                            c.set(c.get() + 1);
-                            (bconn, false)
-                        }
+                        Ok(bconn) => (bconn, false),
                         Err(e) => {
                             // Nothing was sent: any method may go to another backend.
                             tracing::warn!(peer = %self.peer, "{e}");
@@ -405,7 +400,10 @@ impl Session {
         let mut dechunk =
             (self.head.http10 && rhead.body == BodyKind::Chunked).then(|| buffers::take(16 * 1024));
 
-        let mut out = buffers::take(512);
+        // The head and the body bytes that came with it go out as one TLS write (one record
+        // for a small response), and a body that breaks its framing this early is still a 502.
+        let rest = &self.rbuf.bytes()[rhead.head_len..];
+        let mut out = buffers::take(512 + rest.len());
         http1::write_response_head(
             self.rbuf.bytes(),
             rhead,
@@ -413,16 +411,27 @@ impl Session {
             self.head.http10,
             &mut out,
         );
+        let first = if dechunk.is_some() {
+            decoder.decode(rest, &mut out)
+        } else {
+            decoder.advance(rest).inspect(|adv| {
+                out.extend_from_slice(&rest[..adv.consumed]);
+            })
+        };
+        let first = match first {
+            Ok(adv) => adv,
+            Err(e) => {
+                buffers::give(out);
+                return Err((ProxyError::BadResponseBody(e), false));
+            }
+        };
+        let mut extra = rest.len() > first.consumed;
         let queued = self.conn.write_plain(&out);
         buffers::give(out);
-        queued.map_err(|e| (e.into(), true))?;
         let backend_keep = rhead.keep_alive;
-        let rest = &self.rbuf.bytes()[rhead.head_len..];
-        let relayed = relay_body_bytes(&self.conn, &mut decoder, &mut dechunk, rest);
-        let mut extra = relayed.as_ref().is_ok_and(|&n| rest.len() > n);
         self.rbuf.clear();
         let outcome = async {
-            relayed?;
+            queued?;
             flush(&self.conn, idle).await?;
             // One large read per wake-up while the body flows: fewer, larger kernel operations.
             let mut body_buf = LazyBuf::new(BODY_READ);
@@ -626,7 +635,6 @@ mod tests {
             let second = Duration::from_secs(1);
             let ctx = Rc::new(Context {
                 backends: vec![],
-                listeners: vec![],
                 pool: RefCell::new(ConnPool::new(0, 0, second)),
                 limits: Limits::default(),
                 timeouts: Timeouts {

@@ -83,11 +83,6 @@ impl TlsConn {
         }
     }
 
-    /// The SNI name the client sent, if any.
-    pub fn sni(&self) -> Option<String> {
-        self.tls.borrow().server_name().map(str::to_owned)
-    }
-
     /// Reads at least one plaintext byte into `dst`; returns how many were appended, 0 at
     /// end of stream (close_notify or TCP FIN).
     pub async fn read_plain(&self, dst: &mut LazyBuf) -> Result<usize, TlsIoError> {

@@ -81,7 +81,6 @@ async fn serve(
         .collect();
     let ctx = Rc::new(Context {
         backends: plan.backends.clone(),
-        listeners: listeners.clone(),
         pool: RefCell::new(ConnPool::new(
             plan.backends.len(),
             plan.pool_max_idle,
