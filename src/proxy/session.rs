@@ -44,6 +44,9 @@ use super::{Context, ListenerCtx};
 /// Bytes read from a backend at once while a response body is relayed.
 const BODY_READ: usize = 64 * 1024;
 
+/// Body bytes that arrived with the response head up to which they share its TLS record.
+const COALESCE: usize = 8 * 1024;
+
 /// Serves one accepted client connection until it closes.
 pub async fn serve(ctx: Rc<Context>, listener: Rc<ListenerCtx>, tcp: TcpStream, peer: SocketAddr) {
     let conn = match TlsConn::new(tcp, listener.tls.clone()) {
@@ -403,7 +406,7 @@ impl Session {
         // The head and the body bytes that came with it go out as one TLS write (one record
         // for a small response), and a body that breaks its framing this early is still a 502.
         let rest = &self.rbuf.bytes()[rhead.head_len..];
-        let mut out = buffers::take(512 + rest.len());
+        let mut out = buffers::take(512 + rest.len().min(COALESCE));
         http1::write_response_head(
             self.rbuf.bytes(),
             rhead,
@@ -414,9 +417,7 @@ impl Session {
         let first = if dechunk.is_some() {
             decoder.decode(rest, &mut out)
         } else {
-            decoder.advance(rest).inspect(|adv| {
-                out.extend_from_slice(&rest[..adv.consumed]);
-            })
+            decoder.advance(rest)
         };
         let first = match first {
             Ok(adv) => adv,
@@ -426,7 +427,18 @@ impl Session {
             }
         };
         let mut extra = rest.len() > first.consumed;
-        let queued = self.conn.write_plain(&out);
+        let body = &rest[..first.consumed];
+        let queued = if dechunk.is_some() {
+            self.conn.write_plain(&out)
+        } else if body.len() <= COALESCE {
+            out.extend_from_slice(body);
+            self.conn.write_plain(&out)
+        } else {
+            // Large: not worth a copy to save a record header.
+            self.conn
+                .write_plain(&out)
+                .and_then(|()| self.conn.write_plain(body))
+        };
         buffers::give(out);
         let backend_keep = rhead.keep_alive;
         self.rbuf.clear();
