@@ -3,6 +3,9 @@
 //! Owns everything about talking to backend servers except the HTTP exchange itself (that is
 //! `proxy`'s). The backend table is immutable and shared by all workers; the pool is per worker.
 
+pub mod board;
+pub mod checker;
+pub mod health;
 pub mod pool;
 
 use std::io;
