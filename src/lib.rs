@@ -14,6 +14,7 @@ pub mod demo;
 pub mod fuzzing;
 pub mod http1;
 pub mod proxy;
+pub mod route;
 pub mod runtime;
 pub mod tls;
 pub mod upstream;
