@@ -2,19 +2,30 @@
 //!
 //! Owns what `main` hands off: logging setup, turning a [`Config`] into the immutable
 //! [`Plan`] the workers run (TLS configurations with one ticketer shared by every listener and
-//! worker, the backend table), the startup log line, and signals (SIGTERM/SIGINT: stop
-//! accepting, drain, exit 0; a second signal exits at once).
+//! worker, routers, the backend table and upstreams), the health-check thread, the startup log
+//! line, and signals (SIGTERM/SIGINT: stop accepting, drain, exit 0; a second signal exits at
+//! once).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use crate::config::{CertificateConfig, Config, ConfigError, ListenerConfig, TlsOptions};
+use crate::balance::PolicyKind;
+use crate::config::{
+    BackendConfig, CertificateConfig, CheckKind as ConfigCheckKind, Config, ConfigError, HashKey,
+    HealthCheckConfig, ListenerConfig, Policy, TlsOptions, UpstreamConfig,
+};
 use crate::http1::Limits;
 use crate::proxy::Timeouts;
+use crate::route::{Route, Router};
 use crate::runtime::{self, ListenerPlan, Plan, RingConfig, Server, StartError};
 use crate::tls::{self, TlsError};
+use crate::upstream::board::HealthBoard;
+use crate::upstream::checker::{CheckKind, CheckSpec, CheckTarget, Checker};
+use crate::upstream::group::{BackendSpec, KeySource, Table, UpstreamSpec};
+use crate::upstream::health::OutlierPolicy;
 
 /// Why ringway could not run.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +48,9 @@ pub enum AppError {
     /// A demo backend could not start.
     #[error("cannot start the demo backends: {0}")]
     Demo(std::io::Error),
+    /// The health-check thread could not start.
+    #[error("cannot start the health checks: {0}")]
+    Health(std::io::Error),
 }
 
 /// Quick-start flags: one listener without a config file.
@@ -51,6 +65,10 @@ pub struct QuickStart {
     pub backends: Vec<SocketAddr>,
     /// Worker count.
     pub workers: Option<usize>,
+    /// The balancing policy (default round robin).
+    pub policy: Option<Policy>,
+    /// An HTTP health check of this path on every backend (default: none).
+    pub health_path: Option<String>,
 }
 
 /// `ringway check`: validates a config file, certificates and keys included.
@@ -92,8 +110,24 @@ pub fn run_quick(quick: QuickStart) -> Result<(), AppError> {
                 .zip(quick.keys)
                 .map(|(cert, key)| CertificateConfig { cert, key })
                 .collect(),
-            backends: quick.backends,
+            default_upstream: Some(0),
             ..ListenerConfig::default()
+        }],
+        upstreams: vec![UpstreamConfig {
+            name: "default".into(),
+            policy: quick.policy.unwrap_or_default(),
+            hash: (quick.policy == Some(Policy::ConsistentHash)).then_some(HashKey::ClientIp),
+            backends: quick.backends.into_iter().map(BackendConfig::new).collect(),
+            health_check: quick.health_path.map(|path| HealthCheckConfig {
+                kind: ConfigCheckKind::Http {
+                    method: "GET".into(),
+                    path,
+                    host: None,
+                    expect_status: 200..=399,
+                },
+                ..HealthCheckConfig::default()
+            }),
+            ..UpstreamConfig::default()
         }],
         ..Config::default()
     };
@@ -107,7 +141,6 @@ pub fn run(config: Config) -> Result<(), AppError> {
     config.validate()?;
     // One ticketer for every listener and worker: a reconnect may land on any core.
     let ticketer = tls::ticketer()?;
-    let mut backends: Vec<SocketAddr> = Vec::new();
     let mut listeners = Vec::with_capacity(config.listeners.len());
     for (index, listener) in config.listeners.iter().enumerate() {
         let tls = listener.server_config(index, Some(ticketer.clone()))?;
@@ -115,14 +148,11 @@ pub fn run(config: Config) -> Result<(), AppError> {
             addr: listener.address,
             backlog: listener.backlog,
             tls,
-            backends: listener
-                .backends
-                .iter()
-                .map(|addr| backend_index(&mut backends, *addr))
-                .collect(),
+            router: Arc::new(router(listener)),
         });
     }
-    serve(plan_from(&config, listeners, backends), |_| {})
+    let upstreams = Upstreams::from_config(&config.upstreams);
+    serve(plan_from(&config, listeners, &upstreams), upstreams, |_| {})
 }
 
 /// `ringway demo`: a self-signed certificate, two demo backends, one listener.
@@ -133,6 +163,11 @@ pub fn demo(listen: SocketAddr, workers: Option<usize>) -> Result<(), AppError> 
     let key = tls::certified_key_from_der(cert.chain, cert.key)?;
     let config = Config {
         workers,
+        upstreams: vec![UpstreamConfig {
+            name: "demo".into(),
+            backends: backends.iter().copied().map(BackendConfig::new).collect(),
+            ..UpstreamConfig::default()
+        }],
         ..Config::default()
     };
     let tls = tls::server_config(vec![key], &TlsOptions::default(), Some(tls::ticketer()?))?;
@@ -140,10 +175,11 @@ pub fn demo(listen: SocketAddr, workers: Option<usize>) -> Result<(), AppError> 
         addr: listen,
         backlog: 4096,
         tls,
-        backends: (0..backends.len()).collect(),
+        router: Arc::new(Router::new(Vec::new(), Some(0))),
     }];
-    let plan = plan_from(&config, listeners, backends);
-    serve(plan, |bound| {
+    let upstreams = Upstreams::from_config(&config.upstreams);
+    let plan = plan_from(&config, listeners, &upstreams);
+    serve(plan, upstreams, |bound| {
         for addr in bound {
             println!("ringway demo: https://{addr}/ (self-signed certificate, two demo backends)");
             println!("try:  curl -k https://localhost:{}/", addr.port());
@@ -151,17 +187,120 @@ pub fn demo(listen: SocketAddr, workers: Option<usize>) -> Result<(), AppError> 
     })
 }
 
-fn backend_index(table: &mut Vec<SocketAddr>, addr: SocketAddr) -> usize {
-    match table.iter().position(|a| *a == addr) {
-        Some(i) => i,
-        None => {
-            table.push(addr);
-            table.len() - 1
+/// A listener's routes, with upstream indexes as in the config.
+fn router(listener: &ListenerConfig) -> Router {
+    let routes = listener
+        .routes
+        .iter()
+        .map(|r| Route {
+            host: r.host.clone(),
+            path_prefix: r.path_prefix.clone(),
+            upstream: r.upstream,
+        })
+        .collect();
+    Router::new(routes, listener.default_upstream)
+}
+
+/// The upstreams of a configuration as the workers and the health thread need them.
+struct Upstreams {
+    table: Arc<Table>,
+    specs: Vec<Arc<UpstreamSpec>>,
+    checks: Vec<CheckTarget>,
+}
+
+impl Upstreams {
+    fn from_config(upstreams: &[UpstreamConfig]) -> Self {
+        let count = upstreams.iter().map(|u| u.backends.len()).sum();
+        let board = HealthBoard::new(count);
+        let mut backends = Vec::with_capacity(count);
+        let mut specs = Vec::with_capacity(upstreams.len());
+        let mut checks = Vec::new();
+        for up in upstreams {
+            let first = backends.len();
+            let check = up.health_check.as_ref().map(|h| Arc::new(check_spec(h)));
+            for b in &up.backends {
+                if let Some(spec) = &check {
+                    checks.push(CheckTarget {
+                        board_index: backends.len(),
+                        addr: b.address,
+                        pool: up.name.clone(),
+                        spec: spec.clone(),
+                    });
+                }
+                backends.push(BackendSpec {
+                    addr: b.address,
+                    weight: b.weight,
+                    max_connections: b.max_connections,
+                    backup: b.backup,
+                });
+            }
+            let o = &up.outlier;
+            specs.push(Arc::new(UpstreamSpec {
+                name: up.name.clone(),
+                policy: policy_kind(up.policy),
+                key: up.hash.as_ref().map(|h| match h {
+                    HashKey::ClientIp => KeySource::ClientIp,
+                    HashKey::Header(name) => KeySource::Header(name.as_str().into()),
+                    HashKey::Cookie(name) => KeySource::Cookie(name.as_str().into()),
+                }),
+                slow_start: up.slow_start,
+                outlier: OutlierPolicy {
+                    consecutive_failures: o.consecutive_failures,
+                    consecutive_5xx: o.consecutive_5xx,
+                    base: o.base_ejection,
+                    max: o.max_ejection,
+                },
+                backends: first..backends.len(),
+                down_for: up
+                    .health_check
+                    .as_ref()
+                    .map_or(Duration::from_secs(1), |h| h.interval * h.rise),
+            }));
+        }
+        Self {
+            table: Arc::new(Table::new(backends, board)),
+            specs,
+            checks,
         }
     }
 }
 
-fn plan_from(config: &Config, listeners: Vec<ListenerPlan>, backends: Vec<SocketAddr>) -> Plan {
+fn check_spec(h: &HealthCheckConfig) -> CheckSpec {
+    CheckSpec {
+        kind: match &h.kind {
+            ConfigCheckKind::Tcp => CheckKind::Tcp,
+            ConfigCheckKind::Http {
+                method,
+                path,
+                host,
+                expect_status,
+            } => CheckKind::Http {
+                method: method.clone(),
+                path: path.clone(),
+                host: host.clone().unwrap_or_default(),
+                expect: expect_status.clone(),
+            },
+        },
+        interval: h.interval,
+        jitter: h.jitter,
+        timeout: h.timeout,
+        rise: h.rise,
+        fall: h.fall,
+    }
+}
+
+fn policy_kind(policy: Policy) -> PolicyKind {
+    match policy {
+        Policy::RoundRobin => PolicyKind::RoundRobin,
+        Policy::WeightedRoundRobin => PolicyKind::WeightedRoundRobin,
+        Policy::Random => PolicyKind::Random,
+        Policy::LeastConnections => PolicyKind::LeastConnections,
+        Policy::PeakEwma => PolicyKind::PeakEwma,
+        Policy::ConsistentHash => PolicyKind::ConsistentHash,
+    }
+}
+
+fn plan_from(config: &Config, listeners: Vec<ListenerPlan>, upstreams: &Upstreams) -> Plan {
     let t = &config.timeouts;
     let l = &config.limits;
     Plan {
@@ -170,7 +309,8 @@ fn plan_from(config: &Config, listeners: Vec<ListenerPlan>, backends: Vec<Socket
             .unwrap_or_else(|| runtime::available_cores().len())
             .max(1),
         listeners,
-        backends,
+        table: upstreams.table.clone(),
+        upstreams: upstreams.specs.clone(),
         limits: Limits {
             max_request_line: l.request_line,
             max_head: l.head,
@@ -201,7 +341,7 @@ fn check_limits(plan: &mut Plan) {
     let workers = plan.workers as u64;
     let connections = workers.saturating_mul(plan.max_connections as u64);
     let pooled = workers
-        .saturating_mul(plan.backends.len() as u64)
+        .saturating_mul(plan.table.len() as u64)
         .saturating_mul(plan.pool_max_idle as u64);
     let listeners = workers.saturating_mul(plan.listeners.len() as u64);
     let needed = rlimits::files_needed(connections, pooled, listeners);
@@ -247,11 +387,18 @@ fn check_limits(plan: &mut Plan) {
     }
 }
 
-fn serve(mut plan: Plan, on_started: impl FnOnce(&[SocketAddr])) -> Result<(), AppError> {
+fn serve(
+    mut plan: Plan,
+    upstreams: Upstreams,
+    on_started: impl FnOnce(&[SocketAddr]),
+) -> Result<(), AppError> {
     check_limits(&mut plan);
     let workers = plan.workers;
-    let backends = plan.backends.clone();
+    let table = plan.table.clone();
     let server = Server::start(plan)?;
+    // One health thread checks every backend once per interval, for all workers.
+    let checker =
+        Checker::spawn(upstreams.table.board_arc(), upstreams.checks).map_err(AppError::Health)?;
     let flag = server.shutdown_flag();
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
@@ -277,7 +424,9 @@ fn serve(mut plan: Plan, on_started: impl FnOnce(&[SocketAddr])) -> Result<(), A
         })
         .map_err(AppError::Signals)?;
     let listening: Vec<String> = server.bound.iter().map(ToString::to_string).collect();
-    let backends: Vec<String> = backends.iter().map(ToString::to_string).collect();
+    let backends: Vec<String> = (0..table.len())
+        .map(|i| table.backend(i).addr.to_string())
+        .collect();
     tracing::info!(
         listeners = %listening.join(","),
         workers,
@@ -286,6 +435,9 @@ fn serve(mut plan: Plan, on_started: impl FnOnce(&[SocketAddr])) -> Result<(), A
     );
     on_started(&server.bound);
     server.wait();
+    if let Some(checker) = checker {
+        checker.stop();
+    }
     tracing::info!("ringway stopped");
     Ok(())
 }

@@ -58,6 +58,13 @@ struct RunArgs {
     /// Worker threads (default: every core the process may run on).
     #[arg(long)]
     workers: Option<usize>,
+    /// Quick start: the balancing policy: round_robin, weighted_round_robin, random,
+    /// least_connections, peak_ewma or consistent_hash (by client address).
+    #[arg(long, conflicts_with = "config")]
+    policy: Option<ringway::config::Policy>,
+    /// Quick start: check every backend with `GET <PATH>` (2xx/3xx passes) every 5 s.
+    #[arg(long, value_name = "PATH", conflicts_with = "config")]
+    health_path: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -71,6 +78,8 @@ fn main() -> ExitCode {
                 keys: args.key,
                 backends: args.backend,
                 workers: args.workers,
+                policy: args.policy,
+                health_path: args.health_path,
             }),
         },
         Command::Check { config } => ringway::app::check(&config),

@@ -23,7 +23,6 @@
 #![forbid(unsafe_code)]
 
 mod least_conn;
-mod legacy;
 mod peak_ewma;
 mod random;
 mod ring;
@@ -36,7 +35,6 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 pub use least_conn::LeastConnections;
-pub use legacy::RoundRobin;
 pub use peak_ewma::{DEFAULT_LATENCY, DEFAULT_TAU, PeakEwma};
 pub use random::WeightedRandom;
 pub use ring::{HashRing, MAX_POINTS, MIN_VNODES, VNODES_PER_UNIT};

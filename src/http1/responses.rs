@@ -1,8 +1,13 @@
-//! Pre-built error responses: static bytes, so answering an error never allocates.
+//! Responses ringway writes itself.
 //!
-//! Every response closes the connection (`Connection: close`): after a framing error the rest
-//! of the client's bytes cannot be trusted to start a new request (DESIGN.md). Each carries a
-//! `Content-Length` and a short `text/plain` body.
+//! Pre-built error responses are static bytes, so answering an error never allocates. Every one
+//! closes the connection (`Connection: close`): after a framing error the rest of the client's
+//! bytes cannot be trusted to start a new request (DESIGN.md). Each carries a `Content-Length`
+//! and a short `text/plain` body.
+//!
+//! [`local_response`] builds the answers to well-framed requests that no backend takes (no
+//! route: 404 or 421; no healthy backend: 503 with `Retry-After`): the connection may stay open
+//! after them.
 
 /// The interim response sent when a request with `Expect: 100-continue` may send its body
 /// (RFC 9110 §10.1.1).
@@ -132,6 +137,49 @@ pub fn error_response(status: u16) -> &'static [u8] {
     }
 }
 
+/// Appends a response to a well-framed request that ringway answers itself: `status` (404,
+/// 421 or 503; anything else is answered as its pre-built error), `Retry-After` in whole
+/// seconds when given, and `Connection: close` unless `keep_alive`.
+pub fn local_response(status: u16, retry_after: Option<u64>, keep_alive: bool, out: &mut Vec<u8>) {
+    let reason: &[u8] = match status {
+        404 => b"404 Not Found",
+        421 => b"421 Misdirected Request",
+        503 => b"503 Service Unavailable",
+        _ => {
+            out.extend_from_slice(error_response(status));
+            return;
+        }
+    };
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(reason);
+    out.extend_from_slice(b"\r\nContent-Type: text/plain\r\nContent-Length: ");
+    push_decimal(out, reason.len() as u64 + 1);
+    if let Some(seconds) = retry_after {
+        out.extend_from_slice(b"\r\nRetry-After: ");
+        push_decimal(out, seconds);
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"\r\nConnection: close");
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(reason);
+    out.push(b'\n');
+}
+
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,6 +243,46 @@ mod tests {
     fn unknown_status_gets_500() {
         assert_eq!(error_response(418), INTERNAL_SERVER_ERROR_500);
         assert_eq!(error_response(0), INTERNAL_SERVER_ERROR_500);
+    }
+
+    #[test]
+    fn local_responses_are_exact() {
+        let mut out = Vec::new();
+        local_response(503, Some(12), true, &mut out);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
+              Content-Length: 24\r\nRetry-After: 12\r\n\r\n503 Service Unavailable\n"
+        );
+        out.clear();
+        local_response(404, None, false, &mut out);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n\
+              Content-Length: 14\r\nConnection: close\r\n\r\n404 Not Found\n"
+        );
+        for (status, keep) in [(404, true), (421, false), (503, true)] {
+            out.clear();
+            local_response(status, Some(1), keep, &mut out);
+            let mut parsed = crate::http1::ResponseHead::new();
+            let r = crate::http1::parse_response(
+                &out,
+                &crate::http1::Limits::default(),
+                crate::http1::Method::Get,
+                &mut parsed,
+            );
+            assert_eq!(r, Ok(crate::http1::Parsed::Complete));
+            assert_eq!(parsed.status, status);
+            assert_eq!(parsed.keep_alive, keep);
+            let body = &out[parsed.head_len..];
+            assert_eq!(
+                parsed.body,
+                crate::http1::BodyKind::Length(body.len() as u64)
+            );
+        }
+        out.clear();
+        local_response(502, None, true, &mut out);
+        assert_eq!(out, BAD_GATEWAY_502);
     }
 
     #[test]

@@ -17,9 +17,12 @@ use super::tls_conn::TlsIoError;
 /// Why a request could not be completed.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
-    /// No backend of the pool can be used.
+    /// No backend of the upstream can take the request now (all down, ejected, full).
     #[error("no backend available")]
-    NoBackend,
+    NoBackend {
+        /// When one may again, for `Retry-After`.
+        retry_after: std::time::Duration,
+    },
     /// A backend connection could not be opened.
     #[error(transparent)]
     Connect(#[from] ConnectError),
@@ -85,7 +88,7 @@ impl ProxyError {
     /// The status the client is answered with, if a response can still be sent.
     pub fn status(&self) -> u16 {
         match self {
-            Self::NoBackend => 503,
+            Self::NoBackend { .. } => 503,
             Self::Connect(ConnectError::Timeout { .. }) => 504,
             Self::ResponseTimeout | Self::BackendStalled => 504,
             Self::BadRequestBody(e) => e.status(),

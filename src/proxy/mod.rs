@@ -1,24 +1,26 @@
 //! The per-connection task: TLS, HTTP/1.1 and the backend exchange, driven together.
 //!
 //! Owns what happens to one client connection from accept to close: the TLS handshake
-//! ([`tls_conn`]), reading and validating requests, picking a backend, relaying the request and
+//! ([`tls_conn`]), reading and validating requests, routing them to an upstream and choosing
+//! one of its backends ([`lease`]), relaying the request and
 //! the response with bounded memory, keep-alive on both sides, retries, timeouts and error
 //! responses ([`session`]). Per-worker state ([`Context`]) uses `Cell`/`RefCell`: it is never
 //! shared across cores.
 
 pub mod error;
+pub mod lease;
 pub mod session;
 pub mod tls_conn;
 
 use std::cell::{Cell, RefCell};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::ServerConfig;
 
-use crate::balance::RoundRobin;
 use crate::http1::Limits;
+use crate::route::Router;
+use crate::upstream::group::{Group, Table};
 use crate::upstream::{BackendConn, ConnPool};
 
 pub use session::serve;
@@ -44,10 +46,8 @@ pub struct Timeouts {
 pub struct ListenerCtx {
     /// The TLS configuration (certificates, tickets) shared by every worker.
     pub tls: Arc<ServerConfig>,
-    /// Indexes into [`Context::backends`] of this listener's pool.
-    pub backends: Vec<usize>,
-    /// This worker's round robin over `backends`.
-    pub balancer: RoundRobin,
+    /// Which upstream serves a request, by Host and path.
+    pub router: Arc<Router>,
 }
 
 /// What a worker counts: its open connections (for the per-worker cap) and requests in flight
@@ -62,9 +62,12 @@ pub struct Counters {
 
 /// Per-worker state shared by the worker's connection tasks.
 pub struct Context {
-    /// Every backend address; listeners refer to them by index.
-    pub backends: Vec<SocketAddr>,
-    /// Idle keep-alive connections to backends.
+    /// Every backend of every upstream, with its published health (shared by all workers).
+    pub table: Arc<Table>,
+    /// This worker's view of each upstream (policy state, in-flight counts, ejections), by
+    /// upstream index.
+    pub groups: Vec<Group>,
+    /// Idle keep-alive connections to backends, by table index.
     pub pool: RefCell<ConnPool<BackendConn>>,
     /// Framing limits.
     pub limits: Limits,

@@ -28,16 +28,19 @@ use compio::io::AsyncWriteExt;
 use compio::net::TcpStream;
 use futures_util::future::{Either, select};
 
-use crate::balance::Balancer;
+use crate::balance;
 use crate::http1::{
     self, BodyDecoder, BodyKind, CONTINUE_100, Forwarding, Limits, Method, Parsed, RequestHead,
     ResponseHead,
 };
+use crate::route::Routed;
 use crate::runtime::buffers::{self, LazyBuf};
 use crate::runtime::recv::{recv_owned, recv_with};
+use crate::upstream::group::{Choice, KeySource, Outcome};
 use crate::upstream::{self, BackendConn};
 
 use super::error::ProxyError;
+use super::lease::Lease;
 use super::tls_conn::TlsConn;
 use super::{Context, ListenerCtx};
 
@@ -200,12 +203,33 @@ impl Session {
                 return false;
             }
         };
+        // Routing and the hashing key read the head, which lives in `inbuf` until consumed.
+        let routed = self.route();
+        let key = match routed {
+            Ok(group) => self.hash_key(group),
+            Err(_) => 0,
+        };
         req.extend_from_slice(&self.inbuf.bytes()[head_len..head_len + early]);
         self.inbuf.consume(head_len + early);
+        // A request ringway answers itself leaves the connection usable when its body is in.
+        let local_keep = client_keep && body.is_done();
 
-        let sent = self.send(req, &mut body, method).await;
-        let (backend, bconn, exchanged) = match sent {
+        let group = match routed {
+            Ok(group) => group,
+            Err(status) => {
+                buffers::give(req);
+                return self.answer(status, None, local_keep).await;
+            }
+        };
+        let sent = self.send(req, &mut body, method, group, key).await;
+        let (lease, bconn, exchanged) = match sent {
             Ok(ok) => ok,
+            Err(ProxyError::NoBackend { retry_after }) => {
+                tracing::debug!(peer = %self.peer, upstream = %ctx.groups[group].spec().name,
+                    "no backend available");
+                let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                return self.answer(503, Some(seconds), local_keep).await;
+            }
             Err(e) => {
                 self.log_failure(&e);
                 self.reject(e.status()).await;
@@ -219,18 +243,87 @@ impl Session {
                 if relayed.backend_reusable && exchanged.request_complete {
                     ctx.pool
                         .borrow_mut()
-                        .checkin(backend, bconn, Instant::now());
+                        .checkin(lease.backend(), bconn, Instant::now());
                 }
                 relayed.client_keep
             }
             Err((e, head_sent)) => {
                 self.log_failure(&e);
+                if e.side() == super::error::Side::Backend {
+                    lease.report(Outcome::Failed);
+                }
                 if !head_sent {
                     self.reject(e.status()).await;
                 }
                 false
             }
         }
+    }
+
+    /// The upstream for the request in `self.head`, or the status to answer: 404 for a Host no
+    /// route takes, 421 when it is not the name the client asked for in TLS.
+    fn route(&self) -> Result<usize, u16> {
+        let buf = self.inbuf.bytes();
+        let (host, path) = (self.head.host(buf), self.head.path(buf));
+        let router = &self.listener.router;
+        match router.route(host, path, None) {
+            Routed::Upstream(group) => Ok(group),
+            Routed::Misdirected => Err(421),
+            Routed::NotFound => match self.conn.server_name() {
+                // Only now is the SNI needed: to tell a misdirected request from an unknown one.
+                Some(sni) => match router.route(host, path, Some(&sni)) {
+                    Routed::Upstream(group) => Ok(group),
+                    Routed::Misdirected => Err(421),
+                    Routed::NotFound => Err(404),
+                },
+                None => Err(404),
+            },
+        }
+    }
+
+    /// The consistent-hashing key of the request in `self.head` for upstream `group`: its
+    /// header or cookie when configured and present, else the client's address.
+    fn hash_key(&self, group: usize) -> u64 {
+        let Some(source) = &self.ctx.groups[group].spec().key else {
+            return 0;
+        };
+        let buf = self.inbuf.bytes();
+        let found = match source {
+            KeySource::ClientIp => None,
+            KeySource::Header(name) => self
+                .head
+                .headers(buf)
+                .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+                .map(|(_, v)| v),
+            KeySource::Cookie(name) => self
+                .head
+                .headers(buf)
+                .filter(|(n, _)| n.eq_ignore_ascii_case(b"cookie"))
+                .find_map(|(_, v)| cookie_value(v, name.as_bytes())),
+        };
+        match found {
+            Some(value) => balance::hash_key(value),
+            None => balance::hash_ip(self.peer.ip()),
+        }
+    }
+
+    /// Answers a request ringway handles itself (no route, no backend available).
+    async fn answer(&mut self, status: u16, retry_after: Option<u64>, keep: bool) -> bool {
+        let mut out = buffers::take(128);
+        http1::local_response(status, retry_after, keep, &mut out);
+        let written = self.conn.write_plain(&out);
+        buffers::give(out);
+        if written.is_err() {
+            return false;
+        }
+        if !keep {
+            let _ = within(self.ctx.timeouts.body, self.conn.close()).await;
+            return false;
+        }
+        matches!(
+            within(self.ctx.timeouts.body, self.conn.flush()).await,
+            Ok(Ok(()))
+        )
     }
 
     fn log_failure(&self, e: &ProxyError) {
@@ -240,51 +333,66 @@ impl Session {
         }
     }
 
-    /// Picks a backend, sends the request and waits for its final response head, retrying
-    /// once on another backend when that is safe.
+    /// Chooses a backend of upstream `group`, sends the request and waits for its final
+    /// response head, retrying once on another backend when that is safe: after a connect
+    /// failure (nothing was sent), or for an idempotent request whose body was all sent with
+    /// its head when the backend closed or failed before answering anything.
     async fn send(
         &mut self,
         mut req: Vec<u8>,
         body: &mut BodyDecoder,
         method: Method,
-    ) -> Result<(usize, BackendConn, Exchanged), ProxyError> {
+        group: usize,
+        key: u64,
+    ) -> Result<(Lease, BackendConn, Exchanged), ProxyError> {
         // The whole request is in `req` only when its body already arrived with the head:
         // only then can it be sent again.
-        let replayable = body.is_done();
-        let mut last_error = ProxyError::NoBackend;
+        let replayable = body.is_done() && method.is_idempotent();
+        let mut last_error = None;
         let mut tried: Option<usize> = None;
         for attempt in 0..2 {
-            let Some(backend) = self.pick(tried) else {
-                break;
+            let backend = match self.ctx.groups[group].choose(key, tried, Instant::now()) {
+                Choice::Backend(i) => i,
+                Choice::Unavailable { retry_after } => {
+                    last_error.get_or_insert(ProxyError::NoBackend { retry_after });
+                    break;
+                }
             };
+            let lease = Lease::new(self.ctx.clone(), group, backend);
             tried = Some(backend);
             let pooled = self.ctx.pool.borrow_mut().checkout(backend, Instant::now());
-            let (bconn, reused) = match pooled {
-                Some(bconn) => (bconn, true),
+            let bconn = match pooled {
+                Some(bconn) => bconn,
                 None => {
-                    let addr = self.ctx.backends[backend];
+                    let addr = self.ctx.table.backend(backend).addr;
                     match upstream::connect(addr, self.ctx.timeouts.connect).await {
-                        Ok(bconn) => (bconn, false),
+                        Ok(bconn) => bconn,
                         Err(e) => {
                             // Nothing was sent: any method may go to another backend.
                             tracing::warn!(peer = %self.peer, "{e}");
-                            last_error = e.into();
+                            lease.report(Outcome::Failed);
+                            last_error = Some(e.into());
                             continue;
                         }
                     }
                 }
             };
-            let retry_ok = reused && replayable && method.is_idempotent() && attempt == 0;
+            let retry_ok = replayable && attempt == 0;
+            let started = Instant::now();
             let mut stream = &bconn.stream;
             let BufResult(res, returned) =
                 match within(self.ctx.timeouts.body, stream.write_all(req)).await {
                     Ok(r) => r,
-                    Err(_) => return Err(ProxyError::BackendStalled),
+                    Err(_) => {
+                        lease.report(Outcome::Failed);
+                        return Err(ProxyError::BackendStalled);
+                    }
                 };
             req = returned;
             if let Err(e) = res {
+                lease.report(Outcome::Failed);
                 if retry_ok {
-                    last_error = ProxyError::BackendWrite(e);
+                    last_error = Some(ProxyError::BackendWrite(e));
                     continue;
                 }
                 buffers::give(req);
@@ -294,33 +402,34 @@ impl Session {
             match self.await_response(&bconn, body, method).await {
                 Ok(exchanged) => {
                     buffers::give(req);
-                    return Ok((backend, bconn, exchanged));
+                    lease.report(Outcome::Response {
+                        status: self.rhead.status,
+                        latency: started.elapsed(),
+                    });
+                    return Ok((lease, bconn, exchanged));
                 }
                 Err(e @ (ProxyError::BackendClosedEarly | ProxyError::BackendRead(_)))
                     if retry_ok && self.rbuf.is_empty() =>
                 {
-                    // A pooled connection the backend had already closed: send again.
-                    last_error = e;
+                    // Closed before answering anything (a stale pooled connection, or a
+                    // backend going away): send again.
+                    lease.report(Outcome::Failed);
+                    last_error = Some(e);
                     continue;
                 }
                 Err(e) => {
+                    if e.side() == super::error::Side::Backend {
+                        lease.report(Outcome::Failed);
+                    }
                     buffers::give(req);
                     return Err(e);
                 }
             }
         }
         buffers::give(req);
-        Err(last_error)
-    }
-
-    /// The next backend of this listener's pool, avoiding `tried` when another one exists.
-    fn pick(&self, tried: Option<usize>) -> Option<usize> {
-        let ids = &self.listener.backends;
-        let usable = |i: usize| ids.len() == 1 || Some(ids[i]) != tried;
-        self.listener
-            .balancer
-            .pick(ids.len(), &usable)
-            .map(|i| ids[i])
+        Err(last_error.unwrap_or(ProxyError::NoBackend {
+            retry_after: Duration::from_secs(1),
+        }))
     }
 
     /// Streams the rest of the request body (if any) while waiting for the backend's final
@@ -514,6 +623,15 @@ struct Relayed {
 }
 
 /// Response bodies are not limited in size (the client asked for them).
+/// The value of cookie `name` in a `Cookie` field value (`a=1; b=2`), if present.
+fn cookie_value<'a>(field: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    field.split(|&b| b == b';').find_map(|pair| {
+        let pair = pair.trim_ascii();
+        let eq = pair.iter().position(|&b| b == b'=')?;
+        (pair[..eq].trim_ascii() == name).then(|| pair[eq + 1..].trim_ascii())
+    })
+}
+
 fn response_limits(limits: &Limits) -> Limits {
     Limits {
         max_body: 0,
@@ -620,11 +738,24 @@ async fn upload_body(
 mod tests {
     use std::cell::RefCell;
     use std::rc::Rc;
+    use std::sync::Arc;
     use std::time::Duration;
 
     use super::*;
     use crate::proxy::Timeouts;
     use crate::upstream::ConnPool;
+
+    #[test]
+    fn cookie_values() {
+        let field = b"a=1; sid=abc ;z=2;flag; empty=";
+        assert_eq!(cookie_value(field, b"sid"), Some(&b"abc"[..]));
+        assert_eq!(cookie_value(field, b"a"), Some(&b"1"[..]));
+        assert_eq!(cookie_value(field, b"z"), Some(&b"2"[..]));
+        assert_eq!(cookie_value(field, b"empty"), Some(&b""[..]));
+        assert_eq!(cookie_value(field, b"flag"), None);
+        assert_eq!(cookie_value(field, b"SID"), None);
+        assert_eq!(cookie_value(b"", b"a"), None);
+    }
 
     /// An idle connection costs its task's future plus the TLS state: keep the future small
     /// (the request exchange is boxed and exists only while a request is in flight).
@@ -641,12 +772,13 @@ mod tests {
             let tls = crate::tls::server_config(vec![key], &Default::default(), None).unwrap();
             let listener = Rc::new(ListenerCtx {
                 tls,
-                backends: vec![],
-                balancer: Default::default(),
+                router: Arc::new(crate::route::Router::new(Vec::new(), None)),
             });
             let second = Duration::from_secs(1);
+            let board = crate::upstream::board::HealthBoard::new(0);
             let ctx = Rc::new(Context {
-                backends: vec![],
+                table: Arc::new(crate::upstream::group::Table::new(Vec::new(), board)),
+                groups: Vec::new(),
                 pool: RefCell::new(ConnPool::new(0, 0, second)),
                 limits: Limits::default(),
                 timeouts: Timeouts {

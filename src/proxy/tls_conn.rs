@@ -168,6 +168,11 @@ impl TlsConn {
         let _ = tcp.shutdown().await;
     }
 
+    /// The server name the client asked for (SNI), if it sent one.
+    pub fn server_name(&self) -> Option<String> {
+        self.tls.borrow().server_name().map(str::to_owned)
+    }
+
     /// Gives the send buffer back to the worker while the connection is idle.
     pub fn release_buffers(&self) {
         if let Some(out) = self.out.take() {

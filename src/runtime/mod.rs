@@ -5,7 +5,8 @@
 //! pins itself, builds its own compio runtime (io_uring with SINGLE_ISSUER and DEFER_TASKRUN and
 //! a provided-buffer pool) on its own thread, and accepts on its own SO_REUSEPORT sockets.
 //! Nothing is shared between workers on the request path: the TLS configurations and backend
-//! table are immutable `Arc`s, and everything mutable is per worker.
+//! table are immutable `Arc`s, the backends' health is published in atomics by the health thread,
+//! and everything else mutable is per worker.
 
 pub mod buffers;
 pub mod deadline;
@@ -26,6 +27,8 @@ use rustls::ServerConfig;
 
 use crate::http1::Limits;
 use crate::proxy::Timeouts;
+use crate::route::Router;
+use crate::upstream::group::{Table, UpstreamSpec};
 
 pub use listener::ListenError;
 
@@ -60,8 +63,8 @@ pub struct ListenerPlan {
     pub backlog: u32,
     /// TLS for this listener.
     pub tls: Arc<ServerConfig>,
-    /// Indexes into [`Plan::backends`] of this listener's pool.
-    pub backends: Vec<usize>,
+    /// Which upstream serves a request (indexes into [`Plan::upstreams`]).
+    pub router: Arc<Router>,
 }
 
 /// Everything the workers need, immutable once started.
@@ -71,8 +74,10 @@ pub struct Plan {
     pub workers: usize,
     /// Listeners.
     pub listeners: Vec<ListenerPlan>,
-    /// Every backend address.
-    pub backends: Vec<SocketAddr>,
+    /// Every backend of every upstream, with the published health.
+    pub table: Arc<Table>,
+    /// The upstreams; each worker builds its own view ([`Group`](crate::upstream::group::Group)).
+    pub upstreams: Vec<Arc<UpstreamSpec>>,
     /// HTTP framing limits.
     pub limits: Limits,
     /// Connection timeouts.

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use compio::net::TcpListener;
 use futures_util::future::{Either, join_all, select};
 
-use crate::balance::RoundRobin;
 use crate::proxy::{self, Context, Counters, ListenerCtx};
 use crate::upstream::ConnPool;
+use crate::upstream::group::Group;
 
 use super::Plan;
 
@@ -74,15 +74,25 @@ async fn serve(
         .map(|l| {
             Rc::new(ListenerCtx {
                 tls: l.tls.clone(),
-                backends: l.backends.clone(),
-                balancer: RoundRobin::starting_at(index),
+                router: l.router.clone(),
             })
         })
         .collect();
+    let groups = plan
+        .upstreams
+        .iter()
+        .enumerate()
+        .map(|(u, spec)| {
+            // Each worker's policies draw from their own random sequence.
+            let seed = (index as u64) << 32 | u as u64;
+            Group::new(spec.clone(), plan.table.clone(), seed)
+        })
+        .collect();
     let ctx = Rc::new(Context {
-        backends: plan.backends.clone(),
+        table: plan.table.clone(),
+        groups,
         pool: RefCell::new(ConnPool::new(
-            plan.backends.len(),
+            plan.table.len(),
             plan.pool_max_idle,
             plan.pool_idle_timeout,
         )),

@@ -213,6 +213,15 @@ impl Ejection {
         }
     }
 
+    /// When the current ejection ends at the latest (a passing check may end it sooner); None
+    /// when the backend is not ejected. Call [`Ejection::is_ejected`] first to end a lapsed one.
+    pub fn ejected_until(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Ejected { until, .. } => Some(until),
+            _ => None,
+        }
+    }
+
     /// When the last ejection ended (the start of the backend's slow start), if it ever was
     /// ejected.
     pub fn returned_at(&self) -> Option<Instant> {

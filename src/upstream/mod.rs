@@ -1,10 +1,15 @@
-//! Backends: the backend table, connecting, and the per-worker keep-alive pool.
+//! Backends: the backend table, upstreams, health, connecting, and the per-worker keep-alive pool.
 //!
 //! Owns everything about talking to backend servers except the HTTP exchange itself (that is
-//! `proxy`'s). The backend table is immutable and shared by all workers; the pool is per worker.
+//! `proxy`'s): the backend table and each worker's choice among an upstream's backends
+//! ([`group`]), the published health ([`board`]) written by the health thread ([`checker`])
+//! from sans-IO state machines ([`health`]), connecting, and the per-worker pool ([`pool`]).
+//! The configuration is immutable and shared by all workers; health is published in atomics;
+//! the pool, policy state and passive ejections are per worker.
 
 pub mod board;
 pub mod checker;
+pub mod group;
 pub mod health;
 pub mod pool;
 

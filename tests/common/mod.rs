@@ -66,6 +66,9 @@ pub struct ProxyOptions {
     pub extra: String,
     /// Certificates as (tag, names); the first is the default.
     pub certs: Vec<(&'static str, Vec<&'static str>)>,
+    /// Keys and tables of the `[[listener]]` (e.g. `upstream = "app"` and `[[listener.route]]`
+    /// tables) instead of `backends = [...]`.
+    pub listener: Option<String>,
 }
 
 impl Default for ProxyOptions {
@@ -74,6 +77,7 @@ impl Default for ProxyOptions {
             workers: 1,
             extra: String::new(),
             certs: vec![("default", vec!["localhost", "127.0.0.1"])],
+            listener: None,
         }
     }
 }
@@ -94,8 +98,16 @@ impl Proxy {
             .collect();
         let mut toml = format!("workers = {}\n{}\n", opts.workers, opts.extra);
         toml.push_str("[[listener]]\naddress = \"127.0.0.1:0\"\n");
-        let list: Vec<String> = backends.iter().map(|b| format!("\"{b}\"")).collect();
-        toml.push_str(&format!("backends = [{}]\n", list.join(", ")));
+        match &opts.listener {
+            Some(listener) => {
+                toml.push_str(listener);
+                toml.push('\n');
+            }
+            None => {
+                let list: Vec<String> = backends.iter().map(|b| format!("\"{b}\"")).collect();
+                toml.push_str(&format!("backends = [{}]\n", list.join(", ")));
+            }
+        }
         for c in &certs {
             toml.push_str(&format!(
                 "[[listener.certificate]]\ncert = \"{}\"\nkey = \"{}\"\n",

@@ -1,0 +1,48 @@
+//! The hold a request has on the backend chosen for it.
+//!
+//! Owns the pairing of [`Group::choose`](crate::upstream::group::Group::choose) with
+//! [`Group::end`](crate::upstream::group::Group::end): a [`Lease`] is made right after a backend
+//! is chosen and gives the backend back when dropped, so the in-flight and active counts stay
+//! exact whether the exchange completes, fails, or its future is dropped mid-way (a timeout, a
+//! worker stopping).
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use crate::upstream::group::Outcome;
+
+use super::Context;
+
+/// A request's hold on table backend `backend` of upstream `group`.
+pub struct Lease {
+    ctx: Rc<Context>,
+    group: usize,
+    backend: usize,
+}
+
+impl Lease {
+    /// Takes over the lease [`Group::choose`](crate::upstream::group::Group::choose) took.
+    pub fn new(ctx: Rc<Context>, group: usize, backend: usize) -> Self {
+        Self {
+            ctx,
+            group,
+            backend,
+        }
+    }
+
+    /// The backend's table index.
+    pub fn backend(&self) -> usize {
+        self.backend
+    }
+
+    /// Tells the upstream how the request went (passive ejection, latency-aware policies).
+    pub fn report(&self, outcome: Outcome) {
+        self.ctx.groups[self.group].report(self.backend, outcome, Instant::now());
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.ctx.groups[self.group].end(self.backend);
+    }
+}

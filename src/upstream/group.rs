@@ -1,0 +1,540 @@
+//! Upstreams: named pools of backends, as one worker chooses among them.
+//!
+//! Owns the per-request choice of a backend. It combines what the health thread publishes
+//! ([`HealthBoard`], read without locks), this worker's passive ejection state, slow start,
+//! per-backend `max_connections` (the one global counter on the request path, touched only when
+//! a limit is set), backup tiers and the upstream's balancing policy. Sans-IO: time comes in as
+//! `now`; nothing here touches a socket.
+//!
+//! Invariants:
+//! - a backend is never chosen while the health checks say it is down, this worker has ejected
+//!   it, it is at its `max_connections`, or it is a backup while a primary is up;
+//! - every [`Group::choose`] that returns a backend has taken one lease on it (this worker's
+//!   in-flight count and, when limited, the global active count); the caller gives it back with
+//!   exactly one [`Group::end`];
+//! - policy state, in-flight counts and ejections are per worker; health and active counts are
+//!   global.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::balance::{self, Balancer, Candidate, PolicyKind};
+
+use super::board::HealthBoard;
+use super::health::{Ejection, FailureKind, OutlierPolicy, slow_start_ramp};
+
+/// The weight every backend has under a policy that ignores configured weights.
+const UNWEIGHTED: u32 = 100;
+
+/// One backend as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendSpec {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Relative share under weighted policies (1..=1000).
+    pub weight: u32,
+    /// Concurrent requests to it across all workers; 0 = unlimited.
+    pub max_connections: u32,
+    /// Used only when no primary backend of its upstream is up.
+    pub backup: bool,
+}
+
+/// Every backend of every upstream, shared by all workers: the configuration, the published
+/// health, and the active-request counters behind `max_connections`.
+#[derive(Debug)]
+pub struct Table {
+    backends: Box<[BackendSpec]>,
+    board: Arc<HealthBoard>,
+    active: Box<[AtomicU32]>,
+}
+
+impl Table {
+    /// A table over `backends`, whose health `board` publishes (same indexes).
+    pub fn new(backends: Vec<BackendSpec>, board: Arc<HealthBoard>) -> Self {
+        let active = backends.iter().map(|_| AtomicU32::new(0)).collect();
+        Self {
+            backends: backends.into_boxed_slice(),
+            board,
+            active,
+        }
+    }
+
+    /// Backend `i`.
+    pub fn backend(&self, i: usize) -> &BackendSpec {
+        &self.backends[i]
+    }
+
+    /// How many backends there are.
+    pub fn len(&self) -> usize {
+        self.backends.len()
+    }
+
+    /// True when there is no backend.
+    pub fn is_empty(&self) -> bool {
+        self.backends.is_empty()
+    }
+
+    /// The published health.
+    pub fn board(&self) -> &HealthBoard {
+        &self.board
+    }
+
+    /// The published health, shared (for the health thread that writes it).
+    pub fn board_arc(&self) -> Arc<HealthBoard> {
+        self.board.clone()
+    }
+
+    /// Takes one active slot of backend `i`; false when it is at its `max_connections`.
+    fn try_acquire(&self, i: usize) -> bool {
+        let max = self.backends[i].max_connections;
+        max == 0
+            || self.active[i]
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < max).then_some(n + 1)
+                })
+                .is_ok()
+    }
+
+    fn is_full(&self, i: usize) -> bool {
+        let max = self.backends[i].max_connections;
+        max != 0 && self.active[i].load(Ordering::Acquire) >= max
+    }
+
+    fn release(&self, i: usize) {
+        if self.backends[i].max_connections != 0 {
+            self.active[i].fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Requests active on backend `i` across all workers (counted only when it has a limit).
+    pub fn active(&self, i: usize) -> u32 {
+        self.active[i].load(Ordering::Acquire)
+    }
+}
+
+/// Where the consistent-hashing key of a request comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// The client's IP address.
+    ClientIp,
+    /// The value of this request header (name in lowercase).
+    Header(Box<str>),
+    /// The value of this cookie.
+    Cookie(Box<str>),
+}
+
+/// One upstream as configured.
+#[derive(Debug, Clone)]
+pub struct UpstreamSpec {
+    /// Its name, for logs.
+    pub name: String,
+    /// The balancing policy.
+    pub policy: PolicyKind,
+    /// The hashing key (consistent hashing only).
+    pub key: Option<KeySource>,
+    /// How long a returning backend takes to reach its full share; zero = at once.
+    pub slow_start: Duration,
+    /// Passive ejection.
+    pub outlier: OutlierPolicy,
+    /// Its backends: indexes into the [`Table`].
+    pub backends: Range<usize>,
+    /// How long a backend marked down by active checks takes to come back at the soonest
+    /// (interval × rise), for `Retry-After`.
+    pub down_for: Duration,
+}
+
+/// The outcome of [`Group::choose`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// This backend (a table index); its lease is taken.
+    Backend(usize),
+    /// No backend can take the request now; one may again after about this long.
+    Unavailable {
+        /// For `Retry-After`.
+        retry_after: Duration,
+    },
+}
+
+/// What a request to a backend came to, for passive ejection and latency-aware policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A final response head with this status, after this long.
+    Response {
+        /// The status code.
+        status: u16,
+        /// From the request sent to the response head.
+        latency: Duration,
+    },
+    /// Connect failure or timeout, reset, close before the head, response timeout.
+    Failed,
+}
+
+#[derive(Debug)]
+struct Slot {
+    in_flight: u32,
+    ejection: Ejection,
+}
+
+/// One upstream as one worker sees it.
+pub struct Group {
+    spec: Arc<UpstreamSpec>,
+    table: Arc<Table>,
+    policy: Box<dyn Balancer>,
+    slots: RefCell<Vec<Slot>>,
+    /// Reused for every pick: no allocation per request.
+    candidates: RefCell<Vec<Candidate>>,
+}
+
+impl Group {
+    /// This worker's view of `spec`; `seed` seeds the policy's random source.
+    pub fn new(spec: Arc<UpstreamSpec>, table: Arc<Table>, seed: u64) -> Self {
+        let range = spec.backends.clone();
+        let ids: Vec<String> = range
+            .clone()
+            .map(|i| table.backend(i).addr.to_string())
+            .collect();
+        let weights: Vec<u32> = range.clone().map(|i| table.backend(i).weight).collect();
+        let policy = balance::build(spec.policy, &ids, &weights, seed);
+        let slots = range
+            .clone()
+            .map(|_| Slot {
+                in_flight: 0,
+                ejection: Ejection::new(spec.outlier),
+            })
+            .collect();
+        Self {
+            candidates: RefCell::new(vec![Candidate::default(); range.len()]),
+            spec,
+            table,
+            policy,
+            slots: RefCell::new(slots),
+        }
+    }
+
+    /// The upstream's configuration.
+    pub fn spec(&self) -> &UpstreamSpec {
+        &self.spec
+    }
+
+    /// Chooses a backend for a request with hashing `key`, avoiding `exclude` (a backend that
+    /// already failed this request) unless it is the only one left. Takes the lease.
+    pub fn choose(&self, key: u64, exclude: Option<usize>, now: Instant) -> Choice {
+        if let Some(i) = self.choose_in(key, exclude, now) {
+            return Choice::Backend(i);
+        }
+        if exclude.is_some()
+            && let Some(i) = self.choose_in(key, None, now)
+        {
+            return Choice::Backend(i);
+        }
+        Choice::Unavailable {
+            retry_after: self.retry_after(now),
+        }
+    }
+
+    fn choose_in(&self, key: u64, exclude: Option<usize>, now: Instant) -> Option<usize> {
+        let first = self.spec.backends.start;
+        let board = self.table.board();
+        let mut slots = self.slots.borrow_mut();
+        // Backups serve only while no primary is up (full or excluded primaries still count
+        // as up: they are busy, not gone).
+        let mut primary_up = false;
+        for (j, slot) in slots.iter_mut().enumerate() {
+            let i = first + j;
+            if !self.table.backend(i).backup
+                && board.is_up(i)
+                && !slot.ejection.is_ejected(now, board.passes(i))
+            {
+                primary_up = true;
+                break;
+            }
+        }
+        let mut cands = self.candidates.borrow_mut();
+        let weighted = self.spec.policy.uses_weights();
+        let mut any = false;
+        for (j, slot) in slots.iter_mut().enumerate() {
+            let i = first + j;
+            let spec = self.table.backend(i);
+            let usable = spec.backup != primary_up
+                && board.is_up(i)
+                && !slot.ejection.is_ejected(now, board.passes(i))
+                && Some(i) != exclude
+                && !self.table.is_full(i);
+            let weight = if usable {
+                let base = if weighted { spec.weight } else { UNWEIGHTED };
+                let ramp = if self.spec.slow_start.is_zero() {
+                    1000
+                } else {
+                    let since = latest(board.up_since(i), slot.ejection.returned_at());
+                    slow_start_ramp(since, now, self.spec.slow_start)
+                };
+                (base * ramp / 1000).max(1)
+            } else {
+                0
+            };
+            any |= weight > 0;
+            cands[j] = Candidate {
+                weight,
+                in_flight: slot.in_flight,
+            };
+        }
+        if !any {
+            return None;
+        }
+        // A backend may fill up between the check above and the acquire (another worker):
+        // then it is skipped and the policy asked again.
+        for _ in 0..cands.len() {
+            let j = self.policy.pick(&cands, key, now)?;
+            let i = first + j;
+            if self.table.try_acquire(i) {
+                slots[j].in_flight += 1;
+                return Some(i);
+            }
+            cands[j].weight = 0;
+        }
+        None
+    }
+
+    /// How long until a backend of this upstream may take requests again, at least 1 s.
+    fn retry_after(&self, now: Instant) -> Duration {
+        let first = self.spec.backends.start;
+        let board = self.table.board();
+        let slots = self.slots.borrow();
+        let soonest = slots
+            .iter()
+            .enumerate()
+            .map(|(j, slot)| {
+                let i = first + j;
+                if !board.is_up(i) {
+                    self.spec.down_for
+                } else if let Some(until) = slot.ejection.ejected_until() {
+                    until.saturating_duration_since(now)
+                } else {
+                    // Up but full: a request ends soon.
+                    Duration::ZERO
+                }
+            })
+            .min()
+            .unwrap_or(Duration::ZERO);
+        soonest.max(Duration::from_secs(1))
+    }
+
+    /// Gives back the lease [`Group::choose`] took on table backend `i`.
+    pub fn end(&self, i: usize) {
+        let j = i - self.spec.backends.start;
+        let mut slots = self.slots.borrow_mut();
+        slots[j].in_flight = slots[j].in_flight.saturating_sub(1);
+        self.table.release(i);
+    }
+
+    /// Records how a request to table backend `i` went.
+    pub fn report(&self, i: usize, outcome: Outcome, now: Instant) {
+        let j = i - self.spec.backends.start;
+        let passes = self.table.board().passes(i);
+        let mut slots = self.slots.borrow_mut();
+        let ejection = &mut slots[j].ejection;
+        let ejected = match outcome {
+            Outcome::Response { status, latency } => {
+                self.policy.observe(j, latency, now);
+                if status >= 500 {
+                    ejection.on_failure(FailureKind::Status5xx, now, passes)
+                } else {
+                    ejection.on_success(now);
+                    None
+                }
+            }
+            Outcome::Failed => ejection.on_failure(FailureKind::Connect, now, passes),
+        };
+        if let Some(length) = ejected {
+            tracing::warn!(
+                upstream = %self.spec.name,
+                backend = %self.table.backend(i).addr,
+                "backend ejected for {length:?} by this worker after consecutive failures"
+            );
+        }
+    }
+
+    /// This worker's requests in flight to table backend `i`.
+    pub fn in_flight(&self, i: usize) -> u32 {
+        self.slots.borrow()[i - self.spec.backends.start].in_flight
+    }
+}
+
+fn latest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn backend(port: u16) -> BackendSpec {
+        BackendSpec {
+            addr: addr(port),
+            weight: 1,
+            max_connections: 0,
+            backup: false,
+        }
+    }
+
+    /// One upstream over `backends` with round robin and outlier detection on connect failures.
+    fn group(backends: Vec<BackendSpec>, slow_start: Duration) -> (Group, Arc<Table>) {
+        let n = backends.len();
+        let table = Arc::new(Table::new(backends, HealthBoard::new(n)));
+        let spec = Arc::new(UpstreamSpec {
+            name: "app".into(),
+            policy: PolicyKind::RoundRobin,
+            key: None,
+            slow_start,
+            outlier: OutlierPolicy {
+                consecutive_failures: 2,
+                consecutive_5xx: 0,
+                base: Duration::from_secs(10),
+                max: Duration::from_secs(60),
+            },
+            backends: 0..n,
+            down_for: Duration::from_secs(4),
+        });
+        (Group::new(spec, table.clone(), 0), table)
+    }
+
+    fn pick(g: &Group, exclude: Option<usize>, now: Instant) -> Option<usize> {
+        match g.choose(0, exclude, now) {
+            Choice::Backend(i) => {
+                g.end(i);
+                Some(i)
+            }
+            Choice::Unavailable { .. } => None,
+        }
+    }
+
+    #[test]
+    fn skips_backends_marked_down_and_returns_them() {
+        let (g, table) = group(vec![backend(1), backend(2), backend(3)], Duration::ZERO);
+        let now = Instant::now();
+        table.board().set_up(1, false, now);
+        let picks: Vec<_> = (0..4).map(|_| pick(&g, None, now).unwrap()).collect();
+        assert_eq!(picks.iter().filter(|&&i| i == 1).count(), 0, "{picks:?}");
+        table.board().set_up(1, true, now);
+        let picks: Vec<_> = (0..3).map(|_| pick(&g, None, now).unwrap()).collect();
+        assert!(picks.contains(&1), "{picks:?}");
+    }
+
+    #[test]
+    fn nothing_up_is_unavailable_with_the_soonest_return() {
+        let (g, table) = group(vec![backend(1), backend(2)], Duration::ZERO);
+        let now = Instant::now();
+        table.board().set_up(0, false, now);
+        table.board().set_up(1, false, now);
+        assert_eq!(
+            g.choose(0, None, now),
+            Choice::Unavailable {
+                retry_after: Duration::from_secs(4)
+            }
+        );
+    }
+
+    #[test]
+    fn excluded_backend_only_when_it_is_the_last_one() {
+        let (g, _) = group(vec![backend(1), backend(2)], Duration::ZERO);
+        let now = Instant::now();
+        for _ in 0..4 {
+            assert_eq!(pick(&g, Some(0), now), Some(1));
+        }
+        let (g, _) = group(vec![backend(1)], Duration::ZERO);
+        assert_eq!(pick(&g, Some(0), now), Some(0));
+    }
+
+    #[test]
+    fn backups_serve_only_while_no_primary_is_up() {
+        let mut spare = backend(9);
+        spare.backup = true;
+        let (g, table) = group(vec![backend(1), spare], Duration::ZERO);
+        let now = Instant::now();
+        assert!((0..4).all(|_| pick(&g, None, now) == Some(0)));
+        table.board().set_up(0, false, now);
+        assert!((0..4).all(|_| pick(&g, None, now) == Some(1)));
+        table.board().set_up(0, true, now);
+        assert!((0..4).all(|_| pick(&g, None, now) == Some(0)));
+    }
+
+    #[test]
+    fn max_connections_is_a_lease_count() {
+        let mut limited = backend(1);
+        limited.max_connections = 2;
+        let (g, table) = group(vec![limited], Duration::ZERO);
+        let now = Instant::now();
+        assert_eq!(g.choose(0, None, now), Choice::Backend(0));
+        assert_eq!(g.choose(0, None, now), Choice::Backend(0));
+        assert_eq!(table.active(0), 2);
+        assert_eq!(g.in_flight(0), 2);
+        assert_eq!(
+            g.choose(0, None, now),
+            Choice::Unavailable {
+                retry_after: Duration::from_secs(1)
+            }
+        );
+        g.end(0);
+        assert_eq!(table.active(0), 1);
+        assert_eq!(g.choose(0, None, now), Choice::Backend(0));
+        g.end(0);
+        g.end(0);
+        assert_eq!((table.active(0), g.in_flight(0)), (0, 0));
+    }
+
+    #[test]
+    fn consecutive_failures_eject_until_the_backoff_ends() {
+        let (g, _) = group(vec![backend(1), backend(2)], Duration::ZERO);
+        let now = Instant::now();
+        g.report(1, Outcome::Failed, now);
+        assert!((0..4).any(|_| pick(&g, None, now) == Some(1)));
+        g.report(1, Outcome::Failed, now);
+        assert!((0..6).all(|_| pick(&g, None, now) == Some(0)));
+        // Only backend 0 is up: Retry-After is when backend 1 comes back, if 0 went down too.
+        let later = now + Duration::from_secs(10);
+        assert!((0..4).any(|_| pick(&g, None, later) == Some(1)));
+    }
+
+    #[test]
+    fn a_5xx_is_a_response_not_a_connect_failure() {
+        let (g, _) = group(vec![backend(1), backend(2)], Duration::ZERO);
+        let now = Instant::now();
+        let response = |status| Outcome::Response {
+            status,
+            latency: Duration::from_millis(1),
+        };
+        // consecutive_5xx = 0: 5xx answers never eject, and a 2xx resets connect failures.
+        for _ in 0..5 {
+            g.report(1, response(503), now);
+        }
+        g.report(1, Outcome::Failed, now);
+        g.report(1, response(200), now);
+        g.report(1, Outcome::Failed, now);
+        assert!((0..4).any(|_| pick(&g, None, now) == Some(1)));
+    }
+
+    #[test]
+    fn slow_start_ramps_a_backend_that_came_back() {
+        let (g, table) = group(vec![backend(1), backend(2)], Duration::from_secs(10));
+        let t0 = Instant::now();
+        table.board().set_up(1, false, t0);
+        table.board().set_up(1, true, t0);
+        let share = |now: Instant| (0..1100).filter(|_| pick(&g, None, now) == Some(1)).count();
+        // 10 % of its weight at first: 1 pick in 11.
+        assert_eq!(share(t0), 100);
+        // Full weight once the window has passed: half.
+        assert_eq!(share(t0 + Duration::from_secs(10)), 550);
+    }
+}
