@@ -2457,6 +2457,47 @@ key = "a.key"
         assert!(default.listeners.is_empty());
     }
 
+    /// The README's config examples are valid: the full one alone, and the upstream examples
+    /// together with a listener that uses them.
+    #[test]
+    fn the_readme_examples_parse() {
+        let readme = include_str!("../README.md");
+        let blocks: Vec<&str> = readme
+            .split("```toml\n")
+            .skip(1)
+            .map(|b| &b[..b.find("```").expect("closed block")])
+            .collect();
+        assert!(blocks.len() >= 7, "{} toml blocks", blocks.len());
+        let full = blocks
+            .iter()
+            .find(|b| b.contains("[timeouts]"))
+            .expect("the full example");
+        Config::from_toml_str(full).unwrap_or_else(|e| panic!("README full example: {e}"));
+        let examples = &readme[readme.find("### Examples").expect("Examples section")..];
+        let examples = &examples[..examples.find("### Validation").expect("Validation section")];
+        let upstreams: Vec<&str> = examples
+            .split("```toml\n")
+            .skip(1)
+            .map(|b| &b[..b.find("```").expect("closed block")])
+            .filter(|b| !b.contains("[[listener]]"))
+            .collect();
+        let mut doc = upstreams.concat();
+        for name in ["api-v1", "static"] {
+            doc.push_str(&format!(
+                "[[upstream]]\nname = \"{name}\"\nbackends = [\"10.0.9.9:80\"]\n"
+            ));
+        }
+        let routes = examples
+            .split("```toml\n")
+            .skip(1)
+            .map(|b| &b[..b.find("```").expect("closed block")])
+            .find(|b| b.contains("[[listener.route]]"))
+            .expect("the routes example");
+        doc.push_str(routes);
+        let config = Config::from_toml_str(&doc).unwrap_or_else(|e| panic!("{e}\n{doc}"));
+        assert_eq!(config.listeners[0].routes.len(), 4);
+    }
+
     fn example() -> Config {
         Config::from_toml_str(include_str!("../ringway.example.toml"))
             .unwrap_or_else(|e| panic!("ringway.example.toml: {e}"))

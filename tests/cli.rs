@@ -49,6 +49,11 @@ fn check_names_the_bad_key_and_exits_1() {
     let dir = temp_dir("cli-bad");
     let cert = write_cert(&dir, "site", &["localhost"]);
     let other = write_cert(&dir, "other", &["other"]);
+    let cert_block = format!(
+        "[[listener.certificate]]\ncert = \"{}\"\nkey = \"{}\"\n",
+        cert.cert.display(),
+        cert.key.display()
+    );
     let cases = [
         (
             "unknown key",
@@ -95,6 +100,40 @@ fn check_names_the_bad_key_and_exits_1() {
                 cert.cert.display()
             ),
             "listener[0].certificate[0].key",
+        ),
+        (
+            "route to a missing upstream",
+            "[[upstream]]\nname = \"app\"\nbackends = [\"127.0.0.1:9\"]\n\
+             [[listener]]\naddress = \"127.0.0.1:0\"\n\
+             [[listener.route]]\nhost = \"a.test\"\nupstream = \"ap\"\n"
+                .to_string()
+                + &cert_block,
+            "listener[0].route[0].upstream",
+        ),
+        (
+            "weight out of range",
+            "[[upstream]]\nname = \"app\"\n[[upstream.backend]]\naddress = \"127.0.0.1:9\"\n\
+             weight = 0\n[[listener]]\naddress = \"127.0.0.1:0\"\nupstream = \"app\"\n"
+                .to_string()
+                + &cert_block,
+            "upstream[0].backend[0].weight",
+        ),
+        (
+            "health timeout not below interval",
+            "[[upstream]]\nname = \"app\"\nbackends = [\"127.0.0.1:9\"]\n\
+             [upstream.health_check]\ninterval = \"1s\"\ntimeout = \"1s\"\n\
+             [[listener]]\naddress = \"127.0.0.1:0\"\nupstream = \"app\"\n"
+                .to_string()
+                + &cert_block,
+            "upstream[0].health_check.timeout",
+        ),
+        (
+            "hash without consistent hashing",
+            "[[upstream]]\nname = \"app\"\nbackends = [\"127.0.0.1:9\"]\nhash = \"client_ip\"\n\
+             [[listener]]\naddress = \"127.0.0.1:0\"\nupstream = \"app\"\n"
+                .to_string()
+                + &cert_block,
+            "upstream[0].hash",
         ),
     ];
     for (name, body, key) in cases {
@@ -182,6 +221,65 @@ fn quick_start_flags_serve_traffic() {
     signal(child.id(), "TERM");
     let status = child.wait().unwrap();
     assert!(status.success());
+}
+
+#[test]
+fn quick_start_policy_and_health_path() {
+    let b1 = Backend::start("q1");
+    let dir = temp_dir("cli-quick-health");
+    let cert = write_cert(&dir, "site", &["localhost"]);
+    let mut child = ringway()
+        .args(["run", "--listen", "127.0.0.1:0", "--workers", "1"])
+        .args(["--backend", &b1.addr.to_string()])
+        .args(["--policy", "least_connections", "--health-path", "/healthz"])
+        .arg("--cert")
+        .arg(&cert.cert)
+        .arg("--key")
+        .arg(&cert.key)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("ringway started") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("startup line");
+    let addr: std::net::SocketAddr = parse_listen(&line).expect("listen address");
+    assert_eq!(
+        Client::connect(addr, Some("localhost")).get("/").status,
+        200
+    );
+    // The first check runs at startup.
+    assert!(wait_until(Duration::from_secs(5), || {
+        b1.received()
+            .iter()
+            .any(|r| r.method == "GET" && r.path == "/healthz")
+    }));
+    signal(child.id(), "TERM");
+    assert!(child.wait().unwrap().success());
+
+    let out = ringway()
+        .args(["run", "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:9"])
+        .args(["--policy", "fastest"])
+        .arg("--cert")
+        .arg(&cert.cert)
+        .arg("--key")
+        .arg(&cert.key)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("least_connections") && err.contains("fastest"),
+        "{err}"
+    );
 }
 
 #[test]
