@@ -708,3 +708,33 @@ fn unknown_host_without_default_is_404_or_421_when_sni_disagrees() {
     assert_eq!(r.status, 404);
     assert_eq!(api.hits(), 1, "nothing unrouted reached a backend");
 }
+
+#[test]
+fn a_passing_health_check_ends_an_ejection_early() {
+    let (a, b) = (Ctl::start("a"), Ctl::start("b"));
+    let proxy = start(
+        upstream(
+            "app",
+            &[&a, &b],
+            &format!(
+                "{FAST_CHECK}[upstream.outlier]\nconsecutive_5xx = 2\nbase_ejection = \"60s\"\n\
+                 max_ejection = \"60s\"\n"
+            ),
+        ),
+        "upstream = \"app\"",
+    );
+    // b fails both requests and checks (so no passing check lifts the ejection too early).
+    b.status.store(500, Ordering::SeqCst);
+    b.health.store(500, Ordering::SeqCst);
+    let mut c = proxy.client();
+    let fives = (0..8).filter(|_| c.get("/").status == 500).count();
+    assert_eq!(fives, 2);
+    wait_log(&proxy, "ejected for 60s");
+    // Fixed: passing checks end the 60 s ejection long before it would lapse.
+    b.status.store(200, Ordering::SeqCst);
+    b.health.store(200, Ordering::SeqCst);
+    let back = wait_until(Duration::from_secs(3), || {
+        spread(&proxy, 4, "/").iter().any(|n| n == "b")
+    });
+    assert!(back, "b still ejected:\n{}", proxy.log());
+}
