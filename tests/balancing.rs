@@ -706,7 +706,15 @@ fn unknown_host_without_default_is_404_or_421_when_sni_disagrees() {
     c.send(b"GET / HTTP/1.1\r\nHost: elsewhere.test\r\n\r\n");
     let r = c.read_response("GET").unwrap();
     assert_eq!(r.status, 404);
-    assert_eq!(api.hits(), 1, "nothing unrouted reached a backend");
+    assert_eq!(r.text(), "404 Not Found\n");
+    // The connection stays usable; a HEAD gets the head alone.
+    c.send(b"HEAD / HTTP/1.1\r\nHost: elsewhere.test\r\n\r\n");
+    let r = c.read_response("HEAD").unwrap();
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("content-length"), Some("14"));
+    assert_eq!(c.get("/").status, 200);
+    assert!(c.pending().is_empty());
+    assert_eq!(api.hits(), 2, "nothing unrouted reached a backend");
 }
 
 #[test]

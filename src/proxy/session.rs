@@ -211,8 +211,9 @@ impl Session {
         };
         req.extend_from_slice(&self.inbuf.bytes()[head_len..head_len + early]);
         self.inbuf.consume(head_len + early);
-        // A request ringway answers itself leaves the connection usable when its body is in.
-        let local_keep = client_keep && body.is_done();
+        // A request ringway answers itself leaves the connection usable when its body is in
+        // (HTTP/1.0 clients, which would need `Connection: keep-alive`, are answered with a close).
+        let local_keep = client_keep && body.is_done() && !self.head.http10;
 
         let group = match routed {
             Ok(group) => group,
@@ -311,6 +312,12 @@ impl Session {
     async fn answer(&mut self, status: u16, retry_after: Option<u64>, keep: bool) -> bool {
         let mut out = buffers::take(128);
         http1::local_response(status, retry_after, keep, &mut out);
+        if self.head.method == Method::Head {
+            // Same head, no body (RFC 9110 §9.3.2).
+            if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+                out.truncate(end + 4);
+            }
+        }
         let written = self.conn.write_plain(&out);
         buffers::give(out);
         if written.is_err() {
