@@ -450,9 +450,40 @@ fn write_merged(buf: &[u8], head: &RequestHead, kind: FieldKind, out: &mut Vec<u
 }
 
 fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
-    use std::io::Write as _;
-    // Writing to a Vec cannot fail.
-    let _ = write!(out, "{ip}");
+    match ip {
+        // Every request writes its client's address twice: IPv4 without `core::fmt`.
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                if octet >= 100 {
+                    out.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.push(b'0' + octet / 10 % 10);
+                }
+                out.push(b'0' + octet % 10);
+            }
+        }
+        IpAddr::V6(_) => {
+            use std::io::Write as _;
+            // Writing to a Vec cannot fail.
+            let _ = write!(out, "{ip}");
+        }
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn ipv4_is_written_like_display() {
+    let every_octet = (0..=255u8).map(|o| IpAddr::from([o, 255 - o, o / 2, 7]));
+    let fixed = ["0.0.0.0", "10.0.99.100", "255.255.255.255"].map(|ip| ip.parse().expect("ip"));
+    for ip in every_octet.chain(fixed) {
+        let mut out = Vec::new();
+        write_ip(&mut out, ip);
+        assert_eq!(out, ip.to_string().as_bytes());
+    }
 }
 
 /// RFC 7239 §4: a value is a token or a quoted-string.
