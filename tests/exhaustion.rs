@@ -8,10 +8,24 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use common::*;
+
+/// Serializes the 10,000-connection test against the other tests of this file: it keeps both
+/// cores busy for seconds, which would upset their timing assertions.
+static MACHINE: RwLock<()> = RwLock::new(());
+
+/// Held by ordinary tests: they run in parallel with each other.
+fn shared() -> RwLockReadGuard<'static, ()> {
+    MACHINE.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Held by the test that loads the whole machine.
+fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    MACHINE.write().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// CPU time (user + system, in clock ticks) the process has used.
 fn cpu_ticks(pid: u32) -> u64 {
@@ -26,6 +40,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 
 #[test]
 fn connection_cap_refuses_cleanly_beyond_the_limit() {
+    let _machine = shared();
     let b = Backend::start("b");
     let proxy = Proxy::start_with(
         &[b.addr],
@@ -114,6 +129,7 @@ fn start_with_nofile(
 
 #[test]
 fn emfile_on_accept_neither_spins_nor_stops_accepting() {
+    let _machine = shared();
     let b = Backend::start("b");
     let (mut child, addr, dir) = start_with_nofile(b.addr, 64);
     // Fill the descriptor table with idle connections (and the backlog beyond it).
@@ -149,6 +165,7 @@ fn emfile_on_accept_neither_spins_nor_stops_accepting() {
 
 #[test]
 fn handshake_flood_does_not_stop_service() {
+    let _machine = shared();
     let b = Backend::start("b");
     let proxy = Proxy::start_with(
         &[b.addr],
@@ -172,43 +189,197 @@ fn handshake_flood_does_not_stop_service() {
     assert!(wait_until(Duration::from_secs(10), || proxy.open_fds() < 100));
 }
 
+/// Prints to the real stderr, past the test harness's output capture, so that measurements
+/// show in CI logs.
+fn notice(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
+/// Raises this process's soft open-files limit to its hard limit (ringway, started from here,
+/// inherits the hard limit and raises its own soft limit the same way); returns both.
+fn raise_nofile() -> (u64, u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) writes one rlimit into `lim`, which we own and which outlives the
+    // call.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    assert_eq!(rc, 0, "getrlimit: {}", std::io::Error::last_os_error());
+    lim.rlim_cur = lim.rlim_max;
+    // SAFETY: setrlimit(2) only reads `lim`; lowering nothing, raising the soft limit to the
+    // hard limit is always allowed.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    assert_eq!(rc, 0, "setrlimit: {}", std::io::Error::last_os_error());
+    (lim.rlim_cur, lim.rlim_max)
+}
+
+/// Client connections per worker that ringway says its open-files limit allows, if it had to
+/// lower `limits.connections_per_worker` at startup.
+fn lowered_connection_cap(log: &str) -> Option<usize> {
+    let rest = log.split(" allows ").nth(1)?;
+    let (n, tail) = rest.split_once(' ')?;
+    tail.starts_with("client connections per worker")
+        .then(|| n.parse().ok())
+        .flatten()
+}
+
+/// Opens `n` TLS connections to `addr` from `threads` threads in parallel, each then serving
+/// one `GET /`, and returns them with the instant each became idle (its response read).
+fn open_idle(addr: std::net::SocketAddr, n: usize, threads: usize) -> Vec<(Client, Instant)> {
+    // One configuration for all: its session store lets the clients resume.
+    let config = client_config(rustls::ALL_VERSIONS);
+    let handles: Vec<_> = (0..threads)
+        .map(|i| {
+            let config = config.clone();
+            let share = n / threads + usize::from(i < n % threads);
+            std::thread::spawn(move || {
+                let mut open = Vec::with_capacity(share);
+                for _ in 0..share {
+                    let mut c = Client::connect_with(addr, Some("localhost"), config.clone());
+                    assert_eq!(c.get("/").status, 200);
+                    open.push((c, Instant::now()));
+                }
+                open
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("client thread"))
+        .collect()
+}
+
 #[test]
-fn idle_connections_have_bounded_memory_and_are_reclaimed() {
-    const N: usize = 300;
+fn ten_thousand_idle_connections_have_bounded_memory_and_are_reclaimed() {
+    const WANTED: usize = 10_000;
+    const THREADS: usize = 8;
+    // Measured: 12.3-12.5 KiB of ringway RSS per idle connection (debug build, one worker,
+    // 9,915 connections, five runs; 13.2-14.1 KiB with two workers). 20 KiB leaves room for
+    // allocator noise and still fails if an idle connection keeps one more 8 KiB buffer.
+    const BOUND_KIB: u64 = 20;
+    let _machine = exclusive();
+    let (soft, hard) = raise_nofile();
     let b = Backend::start("b");
-    let proxy = Proxy::start_with(
-        &[b.addr],
-        ProxyOptions {
-            extra: "[timeouts]\nkeepalive = \"10s\"\n".into(),
-            ..ProxyOptions::default()
-        },
+    let opts = |keepalive: Duration| ProxyOptions {
+        extra: format!(
+            "[timeouts]\nkeepalive = \"{}ms\"\n[limits]\nconnections_per_worker = {}\n",
+            keepalive.as_millis(),
+            WANTED + 100
+        ),
+        ..ProxyOptions::default()
+    };
+
+    // The keep-alive timer of the first connection runs while the others are opened, so the
+    // timeout must outlast opening them all: time a pilot of 400 connections and allow twice
+    // the extrapolated time, plus 5 s.
+    let pilot = Proxy::start_with(&[b.addr], opts(Duration::from_secs(60)));
+    let cap = lowered_connection_cap(&pilot.log()).unwrap_or(WANTED + 100);
+    // Ringway's own descriptors, the pilot's and this process's other sockets need a margin.
+    let n = WANTED.min(cap.saturating_sub(20)).min(
+        usize::try_from(soft)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(600),
     );
+    if n < WANTED {
+        notice(&format!(
+            "idle connections: {n} instead of {WANTED} (open-files limit: soft {soft}, hard \
+             {hard}; ringway allows {cap} per worker)"
+        ));
+    }
+    let t = Instant::now();
+    drop(open_idle(pilot.addr, 400, THREADS));
+    let estimate = t.elapsed().mul_f64(n as f64 / 400.0);
+    drop(pilot);
+    let keepalive = (estimate * 2 + Duration::from_secs(5)).min(Duration::from_secs(90));
+
+    let proxy = Proxy::start_with(&[b.addr], opts(keepalive));
+    let fresh_fds = proxy.open_fds();
     let mut warm = proxy.client();
     assert_eq!(warm.get("/").status, 200);
     drop(warm);
+    // Only the pooled backend connection is left.
+    assert!(wait_until(Duration::from_secs(5), || proxy.open_fds() <= fresh_fds + 1));
     std::thread::sleep(Duration::from_millis(200));
     let base_rss = proxy.rss_kib();
     let base_fds = proxy.open_fds();
-    let mut idle = Vec::with_capacity(N);
-    for _ in 0..N {
-        let mut c = proxy.client();
-        assert_eq!(c.get("/").status, 200);
-        idle.push(c);
+
+    let t = Instant::now();
+    let mut idle = open_idle(proxy.addr, n, THREADS);
+    let opened = t.elapsed();
+    let first_idle = idle.iter().map(|(_, at)| *at).min().unwrap();
+    let last_idle = idle.iter().map(|(_, at)| *at).max().unwrap();
+    assert!(
+        Instant::now() + Duration::from_secs(1) < first_idle + keepalive,
+        "opening {n} connections took {opened:?}, close to the keep-alive timeout \
+         {keepalive:?} set from a pilot: the machine is too loaded"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let fds = proxy.open_fds();
+    let rss = proxy.rss_kib();
+    // Every connection is open (none reached the keep-alive timeout yet).
+    assert!(
+        fds >= base_fds + n,
+        "{fds} fds, {base_fds} before opening {n}"
+    );
+    let per_conn = rss.saturating_sub(base_rss) as f64 / n as f64;
+    notice(&format!(
+        "{n} idle TLS keep-alive connections opened in {:.1} s: ringway RSS {base_rss} -> \
+         {rss} KiB, {per_conn:.1} KiB per connection; keep-alive timeout {:.1} s",
+        opened.as_secs_f64(),
+        keepalive.as_secs_f64()
+    ));
+    assert!(
+        per_conn < BOUND_KIB as f64,
+        "{per_conn:.1} KiB per idle connection (bound {BOUND_KIB} KiB)"
+    );
+
+    // Nothing is closed before its timeout: just before the first connection's timeout ends,
+    // all are still open.
+    let before_first = first_idle + keepalive - Duration::from_secs(1);
+    std::thread::sleep(before_first.saturating_duration_since(Instant::now()));
+    let fds = proxy.open_fds();
+    assert!(
+        fds >= base_fds + n,
+        "{} connections closed before the keep-alive timeout",
+        base_fds + n - fds
+    );
+    // All are closed once the last one's timeout has passed: ringway's descriptors come back
+    // to the baseline (plus pooled backend connections, one per client thread at most).
+    let reclaimed = wait_until(
+        (last_idle + keepalive + Duration::from_secs(5)).saturating_duration_since(Instant::now()),
+        || proxy.open_fds() <= base_fds + THREADS,
+    );
+    assert!(
+        reclaimed,
+        "{} fds left after the keep-alive timeout ({base_fds} before)",
+        proxy.open_fds()
+    );
+    // Each client sees the close.
+    for (i, (c, _)) in idle.iter_mut().enumerate() {
+        assert!(c.is_closed(), "connection {i} still open");
     }
-    // All of them are still open (none reached the keep-alive timeout yet).
-    assert!(proxy.open_fds() >= base_fds + N, "connections closed early");
-    let per_conn = (proxy.rss_kib().saturating_sub(base_rss)) * 1024 / N as u64;
-    eprintln!("idle TLS keep-alive connection: {per_conn} bytes of proxy RSS");
-    assert!(per_conn < 32 * 1024, "{per_conn} bytes per idle connection");
-    // The keep-alive timeout reclaims them all.
-    assert!(wait_until(Duration::from_secs(20), || proxy.open_fds() <= base_fds + 2));
-    for c in &mut idle {
-        assert!(c.is_closed());
-    }
+    drop(idle);
+    // Memory comes back near the baseline: measured, 16-17% of the growth stays (allocator
+    // caches, tables grown to 10,000 entries); a leak of about 1 KiB per connection more
+    // breaks the bound.
+    let settled = wait_until(Duration::from_secs(10), || {
+        proxy.rss_kib() < base_rss + (rss - base_rss) / 4
+    });
+    let after = proxy.rss_kib();
+    notice(&format!(
+        "after the keep-alive timeout: ringway RSS {after} KiB, fds {} ({base_fds} before)",
+        proxy.open_fds()
+    ));
+    assert!(
+        settled,
+        "RSS {after} KiB after closing, {base_rss} before, {rss} with all open"
+    );
 }
 
 #[test]
 fn slow_body_is_cut_at_the_body_timeout_with_408() {
+    let _machine = shared();
     let b = Backend::start("b");
     let proxy = Proxy::start_with(
         &[b.addr],
@@ -230,6 +401,7 @@ fn slow_body_is_cut_at_the_body_timeout_with_408() {
 
 #[test]
 fn slow_reader_is_cut_and_others_are_served() {
+    let _machine = shared();
     let b = Backend::with_handler(
         "big",
         Arc::new(|_, s| {
@@ -284,6 +456,7 @@ fn slow_reader_is_cut_and_others_are_served() {
 
 #[test]
 fn half_close_after_a_full_request_still_gets_the_response() {
+    let _machine = shared();
     let b = Backend::start("b");
     let proxy = Proxy::start(&[b.addr]);
     let mut c = proxy.client();
@@ -298,6 +471,7 @@ fn half_close_after_a_full_request_still_gets_the_response() {
 
 #[test]
 fn client_disconnect_mid_upload_closes_the_backend_side() {
+    let _machine = shared();
     let b = Backend::start("b");
     let proxy = Proxy::start(&[b.addr]);
     {
