@@ -341,9 +341,10 @@ impl Session {
     }
 
     /// Chooses a backend of upstream `group`, sends the request and waits for its final
-    /// response head, retrying once on another backend when that is safe: after a connect
-    /// failure (nothing was sent), or for an idempotent request whose body was all sent with
-    /// its head when the backend closed or failed before answering anything.
+    /// response head, retrying once when that is safe: after a connect failure (nothing was
+    /// sent), or for an idempotent request whose body was all sent with its head when the
+    /// backend closed or failed before answering anything. The retry goes to another backend;
+    /// to the same one only when what failed was a pooled connection (closed while idle).
     async fn send(
         &mut self,
         mut req: Vec<u8>,
@@ -357,6 +358,9 @@ impl Session {
         let replayable = body.is_done() && method.is_idempotent();
         let mut last_error = None;
         let mut tried: Option<usize> = None;
+        // The last attempt used a pooled connection: if it failed, the backend had probably
+        // closed it while idle, and a new connection to the same backend is worth a try.
+        let mut stale = false;
         for attempt in 0..2 {
             let backend = match self.ctx.groups[group].choose(key, tried, Instant::now()) {
                 Choice::Backend(i) => i,
@@ -366,8 +370,14 @@ impl Session {
                 }
             };
             let lease = Lease::new(self.ctx.clone(), group, backend);
+            if Some(backend) == tried && !stale {
+                // The only backend left is the one that just failed: trying it again would
+                // only double the wait (a blackholed backend, two connect timeouts).
+                break;
+            }
             tried = Some(backend);
             let pooled = self.ctx.pool.borrow_mut().checkout(backend, Instant::now());
+            stale = pooled.is_some();
             let bconn = match pooled {
                 Some(bconn) => bconn,
                 None => {
