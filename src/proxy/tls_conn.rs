@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use compio::BufResult;
 use compio::buf::{IntoInner, IoBuf};
-use compio::io::{AsyncWrite, AsyncWriteExt};
+use compio::io::AsyncWrite;
 use compio::net::TcpStream;
 use rustls::ServerConfig;
 use rustls::unbuffered::{EncodeError, EncryptError};
@@ -78,7 +78,9 @@ pub enum TlsIoError {
 /// A client's TLS session.
 pub struct TlsConn {
     tcp: TcpStream,
-    tls: RefCell<TlsEngine>,
+    /// Boxed: the session state (over 1 KiB, mostly rustls') would otherwise sit inline in the
+    /// connection task's future, which a task spawned as `async move { fut.await }` stores twice.
+    tls: RefCell<Box<TlsEngine>>,
     /// The peer closed the socket (TCP FIN).
     eof: Cell<bool>,
 }
@@ -88,7 +90,7 @@ impl TlsConn {
     pub fn new(tcp: TcpStream, config: Arc<ServerConfig>) -> Result<Self, TlsIoError> {
         Ok(Self {
             tcp,
-            tls: RefCell::new(TlsEngine::new(config)?),
+            tls: RefCell::new(Box::new(TlsEngine::new(config)?)),
             eof: Cell::new(false),
         })
     }
@@ -166,9 +168,8 @@ impl TlsConn {
             let Some((buf, len)) = self.tls.borrow_mut().take_outgoing() else {
                 return Ok(());
             };
-            let mut tcp = &self.tcp;
-            let BufResult(res, buf) = tcp.write_all(buf.slice(..len)).await;
-            self.tls.borrow_mut().recycle(buf.into_inner());
+            let (res, buf) = write_all(&self.tcp, buf, len).await;
+            self.tls.borrow_mut().recycle(buf);
             res?;
         }
     }
@@ -185,4 +186,21 @@ impl TlsConn {
     pub fn release_buffers(&self) {
         self.tls.borrow_mut().release_buffers();
     }
+}
+
+/// Writes `buf[..len]` completely. One write operation at a time, with no more state than it
+/// needs: this future is part of every connection's task.
+async fn write_all(tcp: &TcpStream, mut buf: Vec<u8>, len: usize) -> (io::Result<()>, Vec<u8>) {
+    let mut tcp = tcp;
+    let mut sent = 0;
+    while sent < len {
+        let BufResult(res, slice) = tcp.write(buf.slice(sent..len)).await;
+        buf = slice.into_inner();
+        match res {
+            Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
+            Ok(n) => sent += n,
+            Err(e) => return (Err(e), buf),
+        }
+    }
+    (Ok(()), buf)
 }

@@ -419,3 +419,11 @@ fn an_endless_handshake_message_is_cut_off() {
     assert!(sent > MAX_PENDING);
     assert_eq!(server.buffered_capacity(), 0);
 }
+
+/// The session state lives behind a pointer: a connection task (which the spawn wrapper stores
+/// twice) carries only a few words for it.
+#[test]
+fn tls_conn_is_a_few_words() {
+    let size = std::mem::size_of::<super::TlsConn>();
+    assert!(size <= 64, "TlsConn is {size} bytes");
+}
