@@ -427,3 +427,79 @@ fn tls_conn_is_a_few_words() {
     let size = std::mem::size_of::<super::TlsConn>();
     assert!(size <= 64, "TlsConn is {size} bytes");
 }
+
+#[test]
+fn survives_a_hello_retry_request() {
+    use rustls::crypto::CryptoProvider;
+    use rustls::crypto::aws_lc_rs::kx_group::{MLKEM1024, X25519};
+    // The client's first key share is for a group the server does not offer: the server asks
+    // for another one, and the client sends a second ClientHello.
+    let provider = CryptoProvider {
+        kx_groups: vec![MLKEM1024, X25519],
+        ..aws_lc_rs::default_provider()
+    };
+    let mut roots = RootCertStore::empty();
+    roots.add(server().1.clone()).unwrap();
+    let config = ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut pair = Pair::new(&Arc::new(config), NAME);
+    pair.chunk = 100;
+    pair.handshake();
+    assert_eq!(
+        pair.client.handshake_kind(),
+        Some(HandshakeKind::FullWithHelloRetryRequest)
+    );
+    assert_eq!(pair.server.server_name(), Some(NAME));
+    pair.client.writer().write_all(b"hello").unwrap();
+    pair.client_to_server().unwrap();
+    assert_eq!(pair.plain, b"hello");
+}
+
+/// [`super::TlsConn`] over a real socket: handshake, SNI, a request read, a response flushed,
+/// end of stream at the client's close_notify, then close_notify back.
+#[test]
+fn tls_conn_serves_a_real_client() {
+    use super::TlsConn;
+    use crate::runtime::buffers::LazyBuf;
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = std::thread::spawn(move || {
+        let tcp = std::net::TcpStream::connect(addr).unwrap();
+        let name = ServerName::try_from(NAME).unwrap();
+        let conn = ClientConnection::new(client_config(&rustls::version::TLS13), name).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        tls.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let mut got = vec![0; 5];
+        tls.read_exact(&mut got).unwrap();
+        tls.conn.send_close_notify();
+        tls.flush().unwrap();
+        let mut rest = Vec::new();
+        tls.read_to_end(&mut rest).unwrap();
+        (got, rest)
+    });
+    let rt = compio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (sock, _) = listener.accept().unwrap();
+        let tcp = compio::net::TcpStream::from_std(sock).unwrap();
+        let conn = TlsConn::new(tcp, server().0.clone()).unwrap();
+        let mut inbuf = LazyBuf::new(64);
+        conn.handshake(&mut inbuf).await.unwrap();
+        assert_eq!(conn.server_name().as_deref(), Some(NAME));
+        while inbuf.bytes().len() < 18 {
+            assert!(conn.read_plain(&mut inbuf).await.unwrap() > 0);
+        }
+        assert_eq!(inbuf.bytes(), b"GET / HTTP/1.1\r\n\r\n");
+        conn.write_plain(b"hello").unwrap();
+        conn.flush().await.unwrap();
+        assert_eq!(conn.read_plain(&mut inbuf).await.unwrap(), 0);
+        assert_eq!(conn.read_plain(&mut inbuf).await.unwrap(), 0);
+        conn.close().await;
+    });
+    let (got, rest) = client.join().unwrap();
+    assert_eq!(got, b"hello");
+    assert!(rest.is_empty());
+}
