@@ -70,6 +70,9 @@ pub enum TlsIoError {
     /// The session failed earlier; nothing more is read or sent.
     #[error("the TLS session already failed")]
     Failed,
+    /// The session was closed (close_notify sent); nothing more is read or sent.
+    #[error("the TLS session is closed")]
+    Closed,
     /// rustls returned a state this code does not expect.
     #[error("unexpected TLS state: {0}")]
     Unexpected(&'static str),

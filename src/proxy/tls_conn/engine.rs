@@ -20,7 +20,8 @@
 //!   pending, so what it keeps (handshake fragments it is joining) stays at the same offsets;
 //! - after an error no more bytes reach rustls and nothing more is encrypted, but the alert
 //!   rustls queued for the error is in the send buffer;
-//! - bytes after the client's close_notify are ignored;
+//! - bytes after the client's close_notify are ignored; after our own close_notify nothing is
+//!   read or sent;
 //! - 0-RTT data is never accepted (the server config keeps `max_early_data_size` at 0).
 
 use std::sync::Arc;
@@ -69,6 +70,8 @@ pub struct TlsEngine {
     peer_closed: bool,
     /// rustls failed (an alert is queued) or the client broke a limit: the session is over.
     failed: bool,
+    /// We queued close_notify: nothing more is read or sent.
+    closed: bool,
 }
 
 impl TlsEngine {
@@ -81,6 +84,7 @@ impl TlsEngine {
             sni: None,
             peer_closed: false,
             failed: false,
+            closed: false,
         })
     }
 
@@ -112,9 +116,7 @@ impl TlsEngine {
         data: &mut [u8],
         sink: &mut dyn FnMut(&[u8]),
     ) -> Result<(), TlsIoError> {
-        if self.failed {
-            return Err(TlsIoError::Failed);
-        }
+        self.usable()?;
         if self.peer_closed || data.is_empty() {
             return Ok(());
         }
@@ -306,15 +308,27 @@ impl TlsEngine {
         self.send(Send::Data(plain))
     }
 
-    /// Queues a close_notify alert, when the session can still send one.
+    /// Queues a close_notify alert, when the session can still send one. Nothing is read or
+    /// sent afterwards.
     pub fn close_notify(&mut self) {
         let _ = self.send(Send::CloseNotify);
+        self.closed = true;
+    }
+
+    /// Refuses any further work once the session failed or was closed: rustls must not see
+    /// input after it sent an alert (a second one would break its invariants).
+    fn usable(&self) -> Result<(), TlsIoError> {
+        if self.failed {
+            Err(TlsIoError::Failed)
+        } else if self.closed {
+            Err(TlsIoError::Closed)
+        } else {
+            Ok(())
+        }
     }
 
     fn send(&mut self, what: Send<'_>) -> Result<(), TlsIoError> {
-        if self.failed {
-            return Err(TlsIoError::Failed);
-        }
+        self.usable()?;
         // rustls must see the bytes it may be holding on to (a handshake fragment); it
         // processed every complete record already, so it only looks at them.
         let mut pending = self.pending.take();

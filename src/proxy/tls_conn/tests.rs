@@ -327,6 +327,13 @@ fn server_close_notify_ends_the_stream_for_the_client() {
     pair.server.close_notify();
     pair.server_to_client().unwrap();
     assert!(pair.client_saw_close());
+    // Nothing is read nor sent after close_notify, and a second one is not queued.
+    pair.client.writer().write_all(b"late").unwrap();
+    assert!(matches!(pair.client_to_server(), Err(TlsIoError::Closed)));
+    assert!(pair.plain.is_empty());
+    assert!(matches!(pair.server.write(b"x"), Err(TlsIoError::Closed)));
+    pair.server.close_notify();
+    assert!(!pair.server.has_outgoing());
 }
 
 /// The content type of each record in `wire`.
