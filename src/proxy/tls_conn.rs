@@ -3,8 +3,8 @@
 //! Owns the client socket and the session's [`TlsEngine`] (rustls' unbuffered server
 //! connection, driven without I/O). Reads go through the ring's provided-buffer pool
 //! (`read_managed`): the kernel picks a registered buffer only when bytes arrive, rustls decrypts
-//! the records in place in that buffer, the plaintext is appended to the caller's buffer, and the
-//! provided buffer goes straight back to the pool. Only an incomplete trailing record is copied
+//! the records in place in that buffer (no copy into a rustls buffer first), the plaintext is
+//! appended to the caller's buffer, and the provided buffer goes straight back to the pool. Only an incomplete trailing record is copied
 //! aside, into a pending buffer released as soon as it is consumed, so a connection waiting for
 //! its next request holds no TLS byte buffer at all. Writes encrypt straight into one owned
 //! buffer from the worker's free list and send everything queued with one operation.

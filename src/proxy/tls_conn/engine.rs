@@ -5,13 +5,15 @@
 //! socket is touched here ([`super::TlsConn`] does the I/O).
 //!
 //! - Receiving: rustls decrypts the records in place in the caller's buffer (the ring's
-//!   provided buffer) and the plaintext goes straight to the caller's sink. Only what is left
-//!   after the last complete record (an incomplete record, or a handshake message split over
-//!   records) is copied into a pending buffer, taken from the worker's free list and given back
-//!   as soon as it is empty; the next bytes are appended to it and processed there.
-//! - Sending: plaintext is encrypted straight into one send buffer (from the free list), after
-//!   whatever handshake records, alerts or tickets rustls queued before it, in the order rustls
-//!   produced them; everything queued before a write goes out in that one write.
+//!   provided buffer); each record's plaintext (which rustls 0.23 still hands out in a `Vec` of
+//!   its own) is passed to the caller's sink. Only what is left after the last complete record
+//!   (an incomplete record, or a handshake message split over records) is copied into a pending
+//!   buffer, taken from the worker's free list and given back as soon as it is empty; the next
+//!   bytes are appended to it and processed there.
+//! - Sending: plaintext is encrypted into one send buffer (from the free list; rustls 0.23 seals
+//!   each record in a `Vec` of its own, then copies it there), after whatever handshake records,
+//!   alerts or tickets rustls queued before it, in the order rustls produced them; everything
+//!   queued before a write goes out in that one write.
 //!
 //! Invariants:
 //! - an idle session (nothing pending, nothing queued, buffers released) holds no byte buffer;
