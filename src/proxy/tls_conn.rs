@@ -1,27 +1,43 @@
 //! One client's TLS session over its TCP socket.
 //!
-//! Owns the rustls `ServerConnection` and the client socket. Reads go through the ring's
-//! provided-buffer pool (`read_managed`): the kernel picks a registered buffer only when bytes
-//! arrive, the bytes are fed to rustls at once and the buffer goes straight back to the pool, so
-//! a connection waiting for its next request holds no buffer. Writes encrypt into one owned
-//! buffer from the worker's free list and send it with one operation.
+//! Owns the client socket and the session's [`TlsEngine`] (rustls' unbuffered server
+//! connection, driven without I/O). Reads go through the ring's provided-buffer pool
+//! (`read_managed`): the kernel picks a registered buffer only when bytes arrive, rustls decrypts
+//! the records in place in that buffer (no copy into a rustls buffer first), the plaintext is
+//! appended to the caller's buffer, and the provided buffer goes straight back to the pool. Only an incomplete trailing record is copied
+//! aside, into a pending buffer released as soon as it is consumed, so a connection waiting for
+//! its next request holds no TLS byte buffer at all. Writes encrypt straight into one owned
+//! buffer from the worker's free list and send everything queued with one operation.
 //!
 //! Invariants: all methods take `&self` so that the request-body upload and the response path
-//! can run concurrently; the rustls state is borrowed only in synchronous sections, never across
+//! can run concurrently; the TLS state is borrowed only in synchronous sections, never across
 //! an `.await`. Only [`TlsConn::flush`] writes to the socket, and only one flush runs at a time
-//! (the response path owns it), so records are never interleaved.
+//! (the response path owns it), so records are never interleaved; records rustls produces while
+//! reading (tickets, key updates, alerts) are queued in order with the encrypted data and go out
+//! with the next flush. A protocol error queues the alert rustls prepared; the handshake sends it
+//! before failing. End of stream is reported once the client's close_notify or FIN arrived, after
+//! every byte of plaintext before it.
+
+pub mod engine;
+mod sni;
+#[cfg(test)]
+mod tests;
 
 use std::cell::{Cell, RefCell};
-use std::io::{self, BufRead, Write};
+use std::io;
 use std::sync::Arc;
 
 use compio::BufResult;
-use compio::io::{AsyncWrite, AsyncWriteExt};
+use compio::buf::{IntoInner, IoBuf};
+use compio::io::AsyncWrite;
 use compio::net::TcpStream;
-use rustls::{ServerConfig, ServerConnection};
+use rustls::ServerConfig;
+use rustls::unbuffered::{EncodeError, EncryptError};
 
-use crate::runtime::buffers::{self, LazyBuf};
+use crate::runtime::buffers::LazyBuf;
 use crate::runtime::recv::recv_with;
+
+pub use engine::TlsEngine;
 
 /// Why the TLS session could not go on.
 #[derive(Debug, thiserror::Error)]
@@ -35,28 +51,49 @@ pub enum TlsIoError {
     /// The peer closed the connection in the middle of the handshake.
     #[error("client closed the connection during the handshake")]
     HandshakeEof,
+    /// The client sent more than this many bytes without completing a record or handshake
+    /// message.
+    #[error("client TLS message exceeds {0} bytes")]
+    MessageTooLarge(usize),
+    /// The client sent 0-RTT data, which ringway never accepts.
+    #[error("client sent TLS early data, which is never accepted")]
+    EarlyData,
+    /// A handshake record could not be queued.
+    #[error("queueing a TLS handshake record: {0}")]
+    Encode(#[from] EncodeError),
+    /// Application data could not be encrypted.
+    #[error("encrypting for the client: {0}")]
+    Encrypt(#[from] EncryptError),
+    /// Application data was written before the handshake ended or after the session closed.
+    #[error("cannot send application data: {0}")]
+    NotWritable(&'static str),
+    /// The session failed earlier; nothing more is read or sent.
+    #[error("the TLS session already failed")]
+    Failed,
+    /// The session was closed (close_notify sent); nothing more is read or sent.
+    #[error("the TLS session is closed")]
+    Closed,
+    /// rustls returned a state this code does not expect.
+    #[error("unexpected TLS state: {0}")]
+    Unexpected(&'static str),
 }
 
 /// A client's TLS session.
 pub struct TlsConn {
     tcp: TcpStream,
-    tls: RefCell<ServerConnection>,
-    /// The send buffer, lent to the kernel during a flush.
-    out: Cell<Option<Vec<u8>>>,
-    /// The peer sent close_notify or closed the socket.
+    /// Boxed: the session state (over 1 KiB, mostly rustls') would otherwise sit inline in the
+    /// connection task's future, which a task spawned as `async move { fut.await }` stores twice.
+    tls: RefCell<Box<TlsEngine>>,
+    /// The peer closed the socket (TCP FIN).
     eof: Cell<bool>,
 }
 
 impl TlsConn {
     /// Starts a server-side TLS session on an accepted socket.
     pub fn new(tcp: TcpStream, config: Arc<ServerConfig>) -> Result<Self, TlsIoError> {
-        let mut tls = ServerConnection::new(config)?;
-        // We bound what we queue ourselves (one read's worth at a time), so rustls need not.
-        tls.set_buffer_limit(None);
         Ok(Self {
             tcp,
-            tls: RefCell::new(tls),
-            out: Cell::new(None),
+            tls: RefCell::new(Box::new(TlsEngine::new(config)?)),
             eof: Cell::new(false),
         })
     }
@@ -65,11 +102,12 @@ impl TlsConn {
     /// client's last handshake message is kept in `dst`.
     pub async fn handshake(&self, dst: &mut LazyBuf) -> Result<(), TlsIoError> {
         loop {
-            if self.tls.borrow().wants_write() {
-                self.flush().await?;
-            }
+            self.flush().await?;
             if !self.tls.borrow().is_handshaking() {
                 return Ok(());
+            }
+            if self.at_eof() {
+                return Err(TlsIoError::HandshakeEof);
             }
             match self.receive(dst).await {
                 Ok(true) => {}
@@ -83,14 +121,19 @@ impl TlsConn {
         }
     }
 
+    /// The server name (SNI) the client sent, lower-cased; `None` when it sent none (or an IP
+    /// address), or before its ClientHello arrived.
+    pub fn server_name(&self) -> Option<String> {
+        self.tls.borrow().server_name().map(str::to_owned)
+    }
+
     /// Reads at least one plaintext byte into `dst`; returns how many were appended, 0 at
     /// end of stream (close_notify or TCP FIN).
     pub async fn read_plain(&self, dst: &mut LazyBuf) -> Result<usize, TlsIoError> {
         let before = dst.bytes().len();
         loop {
-            self.drain_plaintext(dst)?;
             let n = dst.bytes().len() - before;
-            if n > 0 || self.eof.get() {
+            if n > 0 || self.at_eof() {
                 return Ok(n);
             }
             if !self.receive(dst).await? {
@@ -99,70 +142,44 @@ impl TlsConn {
         }
     }
 
-    /// One receive from the socket, fed to rustls; false at TCP end of stream.
+    fn at_eof(&self) -> bool {
+        self.eof.get() || self.tls.borrow().peer_closed()
+    }
+
+    /// One receive from the socket, processed by rustls in the received buffer, plaintext
+    /// appended to `dst`; false at TCP end of stream.
     async fn receive(&self, dst: &mut LazyBuf) -> Result<bool, TlsIoError> {
-        match recv_with(&self.tcp, |bytes| self.feed(bytes, dst)).await? {
-            Some(fed) => fed.map(|()| true),
+        let fed = recv_with(&self.tcp, |bytes| {
+            let mut sink = |plain: &[u8]| dst.get().extend_from_slice(plain);
+            self.tls.borrow_mut().receive(bytes, &mut sink)
+        })
+        .await?;
+        match fed {
+            Some(res) => res.map(|()| true),
             None => Ok(false),
         }
     }
 
-    /// Feeds received TLS bytes to rustls, moving plaintext into `dst` as it is decrypted so
-    /// rustls's plaintext buffer never fills.
-    fn feed(&self, mut data: &[u8], dst: &mut LazyBuf) -> Result<(), TlsIoError> {
-        let mut tls = self.tls.borrow_mut();
-        while !data.is_empty() {
-            tls.read_tls(&mut data)?;
-            let state = tls.process_new_packets()?;
-            if state.peer_has_closed() {
-                self.eof.set(true);
-            }
-            if state.plaintext_bytes_to_read() > 0 {
-                drain_into(&mut tls, dst)?;
-            }
-            if state.peer_has_closed() {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    fn drain_plaintext(&self, dst: &mut LazyBuf) -> Result<usize, TlsIoError> {
-        let mut tls = self.tls.borrow_mut();
-        drain_into(&mut tls, dst)
-    }
-
-    /// Queues plaintext to be encrypted; [`TlsConn::flush`] sends it.
+    /// Encrypts plaintext into the send buffer; [`TlsConn::flush`] sends it.
     pub fn write_plain(&self, data: &[u8]) -> Result<(), TlsIoError> {
-        self.tls.borrow_mut().writer().write_all(data)?;
-        Ok(())
+        self.tls.borrow_mut().write(data)
     }
 
     /// Sends every queued TLS record in one write.
     pub async fn flush(&self) -> Result<(), TlsIoError> {
         loop {
-            let mut out = self.out.take().unwrap_or_else(|| buffers::take(0));
-            {
-                let mut tls = self.tls.borrow_mut();
-                while tls.wants_write() {
-                    tls.write_tls(&mut out)?;
-                }
-            }
-            if out.is_empty() {
-                self.out.set(Some(out));
+            let Some((buf, len)) = self.tls.borrow_mut().take_outgoing() else {
                 return Ok(());
-            }
-            let mut tcp = &self.tcp;
-            let BufResult(res, mut out) = tcp.write_all(out).await;
-            out.clear();
-            self.out.set(Some(out));
+            };
+            let (res, buf) = write_all(&self.tcp, buf, len).await;
+            self.tls.borrow_mut().recycle(buf);
             res?;
         }
     }
 
     /// Sends close_notify (best effort) so the client sees a clean end.
     pub async fn close(&self) {
-        self.tls.borrow_mut().send_close_notify();
+        self.tls.borrow_mut().close_notify();
         let _ = self.flush().await;
         let mut tcp = &self.tcp;
         let _ = tcp.shutdown().await;
@@ -175,35 +192,23 @@ impl TlsConn {
 
     /// Gives the send buffer back to the worker while the connection is idle.
     pub fn release_buffers(&self) {
-        if let Some(out) = self.out.take() {
-            buffers::give(out);
+        self.tls.borrow_mut().release_buffers();
+    }
+}
+
+/// Writes `buf[..len]` completely. One write operation at a time, with no more state than it
+/// needs: this future is part of every connection's task.
+async fn write_all(tcp: &TcpStream, mut buf: Vec<u8>, len: usize) -> (io::Result<()>, Vec<u8>) {
+    let mut tcp = tcp;
+    let mut sent = 0;
+    while sent < len {
+        let BufResult(res, slice) = tcp.write(buf.slice(sent..len)).await;
+        buf = slice.into_inner();
+        match res {
+            Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
+            Ok(n) => sent += n,
+            Err(e) => return (Err(e), buf),
         }
     }
-}
-
-impl Drop for TlsConn {
-    fn drop(&mut self) {
-        self.release_buffers();
-    }
-}
-
-fn drain_into(tls: &mut ServerConnection, dst: &mut LazyBuf) -> Result<usize, TlsIoError> {
-    let mut total = 0;
-    let mut reader = tls.reader();
-    loop {
-        // Copy straight out of rustls's plaintext chunks: no zero-filled staging buffer.
-        let n = match reader.fill_buf() {
-            Ok([]) => break,
-            Ok(chunk) => {
-                dst.get().extend_from_slice(chunk);
-                chunk.len()
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
-            Err(e) => return Err(e.into()),
-        };
-        reader.consume(n);
-        total += n;
-    }
-    Ok(total)
+    (Ok(()), buf)
 }
