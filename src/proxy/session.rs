@@ -162,7 +162,7 @@ impl Session {
             // Idle between requests: the keep-alive timeout; once a byte of the head has
             // arrived: the request-head deadline.
             let at = deadline.unwrap_or_else(|| Instant::now() + timeouts.keepalive);
-            let read = until(at, self.conn.read_plain(&mut self.inbuf)).await;
+            let read = until(at, self.conn.read_plain(&mut self.inbuf, true)).await;
             match read {
                 Ok(Ok(0)) | Ok(Err(_)) => return HeadRead::Closed,
                 Ok(Ok(_)) => {}
@@ -714,7 +714,7 @@ async fn upload_body(
 ) -> Result<(), ProxyError> {
     loop {
         if inbuf.is_empty() {
-            match within(idle, conn.read_plain(inbuf)).await {
+            match within(idle, conn.read_plain(inbuf, false)).await {
                 Err(_) => return Err(ProxyError::ClientStalled),
                 Ok(Err(e)) => return Err(e.into()),
                 Ok(Ok(0)) => return Err(ProxyError::ClientClosedMidBody),
@@ -741,7 +741,7 @@ async fn upload_body(
         }
         if adv.consumed == 0 && !inbuf.is_empty() {
             // The decoder wants more than what is buffered: read more.
-            match within(idle, conn.read_plain(inbuf)).await {
+            match within(idle, conn.read_plain(inbuf, false)).await {
                 Err(_) => return Err(ProxyError::ClientStalled),
                 Ok(Err(e)) => return Err(e.into()),
                 Ok(Ok(0)) => return Err(ProxyError::ClientClosedMidBody),

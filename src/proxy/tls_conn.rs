@@ -12,9 +12,10 @@
 //! Invariants: all methods take `&self` so that the request-body upload and the response path
 //! can run concurrently; the TLS state is borrowed only in synchronous sections, never across
 //! an `.await`. Only [`TlsConn::flush`] writes to the socket, and only one flush runs at a time
-//! (the response path owns it), so records are never interleaved; records rustls produces while
-//! reading (tickets, key updates, alerts) are queued in order with the encrypted data and go out
-//! with the next flush. A protocol error queues the alert rustls prepared; the handshake sends it
+//! (the response path owns it while an exchange runs, the request-head reader otherwise), so
+//! records are never interleaved; records rustls produces while reading (tickets, key updates,
+//! alerts) are queued in order with the encrypted data and go out with the next flush, at once
+//! when the head reader is the one reading. A protocol error queues the alert rustls prepared; the handshake sends it
 //! before failing. End of stream is reported once the client's close_notify or FIN arrived, after
 //! every byte of plaintext before it.
 
@@ -129,15 +130,31 @@ impl TlsConn {
 
     /// Reads at least one plaintext byte into `dst`; returns how many were appended, 0 at
     /// end of stream (close_notify or TCP FIN).
-    pub async fn read_plain(&self, dst: &mut LazyBuf) -> Result<usize, TlsIoError> {
+    ///
+    /// With `reply`, what rustls answers by itself while reading (the warning alert refusing a
+    /// renegotiation, a key update) is sent at once, and so is the alert of a protocol error.
+    /// Only a caller that owns the socket's writes may ask for it: the request-head reader,
+    /// never the body upload that runs next to the response path (which sends them with the
+    /// response instead).
+    pub async fn read_plain(&self, dst: &mut LazyBuf, reply: bool) -> Result<usize, TlsIoError> {
         let before = dst.bytes().len();
         loop {
             let n = dst.bytes().len() - before;
             if n > 0 || self.at_eof() {
                 return Ok(n);
             }
-            if !self.receive(dst).await? {
-                self.eof.set(true);
+            match self.receive(dst).await {
+                Ok(true) => {}
+                Ok(false) => self.eof.set(true),
+                Err(e) => {
+                    if reply {
+                        let _ = self.flush().await;
+                    }
+                    return Err(e);
+                }
+            }
+            if reply && self.tls.borrow().has_outgoing() {
+                self.flush().await?;
             }
         }
     }
@@ -183,11 +200,6 @@ impl TlsConn {
         let _ = self.flush().await;
         let mut tcp = &self.tcp;
         let _ = tcp.shutdown().await;
-    }
-
-    /// The server name the client asked for (SNI), if it sent one.
-    pub fn server_name(&self) -> Option<String> {
-        self.tls.borrow().server_name().map(str::to_owned)
     }
 
     /// Gives the send buffer back to the worker while the connection is idle.

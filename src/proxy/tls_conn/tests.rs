@@ -497,13 +497,13 @@ fn tls_conn_serves_a_real_client() {
         conn.handshake(&mut inbuf).await.unwrap();
         assert_eq!(conn.server_name().as_deref(), Some(NAME));
         while inbuf.bytes().len() < 18 {
-            assert!(conn.read_plain(&mut inbuf).await.unwrap() > 0);
+            assert!(conn.read_plain(&mut inbuf, true).await.unwrap() > 0);
         }
         assert_eq!(inbuf.bytes(), b"GET / HTTP/1.1\r\n\r\n");
         conn.write_plain(b"hello").unwrap();
         conn.flush().await.unwrap();
-        assert_eq!(conn.read_plain(&mut inbuf).await.unwrap(), 0);
-        assert_eq!(conn.read_plain(&mut inbuf).await.unwrap(), 0);
+        assert_eq!(conn.read_plain(&mut inbuf, true).await.unwrap(), 0);
+        assert_eq!(conn.read_plain(&mut inbuf, true).await.unwrap(), 0);
         conn.close().await;
     });
     let (got, rest) = client.join().unwrap();
