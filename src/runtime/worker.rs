@@ -186,10 +186,13 @@ async fn accept_loop(ctx: Rc<Context>, listener: &TcpListener, lctx: Rc<Listener
                 }
                 ctx.counters.connections.set(open + 1);
                 let guard = ConnGuard(ctx.clone());
-                let task = proxy::serve(ctx.clone(), lctx.clone(), stream, peer);
+                let (ctx, lctx) = (ctx.clone(), lctx.clone());
+                // The serve future is created inside the task: built outside and moved in, it
+                // would be stored twice in the task (once as the captured value, once as the
+                // awaited one), and an idle connection costs its task's size.
                 compio::runtime::spawn(async move {
                     let _guard = guard;
-                    task.await;
+                    proxy::serve(ctx, lctx, stream, peer).await;
                 })
                 .detach();
             }
