@@ -47,6 +47,9 @@ use super::{Context, ListenerCtx};
 /// Bytes read from a backend at once while a response body is relayed.
 const BODY_READ: usize = 64 * 1024;
 
+/// Request bodies up to this size (Content-Length) are read whole before the request is sent.
+const SMALL_BODY: usize = 64 * 1024;
+
 /// Body bytes that arrived with the response head up to which they share its TLS record.
 const COALESCE: usize = 8 * 1024;
 
@@ -184,6 +187,9 @@ impl Session {
         let ctx = self.ctx.clone();
         let method = self.head.method;
         let client_keep = self.head.keep_alive && !ctx.draining.get();
+        if !self.read_small_body().await {
+            return false;
+        }
 
         // The re-serialized head, then whatever body bytes came with it, in one send.
         let mut req = buffers::take(1024 + self.head.head_len);
@@ -259,6 +265,36 @@ impl Session {
                 false
             }
         }
+    }
+
+    /// Reads the rest of a small Content-Length body (up to [`SMALL_BODY`]) before a backend is
+    /// chosen, unless the client waits for `100 Continue`: the request then goes to the backend
+    /// in one send, and stays whole for a retry. False when the client went away or stalled
+    /// (answered 408); nothing has reached a backend then.
+    async fn read_small_body(&mut self) -> bool {
+        let BodyKind::Length(len) = self.head.body else {
+            return true;
+        };
+        if len > SMALL_BODY as u64 || self.head.expect_continue {
+            return true;
+        }
+        let whole = self.head.head_len + len as usize;
+        while self.inbuf.bytes().len() < whole {
+            let read = within(
+                self.ctx.timeouts.body,
+                self.conn.read_plain(&mut self.inbuf, true),
+            )
+            .await;
+            match read {
+                Ok(Ok(0)) | Ok(Err(_)) => return false,
+                Ok(Ok(_)) => {}
+                Err(_) => {
+                    self.reject(408).await;
+                    return false;
+                }
+            }
+        }
+        true
     }
 
     /// The upstream for the request in `self.head`, or the status to answer: 404 for a Host no
