@@ -456,3 +456,21 @@ fn answer_then_discard(
     std::io::copy(&mut reader.take(len), &mut std::io::sink())?;
     Ok(Some(()))
 }
+
+#[test]
+fn a_small_body_is_read_whole_before_anything_reaches_a_backend() {
+    let b = Backend::start("b1");
+    let proxy = Proxy::start(&[b.addr]);
+    let mut c = proxy.client();
+    c.send(b"POST /small HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\nhello");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        b.accepted(),
+        0,
+        "the backend was contacted before the body was in"
+    );
+    c.send(b"world");
+    let r = c.read_response("POST").unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(b.received()[0].body, b"helloworld");
+}
