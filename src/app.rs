@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::balance::PolicyKind;
 use crate::config::{
     BackendConfig, CertificateConfig, CheckKind as ConfigCheckKind, Config, ConfigError, HashKey,
     HealthCheckConfig, ListenerConfig, Policy, TlsOptions, UpstreamConfig,
@@ -237,7 +236,7 @@ impl Upstreams {
             let o = &up.outlier;
             specs.push(Arc::new(UpstreamSpec {
                 name: up.name.clone(),
-                policy: policy_kind(up.policy),
+                policy: up.policy,
                 key: up.hash.as_ref().map(|h| match h {
                     HashKey::ClientIp => KeySource::ClientIp,
                     HashKey::Header(name) => KeySource::Header(name.as_str().into()),
@@ -286,17 +285,6 @@ fn check_spec(h: &HealthCheckConfig) -> CheckSpec {
         timeout: h.timeout,
         rise: h.rise,
         fall: h.fall,
-    }
-}
-
-fn policy_kind(policy: Policy) -> PolicyKind {
-    match policy {
-        Policy::RoundRobin => PolicyKind::RoundRobin,
-        Policy::WeightedRoundRobin => PolicyKind::WeightedRoundRobin,
-        Policy::Random => PolicyKind::Random,
-        Policy::LeastConnections => PolicyKind::LeastConnections,
-        Policy::PeakEwma => PolicyKind::PeakEwma,
-        Policy::ConsistentHash => PolicyKind::ConsistentHash,
     }
 }
 

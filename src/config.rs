@@ -279,35 +279,9 @@ pub struct UpstreamConfig {
     pub outlier: OutlierConfig,
 }
 
-/// The balancing policies. TOML and [`FromStr`]/[`fmt::Display`] use the snake_case names
-/// (`"least_connections"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Policy {
-    /// Each pick takes the next usable backend. Ignores weights.
-    #[default]
-    RoundRobin,
-    /// Smooth weighted round robin: picks in proportion to the weights, interleaved.
-    WeightedRoundRobin,
-    /// A random backend, with probability in proportion to its weight.
-    Random,
-    /// The backend with the fewest of this worker's requests in flight relative to its
-    /// weight.
-    LeastConnections,
-    /// Power of two choices over peak-EWMA latency times in-flight requests, scaled by
-    /// weight.
-    PeakEwma,
-    /// The hash of a request key ([`HashKey`]) picks the backend; adding or removing one of N
-    /// backends moves about 1/N of the keys. Weights scale each backend's share.
-    ConsistentHash,
-}
-
-/// `text` is not one of the [`Policy`] names.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unknown policy {0:?} (expected round_robin, weighted_round_robin, random, \
-     least_connections, peak_ewma or consistent_hash)"
-)]
-pub struct UnknownPolicy(pub String);
+/// The balancing policies (the same type as the balancer's): TOML and
+/// [`FromStr`]/[`fmt::Display`] use the snake_case names (`"least_connections"`).
+pub use crate::balance::{PolicyKind as Policy, UnknownPolicy};
 
 /// What a [`Policy::ConsistentHash`] upstream hashes to pick a backend. TOML:
 /// `"client_ip"`, `"header:<name>"`, `"cookie:<name>"`; [`fmt::Display`] writes the same form.
@@ -555,52 +529,6 @@ impl Default for UpstreamConfig {
     }
 }
 
-impl Policy {
-    /// Every policy, in the order the documentation lists them.
-    pub const ALL: [Policy; 6] = [
-        Policy::RoundRobin,
-        Policy::WeightedRoundRobin,
-        Policy::Random,
-        Policy::LeastConnections,
-        Policy::PeakEwma,
-        Policy::ConsistentHash,
-    ];
-
-    /// The configuration name: `"round_robin"`, `"peak_ewma"`, ...
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Policy::RoundRobin => "round_robin",
-            Policy::WeightedRoundRobin => "weighted_round_robin",
-            Policy::Random => "random",
-            Policy::LeastConnections => "least_connections",
-            Policy::PeakEwma => "peak_ewma",
-            Policy::ConsistentHash => "consistent_hash",
-        }
-    }
-
-    /// Whether backend weights matter: every policy but round robin.
-    pub fn uses_weight(self) -> bool {
-        self != Policy::RoundRobin
-    }
-}
-
-impl FromStr for Policy {
-    type Err = UnknownPolicy;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Policy::ALL
-            .into_iter()
-            .find(|policy| policy.as_str() == text)
-            .ok_or_else(|| UnknownPolicy(text.to_owned()))
-    }
-}
-
-impl fmt::Display for Policy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 impl FromStr for HashKey {
     type Err = HashKeyError;
 
@@ -700,27 +628,7 @@ impl Default for OutlierConfig {
 
 /// RFC 9110 §5.6.2: `token = 1*tchar`.
 fn is_token(text: &str) -> bool {
-    !text.is_empty()
-        && text.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'!' | b'#'
-                        | b'$'
-                        | b'%'
-                        | b'&'
-                        | b'\''
-                        | b'*'
-                        | b'+'
-                        | b'-'
-                        | b'.'
-                        | b'^'
-                        | b'_'
-                        | b'`'
-                        | b'|'
-                        | b'~'
-                )
-        })
+    crate::http1::is_token(text.as_bytes())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1091,7 +999,7 @@ impl UpstreamConfig {
                     key("hash"),
                     format!(
                         "is only used with policy = \"consistent_hash\", not {:?}",
-                        policy.as_str()
+                        policy.name()
                     ),
                 ));
             }
@@ -3534,16 +3442,16 @@ weight = 0
             "least_connections".parse::<Policy>(),
             Ok(Policy::LeastConnections)
         );
-        assert!(!Policy::RoundRobin.uses_weight());
-        assert!(Policy::ALL[1..].iter().all(|policy| policy.uses_weight()));
+        assert!(!Policy::RoundRobin.uses_weights());
+        assert!(Policy::ALL[1..].iter().all(|policy| policy.uses_weights()));
 
         let (key, reason, at) =
             invalid(&app("policy = \"leastconn\"\nbackends = [\"127.0.0.1:1\"]"));
         assert_eq!(key, "upstream[0].policy");
         assert_eq!(
             reason,
-            "unknown policy \"leastconn\" (expected round_robin, weighted_round_robin, random, \
-             least_connections, peak_ewma or consistent_hash)"
+            "unknown balancing policy `leastconn`: expected one of round_robin, \
+             weighted_round_robin, random, least_connections, peak_ewma, consistent_hash"
         );
         assert_eq!(at.line_column, Some((3, 10)));
 

@@ -175,6 +175,21 @@ fn address_in_use_is_one_clear_line() {
     assert!(err.contains("address already in use"), "{err}");
 }
 
+/// Waits for ringway's startup line on the child's stderr.
+fn startup_line(child: &mut std::process::Child) -> String {
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("ringway started") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("startup line")
+}
+
 #[test]
 fn quick_start_flags_serve_traffic() {
     let b1 = Backend::start("q1");
@@ -196,18 +211,7 @@ fn quick_start_flags_serve_traffic() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("ringway started") {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("startup line");
+    let line = startup_line(&mut child);
     assert!(line.contains("workers=2"), "{line}");
     let addr: std::net::SocketAddr = parse_listen(&line).expect("listen address");
     let mut c = Client::connect(addr, Some("localhost"));
@@ -239,18 +243,7 @@ fn quick_start_policy_and_health_path() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("ringway started") {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("startup line");
+    let line = startup_line(&mut child);
     let addr: std::net::SocketAddr = parse_listen(&line).expect("listen address");
     assert_eq!(
         Client::connect(addr, Some("localhost")).get("/").status,

@@ -68,10 +68,11 @@ pub trait Balancer: fmt::Debug {
 }
 
 /// The balancing policies a pool can be configured with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PolicyKind {
-    /// Strict rotation (smooth weighted round robin over equal weights).
+    /// Strict rotation (smooth weighted round robin over equal weights). The default.
+    #[default]
     RoundRobin,
     /// Smooth weighted round robin (nginx's algorithm) over the configured weights.
     WeightedRoundRobin,
