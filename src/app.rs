@@ -18,7 +18,7 @@ use crate::config::{
 };
 use crate::http1::Limits;
 use crate::proxy::Timeouts;
-use crate::route::{Route, Router};
+use crate::route::Router;
 use crate::runtime::{self, ListenerPlan, Plan, RingConfig, Server, StartError};
 use crate::tls::{self, TlsError};
 use crate::upstream::board::HealthBoard;
@@ -147,7 +147,7 @@ pub fn run(config: Config) -> Result<(), AppError> {
             addr: listener.address,
             backlog: listener.backlog,
             tls,
-            router: Arc::new(router(listener)),
+            router: Arc::new(listener.router()),
         });
     }
     let upstreams = Upstreams::from_config(&config.upstreams);
@@ -184,20 +184,6 @@ pub fn demo(listen: SocketAddr, workers: Option<usize>) -> Result<(), AppError> 
             println!("try:  curl -k https://localhost:{}/", addr.port());
         }
     })
-}
-
-/// A listener's routes, with upstream indexes as in the config.
-fn router(listener: &ListenerConfig) -> Router {
-    let routes = listener
-        .routes
-        .iter()
-        .map(|r| Route {
-            host: r.host.clone(),
-            path_prefix: r.path_prefix.clone(),
-            upstream: r.upstream,
-        })
-        .collect();
-    Router::new(routes, listener.default_upstream)
 }
 
 /// The upstreams of a configuration as the workers and the health thread need them.

@@ -55,7 +55,7 @@ pub enum CheckKind {
         method: String,
         /// Request target, e.g. `/health`.
         path: String,
-        /// Host header value.
+        /// Host header value; empty: the backend's address (`10.0.0.1:8080`).
         host: String,
         /// Statuses that pass, e.g. `200..=399`.
         expect: RangeInclusive<u16>,
@@ -274,9 +274,15 @@ async fn probe(addr: SocketAddr, kind: &CheckKind) -> Result<(), CheckFailure> {
     else {
         return Ok(());
     };
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: ringway-health\r\nConnection: close\r\n\r\n"
-    );
+    let request = if host.is_empty() {
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: ringway-health\r\nConnection: close\r\n\r\n"
+        )
+    } else {
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: ringway-health\r\nConnection: close\r\n\r\n"
+        )
+    };
     let BufResult(written, _) = stream.write_all(request.into_bytes()).await;
     written.map_err(CheckFailure::Io)?;
     let status = read_status(&mut stream).await?;
@@ -519,6 +525,28 @@ mod tests {
             String::from_utf8_lossy(&seen[0]),
             "GET /health HTTP/1.1\r\nHost: backend.example\r\nUser-Agent: ringway-health\r\n\
              Connection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn without_a_host_the_backend_address_is_sent() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let backend = TestBackend::start(move |req| {
+            log.lock().expect("lock").push(req.to_vec());
+            Some(b"HTTP/1.1 204 No Content\r\n\r\n".to_vec())
+        });
+        let mut spec = http_spec(Duration::from_secs(2));
+        if let CheckKind::Http { host, .. } = &mut spec.kind {
+            host.clear();
+        }
+        assert!(check(backend.addr, &spec).is_ok());
+        let seen = seen.lock().expect("lock");
+        let want = format!("\r\nHost: {}\r\n", backend.addr);
+        assert!(
+            String::from_utf8_lossy(&seen[0]).contains(&want),
+            "{:?}",
+            String::from_utf8_lossy(&seen[0])
         );
     }
 
