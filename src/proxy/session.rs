@@ -412,7 +412,14 @@ impl Session {
                 break;
             }
             tried = Some(backend);
-            let pooled = self.ctx.pool.borrow_mut().checkout(backend, Instant::now());
+            // A first attempt that can be replayed takes a recently used connection as it is;
+            // if the backend closed it meanwhile, the retry below checks the next one.
+            let trust_recent = replayable && attempt == 0;
+            let pooled = self
+                .ctx
+                .pool
+                .borrow_mut()
+                .checkout(backend, Instant::now(), trust_recent);
             stale = pooled.is_some();
             let bconn = match pooled {
                 Some(bconn) => bconn,

@@ -28,6 +28,10 @@ struct Idle<C> {
     since: Instant,
 }
 
+/// How long an idle connection may be taken without checking it when the caller can retry:
+/// backends close idle connections after seconds, not within a second of the last response.
+pub const TRUSTED_IDLE: Duration = Duration::from_secs(1);
+
 /// Idle connections of one worker, per backend.
 pub struct ConnPool<C> {
     idle: Slab<Idle<C>>,
@@ -48,18 +52,23 @@ impl<C: Pooled> ConnPool<C> {
     }
 
     /// Takes the most recently returned live connection to `backend`, closing stale ones.
-    pub fn checkout(&mut self, backend: usize, now: Instant) -> Option<C> {
+    ///
+    /// With `trust_recent`, a connection idle for less than [`TRUSTED_IDLE`] is taken without
+    /// asking [`Pooled::is_reusable`] (a system call per request under load): for requests that
+    /// can be retried if the backend closed it in that short time.
+    pub fn checkout(&mut self, backend: usize, now: Instant, trust_recent: bool) -> Option<C> {
         let stack = self.stacks.get_mut(backend)?;
         while let Some(key) = stack.pop() {
             let entry = self.idle.remove(key);
-            if now.saturating_duration_since(entry.since) > self.idle_timeout {
+            let idle = now.saturating_duration_since(entry.since);
+            if idle > self.idle_timeout {
                 // Everything below is older still: close it all.
                 for key in stack.drain(..) {
                     self.idle.remove(key);
                 }
                 return None;
             }
-            if entry.conn.is_reusable() {
+            if (trust_recent && idle < TRUSTED_IDLE) || entry.conn.is_reusable() {
                 return Some(entry.conn);
             }
         }
@@ -149,11 +158,11 @@ mod tests {
         pool.checkin(0, fake(1), t0);
         pool.checkin(0, fake(2), t0);
         pool.checkin(1, fake(3), t0);
-        assert_eq!(pool.checkout(0, t0).unwrap().id, 2);
-        assert_eq!(pool.checkout(0, t0).unwrap().id, 1);
-        assert!(pool.checkout(0, t0).is_none());
-        assert_eq!(pool.checkout(1, t0).unwrap().id, 3);
-        assert!(pool.checkout(7, t0).is_none());
+        assert_eq!(pool.checkout(0, t0, false).unwrap().id, 2);
+        assert_eq!(pool.checkout(0, t0, false).unwrap().id, 1);
+        assert!(pool.checkout(0, t0, false).is_none());
+        assert_eq!(pool.checkout(1, t0, false).unwrap().id, 3);
+        assert!(pool.checkout(7, t0, false).is_none());
     }
 
     #[test]
@@ -164,8 +173,8 @@ mod tests {
             pool.checkin(0, fake(id), t0);
         }
         assert_eq!(pool.idle_count(0), 2);
-        assert_eq!(pool.checkout(0, t0).unwrap().id, 3);
-        assert_eq!(pool.checkout(0, t0).unwrap().id, 2);
+        assert_eq!(pool.checkout(0, t0, false).unwrap().id, 3);
+        assert_eq!(pool.checkout(0, t0, false).unwrap().id, 2);
         assert_eq!(pool.total_idle(), 0);
     }
 
@@ -178,9 +187,9 @@ mod tests {
         let later = t0 + Duration::from_secs(12);
         pool.sweep(later);
         assert_eq!(pool.idle_count(0), 1);
-        assert_eq!(pool.checkout(0, later).unwrap().id, 2);
+        assert_eq!(pool.checkout(0, later, false).unwrap().id, 2);
         pool.checkin(0, fake(3), t0);
-        assert!(pool.checkout(0, later).is_none());
+        assert!(pool.checkout(0, later, false).is_none());
         assert_eq!(pool.total_idle(), 0);
     }
 
@@ -192,7 +201,27 @@ mod tests {
         dead.alive.set(false);
         pool.checkin(0, fake(1), t0);
         pool.checkin(0, dead, t0);
-        assert_eq!(pool.checkout(0, t0).unwrap().id, 1);
+        assert_eq!(pool.checkout(0, t0, false).unwrap().id, 1);
+        assert_eq!(pool.total_idle(), 0);
+    }
+
+    #[test]
+    fn recent_connections_are_trusted_only_when_asked_and_only_briefly() {
+        let t0 = Instant::now();
+        let mut pool = ConnPool::new(1, 8, Duration::from_secs(30));
+        let dead = fake(2);
+        dead.alive.set(false);
+        pool.checkin(0, dead, t0);
+        // Trusted: taken without the check (the caller retries if it was closed).
+        assert_eq!(pool.checkout(0, t0, true).unwrap().id, 2);
+
+        let dead = fake(3);
+        dead.alive.set(false);
+        pool.checkin(0, fake(1), t0);
+        pool.checkin(0, dead, t0);
+        // Idle for TRUSTED_IDLE or more: checked even when trust is allowed.
+        let later = t0 + TRUSTED_IDLE;
+        assert_eq!(pool.checkout(0, later, true).unwrap().id, 1);
         assert_eq!(pool.total_idle(), 0);
     }
 
