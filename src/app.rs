@@ -13,8 +13,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::config::{
-    BackendConfig, CertificateConfig, CheckKind as ConfigCheckKind, Config, ConfigError, HashKey,
-    HealthCheckConfig, ListenerConfig, Policy, TlsOptions, UpstreamConfig,
+    BackendConfig, CertificateConfig, CheckKind, Config, ConfigError, HashKey, HealthCheckConfig,
+    ListenerConfig, Policy, TlsOptions, UpstreamConfig,
 };
 use crate::http1::Limits;
 use crate::proxy::Timeouts;
@@ -22,7 +22,7 @@ use crate::route::Router;
 use crate::runtime::{self, ListenerPlan, Plan, RingConfig, Server, StartError};
 use crate::tls::{self, TlsError};
 use crate::upstream::board::HealthBoard;
-use crate::upstream::checker::{CheckKind, CheckSpec, CheckTarget, Checker};
+use crate::upstream::checker::{CheckTarget, Checker};
 use crate::upstream::group::{BackendSpec, KeySource, Table, UpstreamSpec};
 use crate::upstream::health::OutlierPolicy;
 
@@ -118,7 +118,7 @@ pub fn run_quick(quick: QuickStart) -> Result<(), AppError> {
             hash: (quick.policy == Some(Policy::ConsistentHash)).then_some(HashKey::ClientIp),
             backends: quick.backends.into_iter().map(BackendConfig::new).collect(),
             health_check: quick.health_path.map(|path| HealthCheckConfig {
-                kind: ConfigCheckKind::Http {
+                kind: CheckKind::Http {
                     method: "GET".into(),
                     path,
                     host: None,
@@ -202,7 +202,7 @@ impl Upstreams {
         let mut checks = Vec::new();
         for up in upstreams {
             let first = backends.len();
-            let check = up.health_check.as_ref().map(|h| Arc::new(check_spec(h)));
+            let check = up.health_check.clone().map(Arc::new);
             for b in &up.backends {
                 if let Some(spec) = &check {
                     checks.push(CheckTarget {
@@ -247,30 +247,6 @@ impl Upstreams {
             specs,
             checks,
         }
-    }
-}
-
-fn check_spec(h: &HealthCheckConfig) -> CheckSpec {
-    CheckSpec {
-        kind: match &h.kind {
-            ConfigCheckKind::Tcp => CheckKind::Tcp,
-            ConfigCheckKind::Http {
-                method,
-                path,
-                host,
-                expect_status,
-            } => CheckKind::Http {
-                method: method.clone(),
-                path: path.clone(),
-                host: host.clone().unwrap_or_default(),
-                expect: expect_status.clone(),
-            },
-        },
-        interval: h.interval,
-        jitter: h.jitter,
-        timeout: h.timeout,
-        rise: h.rise,
-        fall: h.fall,
     }
 }
 

@@ -333,43 +333,9 @@ pub struct BackendConfig {
     pub backup: bool,
 }
 
-/// Active health checks of an upstream's backends. TOML: `[upstream.health_check]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HealthCheckConfig {
-    /// What a check does. TOML: `type = "http"` (default) or `"tcp"` and the HTTP keys.
-    pub kind: CheckKind,
-    /// Time between two checks of a backend. Greater than zero. Default 5 s.
-    pub interval: Duration,
-    /// Each wait is randomized by up to this much, so checks do not line up. At most
-    /// `interval`. Default 1 s.
-    pub jitter: Duration,
-    /// A check not finished within this fails. Greater than zero and shorter than
-    /// `interval`. Default 2 s.
-    pub timeout: Duration,
-    /// Passing checks in a row that mark a down backend up. At least 1. Default 2.
-    pub rise: u32,
-    /// Failing checks in a row that mark an up backend down. At least 1. Default 3.
-    pub fall: u32,
-}
-
-/// The kind of an active health check.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CheckKind {
-    /// Passes when a TCP connection is established.
-    Tcp,
-    /// Passes when an HTTP/1.1 request gets a response whose status is in `expect_status`.
-    Http {
-        /// An RFC 9110 token. Default `GET`.
-        method: String,
-        /// The request target, starting with `/`, visible ASCII. Default `/`.
-        path: String,
-        /// The Host header; `None`: the backend's address. Default `None`.
-        host: Option<String>,
-        /// Within `100..=599`. TOML: `"200-399"` or `"200"` (or the integer `200`). Default
-        /// `200..=399`.
-        expect_status: RangeInclusive<u16>,
-    },
-}
+/// Active health checks of an upstream's backends (TOML: `[upstream.health_check]`), and what
+/// a check does: the health checker's own types, validated here.
+pub use crate::upstream::checker::{CheckKind, CheckSpec as HealthCheckConfig};
 
 /// Passive ejection: a worker stops sending to a backend that keeps failing, for a while.
 /// Kept per worker. TOML: `[upstream.outlier]`.
@@ -585,32 +551,6 @@ impl BackendConfig {
 impl From<SocketAddr> for BackendConfig {
     fn from(address: SocketAddr) -> Self {
         Self::new(address)
-    }
-}
-
-/// `GET /` expecting 200-399, every 5 s with 1 s jitter, 2 s timeout, rise 2, fall 3.
-impl Default for HealthCheckConfig {
-    fn default() -> Self {
-        Self {
-            kind: CheckKind::default(),
-            interval: Duration::from_secs(5),
-            jitter: Duration::from_secs(1),
-            timeout: Duration::from_secs(2),
-            rise: 2,
-            fall: 3,
-        }
-    }
-}
-
-/// An HTTP check: `GET /`, the backend address as Host, expecting 200-399.
-impl Default for CheckKind {
-    fn default() -> Self {
-        CheckKind::Http {
-            method: "GET".to_owned(),
-            path: "/".to_owned(),
-            host: None,
-            expect_status: 200..=399,
-        }
     }
 }
 

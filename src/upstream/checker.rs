@@ -41,43 +41,72 @@ pub const STOP_POLL: Duration = Duration::from_millis(20);
 /// become a busy loop.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
-/// What a check does.
+/// What a check does. The configuration's type too (`[upstream.health_check]`), validated
+/// there: the strings are written into the request as given.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CheckKind {
     /// Passes when a TCP connection opens.
     Tcp,
-    /// Sends `{method} {path} HTTP/1.1` with `Host: {host}` and `Connection: close`, and passes
-    /// when the status of the answer is in `expect`. The strings are written as given: the
-    /// configuration must have checked they are a valid token, request target and host (no
-    /// CR, LF or spaces).
+    /// Sends `{method} {path} HTTP/1.1` with `Host` and `Connection: close`, and passes when
+    /// the status of the answer is in `expect_status`.
     Http {
-        /// Request method, e.g. `GET`.
+        /// An RFC 9110 token. Default `GET`.
         method: String,
-        /// Request target, e.g. `/health`.
+        /// The request target, starting with `/`, visible ASCII. Default `/`.
         path: String,
-        /// Host header value; empty: the backend's address (`10.0.0.1:8080`).
-        host: String,
-        /// Statuses that pass, e.g. `200..=399`.
-        expect: RangeInclusive<u16>,
+        /// The Host header; `None`: the backend's address (`10.0.0.1:8080`). Default `None`.
+        host: Option<String>,
+        /// Statuses that pass, within `100..=599`. TOML: `"200-399"` or `"200"` (or the
+        /// integer `200`). Default `200..=399`.
+        expect_status: RangeInclusive<u16>,
     },
 }
 
-/// How one pool's backends are checked.
+/// An HTTP check: `GET /`, the backend address as Host, expecting 200-399.
+impl Default for CheckKind {
+    fn default() -> Self {
+        CheckKind::Http {
+            method: "GET".to_owned(),
+            path: "/".to_owned(),
+            host: None,
+            expect_status: 200..=399,
+        }
+    }
+}
+
+/// How one pool's backends are checked. The configuration's type too
+/// (`HealthCheckConfig`, TOML `[upstream.health_check]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckSpec {
-    /// The check itself.
+    /// What a check does. TOML: `type = "http"` (default) or `"tcp"` and the HTTP keys.
     pub kind: CheckKind,
     /// Time between the end of one check and the start of the next, before jitter (at least
-    /// [`MIN_INTERVAL`]).
+    /// [`MIN_INTERVAL`] here; the configuration requires more than zero). Default 5 s.
     pub interval: Duration,
-    /// Most random time added to each interval (uniform in `[0, jitter]`).
+    /// Most random time added to each interval (uniform in `[0, jitter]`). At most
+    /// `interval`. Default 1 s.
     pub jitter: Duration,
-    /// Longest a check may take, connect included; a check that runs over fails.
+    /// Longest a check may take, connect included; a check that runs over fails. Shorter
+    /// than `interval`. Default 2 s.
     pub timeout: Duration,
-    /// Consecutive passes that bring a down backend up.
+    /// Consecutive passes that bring a down backend up. At least 1. Default 2.
     pub rise: u32,
-    /// Consecutive failures that take an up backend down.
+    /// Consecutive failures that take an up backend down. At least 1. Default 3.
     pub fall: u32,
+}
+
+/// `GET /` expecting 200-399, every 5 s with 1 s jitter, 2 s timeout, rise 2, fall 3.
+impl Default for CheckSpec {
+    fn default() -> Self {
+        Self {
+            kind: CheckKind::default(),
+            interval: Duration::from_secs(5),
+            jitter: Duration::from_secs(1),
+            timeout: Duration::from_secs(2),
+            rise: 2,
+            fall: 3,
+        }
+    }
 }
 
 /// One backend to check.
@@ -269,24 +298,23 @@ async fn probe(addr: SocketAddr, kind: &CheckKind) -> Result<(), CheckFailure> {
         method,
         path,
         host,
-        expect,
+        expect_status,
     } = kind
     else {
         return Ok(());
     };
-    let request = if host.is_empty() {
-        format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: ringway-health\r\nConnection: close\r\n\r\n"
-        )
-    } else {
-        format!(
+    let request = match host {
+        Some(host) => format!(
             "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: ringway-health\r\nConnection: close\r\n\r\n"
-        )
+        ),
+        None => format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: ringway-health\r\nConnection: close\r\n\r\n"
+        ),
     };
     let BufResult(written, _) = stream.write_all(request.into_bytes()).await;
     written.map_err(CheckFailure::Io)?;
     let status = read_status(&mut stream).await?;
-    if expect.contains(&status) {
+    if expect_status.contains(&status) {
         Ok(())
     } else {
         Err(CheckFailure::Status(status))
@@ -484,8 +512,8 @@ mod tests {
             kind: CheckKind::Http {
                 method: "GET".into(),
                 path: "/health".into(),
-                host: "backend.example".into(),
-                expect: 200..=399,
+                host: Some("backend.example".into()),
+                expect_status: 200..=399,
             },
             interval: Duration::from_millis(50),
             jitter: Duration::ZERO,
@@ -538,7 +566,7 @@ mod tests {
         });
         let mut spec = http_spec(Duration::from_secs(2));
         if let CheckKind::Http { host, .. } = &mut spec.kind {
-            host.clear();
+            *host = None;
         }
         assert!(check(backend.addr, &spec).is_ok());
         let seen = seen.lock().expect("lock");
