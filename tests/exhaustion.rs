@@ -399,6 +399,9 @@ fn slow_body_is_cut_at_the_body_timeout_with_408() {
     assert_eq!(r.status, 408);
     assert!(t.elapsed() < Duration::from_secs(3));
     assert!(slow.is_closed());
+    // A small body is read whole before a backend is chosen: nothing of it left the proxy.
+    let got = b.received();
+    assert!(got.iter().all(|r| r.method == "GET"), "{got:?}");
 }
 
 #[test]

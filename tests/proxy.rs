@@ -474,3 +474,17 @@ fn a_small_body_is_read_whole_before_anything_reaches_a_backend() {
     assert_eq!(r.status, 200);
     assert_eq!(b.received()[0].body, b"helloworld");
 }
+
+#[test]
+fn a_client_leaving_in_the_middle_of_a_small_body_reaches_no_backend() {
+    let b = Backend::start("b1");
+    let proxy = Proxy::start(&[b.addr]);
+    let base_fds = proxy.open_fds();
+    let mut c = proxy.client();
+    c.send(b"POST /small HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\nhel");
+    drop(c);
+    assert!(wait_until(Duration::from_secs(5), || proxy.open_fds() <= base_fds));
+    assert_eq!(b.accepted(), 0);
+    assert_eq!(proxy.client().get("/").status, 200);
+    assert_eq!(b.received().len(), 1);
+}
