@@ -9,6 +9,8 @@
 //! route: 404 or 421; no healthy backend: 503 with `Retry-After`): the connection may stay open
 //! after them.
 
+use super::Method;
+
 /// The interim response sent when a request with `Expect: 100-continue` may send its body
 /// (RFC 9110 §10.1.1).
 pub const CONTINUE_100: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -137,10 +139,17 @@ pub fn error_response(status: u16) -> &'static [u8] {
     }
 }
 
-/// Appends a response to a well-framed request that ringway answers itself: `status` (404,
-/// 421 or 503; anything else is answered as its pre-built error), `Retry-After` in whole
-/// seconds when given, and `Connection: close` unless `keep_alive`.
-pub fn local_response(status: u16, retry_after: Option<u64>, keep_alive: bool, out: &mut Vec<u8>) {
+/// Appends a response to a well-framed request with `method` that ringway answers itself:
+/// `status` (404, 421 or 503; anything else is answered as its pre-built error), `Retry-After`
+/// in whole seconds when given, `Connection: close` unless `keep_alive`, and no body for HEAD
+/// (same head, RFC 9110 §9.3.2).
+pub fn local_response(
+    status: u16,
+    retry_after: Option<u64>,
+    keep_alive: bool,
+    method: Method,
+    out: &mut Vec<u8>,
+) {
     let reason: &[u8] = match status {
         404 => b"404 Not Found",
         421 => b"421 Misdirected Request",
@@ -153,31 +162,19 @@ pub fn local_response(status: u16, retry_after: Option<u64>, keep_alive: bool, o
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(reason);
     out.extend_from_slice(b"\r\nContent-Type: text/plain\r\nContent-Length: ");
-    push_decimal(out, reason.len() as u64 + 1);
+    super::field::write_u64(out, reason.len() as u64 + 1);
     if let Some(seconds) = retry_after {
         out.extend_from_slice(b"\r\nRetry-After: ");
-        push_decimal(out, seconds);
+        super::field::write_u64(out, seconds);
     }
     if !keep_alive {
         out.extend_from_slice(b"\r\nConnection: close");
     }
     out.extend_from_slice(b"\r\n\r\n");
-    out.extend_from_slice(reason);
-    out.push(b'\n');
-}
-
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+    if method != Method::Head {
+        out.extend_from_slice(reason);
+        out.push(b'\n');
     }
-    out.extend_from_slice(&digits[at..]);
 }
 
 #[cfg(test)]
@@ -248,14 +245,14 @@ mod tests {
     #[test]
     fn local_responses_are_exact() {
         let mut out = Vec::new();
-        local_response(503, Some(12), true, &mut out);
+        local_response(503, Some(12), true, Method::Get, &mut out);
         assert_eq!(
             out,
             b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
               Content-Length: 24\r\nRetry-After: 12\r\n\r\n503 Service Unavailable\n"
         );
         out.clear();
-        local_response(404, None, false, &mut out);
+        local_response(404, None, false, Method::Get, &mut out);
         assert_eq!(
             out,
             b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n\
@@ -263,7 +260,7 @@ mod tests {
         );
         for (status, keep) in [(404, true), (421, false), (503, true)] {
             out.clear();
-            local_response(status, Some(1), keep, &mut out);
+            local_response(status, Some(1), keep, Method::Get, &mut out);
             let mut parsed = crate::http1::ResponseHead::new();
             let r = crate::http1::parse_response(
                 &out,
@@ -281,7 +278,14 @@ mod tests {
             );
         }
         out.clear();
-        local_response(502, None, true, &mut out);
+        local_response(404, None, true, Method::Head, &mut out);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n\
+              Content-Length: 14\r\n\r\n"
+        );
+        out.clear();
+        local_response(502, None, true, Method::Get, &mut out);
         assert_eq!(out, BAD_GATEWAY_502);
     }
 

@@ -347,13 +347,7 @@ impl Session {
     /// Answers a request ringway handles itself (no route, no backend available).
     async fn answer(&mut self, status: u16, retry_after: Option<u64>, keep: bool) -> bool {
         let mut out = buffers::take(128);
-        http1::local_response(status, retry_after, keep, &mut out);
-        if self.head.method == Method::Head {
-            // Same head, no body (RFC 9110 §9.3.2).
-            if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
-                out.truncate(end + 4);
-            }
-        }
+        http1::local_response(status, retry_after, keep, self.head.method, &mut out);
         let written = self.conn.write_plain(&out);
         buffers::give(out);
         if written.is_err() {
