@@ -35,9 +35,20 @@ impl Lease {
         self.backend
     }
 
-    /// Tells the upstream how the request went (passive ejection, latency-aware policies).
-    pub fn report(&self, outcome: Outcome) {
-        self.ctx.groups[self.group].report(self.backend, outcome, Instant::now());
+    /// Tells the upstream that the request failed (passive ejection).
+    pub fn report_failure(&self) {
+        self.ctx.groups[self.group].report(self.backend, Outcome::Failed, Instant::now());
+    }
+
+    /// Tells the upstream that a response head with `status` came back for the request sent
+    /// at `sent` (passive ejection, latency-aware policies). One clock read for both.
+    pub fn report_response(&self, status: u16, sent: Instant) {
+        let now = Instant::now();
+        let outcome = Outcome::Response {
+            status,
+            latency: now.saturating_duration_since(sent),
+        };
+        self.ctx.groups[self.group].report(self.backend, outcome, now);
     }
 }
 

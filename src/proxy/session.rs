@@ -36,7 +36,7 @@ use crate::http1::{
 use crate::route::Routed;
 use crate::runtime::buffers::{self, LazyBuf};
 use crate::runtime::recv::{recv_owned, recv_with};
-use crate::upstream::group::{Choice, KeySource, Outcome};
+use crate::upstream::group::{Choice, KeySource};
 use crate::upstream::{self, BackendConn};
 
 use super::error::ProxyError;
@@ -257,7 +257,7 @@ impl Session {
             Err((e, head_sent)) => {
                 self.log_failure(&e);
                 if e.side() == super::error::Side::Backend {
-                    lease.report(Outcome::Failed);
+                    lease.report_failure();
                 }
                 if !head_sent {
                     self.reject(e.status()).await;
@@ -392,7 +392,8 @@ impl Session {
         // closed it while idle, and a new connection to the same backend is worth a try.
         let mut stale = false;
         for attempt in 0..2 {
-            let backend = match self.ctx.groups[group].choose(key, tried, Instant::now()) {
+            let now = Instant::now();
+            let backend = match self.ctx.groups[group].choose(key, tried, now) {
                 Choice::Backend(i) => i,
                 Choice::Unavailable { retry_after } => {
                     last_error.get_or_insert(ProxyError::NoBackend { retry_after });
@@ -413,7 +414,7 @@ impl Session {
                 .ctx
                 .pool
                 .borrow_mut()
-                .checkout(backend, Instant::now(), trust_recent);
+                .checkout(backend, now, trust_recent);
             stale = pooled.is_some();
             let bconn = match pooled {
                 Some(bconn) => bconn,
@@ -424,7 +425,7 @@ impl Session {
                         Err(e) => {
                             // Nothing was sent: any method may go to another backend.
                             tracing::warn!(peer = %self.peer, "{e}");
-                            lease.report(Outcome::Failed);
+                            lease.report_failure();
                             last_error = Some(e.into());
                             continue;
                         }
@@ -438,13 +439,13 @@ impl Session {
                 match within(self.ctx.timeouts.body, stream.write_all(req)).await {
                     Ok(r) => r,
                     Err(_) => {
-                        lease.report(Outcome::Failed);
+                        lease.report_failure();
                         return Err(ProxyError::BackendStalled);
                     }
                 };
             req = returned;
             if let Err(e) = res {
-                lease.report(Outcome::Failed);
+                lease.report_failure();
                 if retry_ok {
                     last_error = Some(ProxyError::BackendWrite(e));
                     continue;
@@ -456,10 +457,7 @@ impl Session {
             match self.await_response(&bconn, body, method).await {
                 Ok(exchanged) => {
                     buffers::give(req);
-                    lease.report(Outcome::Response {
-                        status: self.rhead.status,
-                        latency: started.elapsed(),
-                    });
+                    lease.report_response(self.rhead.status, started);
                     return Ok((lease, bconn, exchanged));
                 }
                 Err(e @ (ProxyError::BackendClosedEarly | ProxyError::BackendRead(_)))
@@ -467,13 +465,13 @@ impl Session {
                 {
                     // Closed before answering anything (a stale pooled connection, or a
                     // backend going away): send again.
-                    lease.report(Outcome::Failed);
+                    lease.report_failure();
                     last_error = Some(e);
                     continue;
                 }
                 Err(e) => {
                     if e.side() == super::error::Side::Backend {
-                        lease.report(Outcome::Failed);
+                        lease.report_failure();
                     }
                     buffers::give(req);
                     return Err(e);
