@@ -476,6 +476,28 @@ fn a_small_body_is_read_whole_before_anything_reaches_a_backend() {
 }
 
 #[test]
+fn a_request_arriving_with_the_end_of_a_small_body_is_answered_next() {
+    let b = Backend::start("b1");
+    let proxy = Proxy::start(&[b.addr]);
+    let mut c = proxy.client();
+    c.send(b"POST /small HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\nhello");
+    std::thread::sleep(Duration::from_millis(100));
+    // The body's end and the next request in one TLS record: the request must not be taken
+    // for body bytes, nor lost.
+    c.send(b"worldGET /next HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let r = c.read_response("POST").unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "b1 POST /small\n");
+    let r = c.read_response("GET").unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "b1 GET /next\n");
+    let received = b.received();
+    assert_eq!(received.len(), 2);
+    assert_eq!(received[0].body, b"helloworld");
+    assert!(received[1].body.is_empty());
+}
+
+#[test]
 fn a_client_leaving_in_the_middle_of_a_small_body_reaches_no_backend() {
     let b = Backend::start("b1");
     let proxy = Proxy::start(&[b.addr]);

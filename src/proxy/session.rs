@@ -187,18 +187,17 @@ impl Session {
         let ctx = self.ctx.clone();
         let method = self.head.method;
         let client_keep = self.head.keep_alive && !ctx.draining.get();
-        if !self.read_small_body().await {
-            return false;
-        }
+        let head_len = self.head.head_len;
+        let small = self.small_body();
 
-        // The re-serialized head, then whatever body bytes came with it, in one send.
-        let mut req = buffers::take(1024 + self.head.head_len);
+        // The re-serialized head, then the body bytes that came with it and, for a small body,
+        // the rest of it, read straight in: the request goes out in one send.
+        let mut req = buffers::take(1024 + head_len + small);
         let forwarding = Forwarding {
             client_ip: self.peer.ip(),
             proto: "https",
         };
         http1::write_request_head(self.inbuf.bytes(), &self.head, &forwarding, &mut req);
-        let head_len = self.head.head_len;
         let mut body = BodyDecoder::new(self.head.body, &ctx.limits);
         let early = match body.advance(&self.inbuf.bytes()[head_len..]) {
             Ok(adv) => adv.consumed,
@@ -217,6 +216,10 @@ impl Session {
         };
         req.extend_from_slice(&self.inbuf.bytes()[head_len..head_len + early]);
         self.inbuf.consume(head_len + early);
+        if small > 0 && !self.read_small_body(&mut req, &mut body).await {
+            buffers::give(req);
+            return false;
+        }
         // A request ringway answers itself leaves the connection usable when its body is in
         // (HTTP/1.0 clients, which would need `Connection: keep-alive`, are answered with a close).
         let local_keep = client_keep && body.is_done() && !self.head.http10;
@@ -267,24 +270,26 @@ impl Session {
         }
     }
 
-    /// Reads the rest of a small Content-Length body (up to [`SMALL_BODY`]) before a backend is
-    /// chosen, unless the client waits for `100 Continue`: the request then goes to the backend
-    /// in one send, and stays whole for a retry. False when the client went away or stalled
-    /// (answered 408); nothing has reached a backend then.
-    async fn read_small_body(&mut self) -> bool {
-        let BodyKind::Length(len) = self.head.body else {
-            return true;
-        };
-        if len > SMALL_BODY as u64 || self.head.expect_continue {
-            return true;
+    /// The length of the request body when it is small enough (a Content-Length up to
+    /// [`SMALL_BODY`], and no `Expect: 100-continue`) to be read whole before a backend is
+    /// chosen, else 0.
+    fn small_body(&self) -> usize {
+        match self.head.body {
+            BodyKind::Length(len) if len <= SMALL_BODY as u64 && !self.head.expect_continue => {
+                len as usize
+            }
+            _ => 0,
         }
-        let whole = self.head.head_len + len as usize;
-        while self.inbuf.bytes().len() < whole {
-            let read = within(
-                self.ctx.timeouts.body,
-                self.conn.read_plain(&mut self.inbuf, true),
-            )
-            .await;
+    }
+
+    /// Reads the rest of a small body (see [`Session::small_body`]) straight into `req`, the
+    /// request to send: it then goes to the backend in one send, and stays whole for a retry.
+    /// Bytes after the body (a pipelined request) go back to `inbuf`. False when the client
+    /// went away or stalled (answered 408); nothing has reached a backend then.
+    async fn read_small_body(&mut self, req: &mut Vec<u8>, body: &mut BodyDecoder) -> bool {
+        while !body.is_done() {
+            let before = req.len();
+            let read = within(self.ctx.timeouts.body, self.conn.read_plain(req, true)).await;
             match read {
                 Ok(Ok(0)) | Ok(Err(_)) => return false,
                 Ok(Ok(_)) => {}
@@ -292,6 +297,19 @@ impl Session {
                     self.reject(408).await;
                     return false;
                 }
+            }
+            let consumed = match body.advance(&req[before..]) {
+                Ok(adv) => adv.consumed,
+                Err(e) => {
+                    self.reject(e.status()).await;
+                    return false;
+                }
+            };
+            if before + consumed < req.len() {
+                self.inbuf
+                    .get()
+                    .extend_from_slice(&req[before + consumed..]);
+                req.truncate(before + consumed);
             }
         }
         true

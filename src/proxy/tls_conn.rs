@@ -79,6 +79,35 @@ pub enum TlsIoError {
     Unexpected(&'static str),
 }
 
+/// Where decrypted plaintext goes: the connection's lazily held input buffer, or a buffer a
+/// caller fills directly (a request body read straight into the request sent to the backend).
+pub trait PlainSink {
+    /// Bytes held now.
+    fn held(&self) -> usize;
+    /// Appends plaintext.
+    fn append(&mut self, plain: &[u8]);
+}
+
+impl PlainSink for LazyBuf {
+    fn held(&self) -> usize {
+        self.bytes().len()
+    }
+
+    fn append(&mut self, plain: &[u8]) {
+        self.get().extend_from_slice(plain);
+    }
+}
+
+impl PlainSink for Vec<u8> {
+    fn held(&self) -> usize {
+        self.len()
+    }
+
+    fn append(&mut self, plain: &[u8]) {
+        self.extend_from_slice(plain);
+    }
+}
+
 /// A client's TLS session.
 pub struct TlsConn {
     tcp: TcpStream,
@@ -136,10 +165,14 @@ impl TlsConn {
     /// Only a caller that owns the socket's writes may ask for it: the request-head reader,
     /// never the body upload that runs next to the response path (which sends them with the
     /// response instead).
-    pub async fn read_plain(&self, dst: &mut LazyBuf, reply: bool) -> Result<usize, TlsIoError> {
-        let before = dst.bytes().len();
+    pub async fn read_plain(
+        &self,
+        dst: &mut impl PlainSink,
+        reply: bool,
+    ) -> Result<usize, TlsIoError> {
+        let before = dst.held();
         loop {
-            let n = dst.bytes().len() - before;
+            let n = dst.held() - before;
             if n > 0 || self.at_eof() {
                 return Ok(n);
             }
@@ -165,9 +198,9 @@ impl TlsConn {
 
     /// One receive from the socket, processed by rustls in the received buffer, plaintext
     /// appended to `dst`; false at TCP end of stream.
-    async fn receive(&self, dst: &mut LazyBuf) -> Result<bool, TlsIoError> {
+    async fn receive(&self, dst: &mut impl PlainSink) -> Result<bool, TlsIoError> {
         let fed = recv_with(&self.tcp, |bytes| {
-            let mut sink = |plain: &[u8]| dst.get().extend_from_slice(plain);
+            let mut sink = |plain: &[u8]| dst.append(plain);
             self.tls.borrow_mut().receive(bytes, &mut sink)
         })
         .await?;
