@@ -65,6 +65,11 @@ pub trait Balancer: fmt::Debug {
     /// A response head came back from backend `i` after `latency`, at `now`. Latency-aware
     /// policies learn from it; the others ignore it.
     fn observe(&self, _i: usize, _latency: Duration, _now: Instant) {}
+
+    /// Whether [`Balancer::observe`] uses the latency (else the caller need not measure it).
+    fn wants_latency(&self) -> bool {
+        false
+    }
 }
 
 /// The balancing policies a pool can be configured with.

@@ -141,6 +141,10 @@ impl Balancer for PeakEwma {
         }
     }
 
+    fn wants_latency(&self) -> bool {
+        true
+    }
+
     fn observe(&self, i: usize, latency: Duration, now: Instant) {
         // An index the policy has never been offered names no backend: nothing to learn.
         if let Some(e) = self.estimates.borrow_mut().get_mut(i) {

@@ -7,8 +7,9 @@
 //! worker stopping).
 
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use crate::runtime::deadline::coarse_now;
 use crate::upstream::group::Outcome;
 
 use super::Context;
@@ -37,17 +38,22 @@ impl Lease {
 
     /// Tells the upstream that the request failed (passive ejection).
     pub fn report_failure(&self) {
-        self.ctx.groups[self.group].report(self.backend, Outcome::Failed, Instant::now());
+        self.ctx.groups[self.group].report(self.backend, Outcome::Failed, coarse_now());
     }
 
     /// Tells the upstream that a response head with `status` came back for the request sent
-    /// at `sent` (passive ejection, latency-aware policies). One clock read for both.
-    pub fn report_response(&self, status: u16, sent: Instant) {
-        let now = Instant::now();
-        let outcome = Outcome::Response {
-            status,
-            latency: now.saturating_duration_since(sent),
+    /// at `sent` (passive ejection, latency-aware policies). `sent` is `None` when the policy
+    /// does not use latency ([`Group::wants_latency`](crate::upstream::group::Group::wants_latency)):
+    /// the exact clock is read only for a policy that does.
+    pub fn report_response(&self, status: u16, sent: Option<Instant>) {
+        let (latency, now) = match sent {
+            Some(sent) => {
+                let now = Instant::now();
+                (now.saturating_duration_since(sent), now)
+            }
+            None => (Duration::ZERO, coarse_now()),
         };
+        let outcome = Outcome::Response { status, latency };
         self.ctx.groups[self.group].report(self.backend, outcome, now);
     }
 }

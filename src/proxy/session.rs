@@ -21,7 +21,7 @@ use std::pin::pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::runtime::deadline::{deadline as until, within};
+use crate::runtime::deadline::{after, coarse_now, deadline as until, within};
 use compio::BufResult;
 use compio::buf::{IntoInner, IoBuf};
 use compio::io::AsyncWriteExt;
@@ -158,13 +158,13 @@ impl Session {
                         return HeadRead::Reject(e.status());
                     }
                 }
-                deadline.get_or_insert_with(|| Instant::now() + timeouts.request_head);
+                deadline.get_or_insert_with(|| after(timeouts.request_head));
             } else if self.ctx.draining.get() {
                 return HeadRead::Closed;
             }
             // Idle between requests: the keep-alive timeout; once a byte of the head has
             // arrived: the request-head deadline.
-            let at = deadline.unwrap_or_else(|| Instant::now() + timeouts.keepalive);
+            let at = deadline.unwrap_or_else(|| after(timeouts.keepalive));
             let read = until(at, self.conn.read_plain(&mut self.inbuf, true)).await;
             match read {
                 Ok(Ok(0)) | Ok(Err(_)) => return HeadRead::Closed,
@@ -253,7 +253,7 @@ impl Session {
                 if relayed.backend_reusable && exchanged.request_complete {
                     ctx.pool
                         .borrow_mut()
-                        .checkin(lease.backend(), bconn, Instant::now());
+                        .checkin(lease.backend(), bconn, coarse_now());
                 }
                 relayed.client_keep
             }
@@ -409,8 +409,10 @@ impl Session {
         // The last attempt used a pooled connection: if it failed, the backend had probably
         // closed it while idle, and a new connection to the same backend is worth a try.
         let mut stale = false;
+        // Only a latency-aware policy needs the exact time a request took.
+        let timed = self.ctx.groups[group].wants_latency();
         for attempt in 0..2 {
-            let now = Instant::now();
+            let now = if timed { Instant::now() } else { coarse_now() };
             let backend = match self.ctx.groups[group].choose(key, tried, now) {
                 Choice::Backend(i) => i,
                 Choice::Unavailable { retry_after } => {
@@ -451,7 +453,7 @@ impl Session {
                 }
             };
             let retry_ok = replayable && attempt == 0;
-            let started = Instant::now();
+            let started = timed.then(Instant::now);
             let mut stream = &bconn.stream;
             let BufResult(res, returned) =
                 match within(self.ctx.timeouts.body, stream.write_all(req)).await {
@@ -539,8 +541,7 @@ impl Session {
                 loop {
                     if upload_done {
                         // The response timeout runs from the end of the request.
-                        let at =
-                            *deadline.get_or_insert_with(|| Instant::now() + timeouts.response);
+                        let at = *deadline.get_or_insert_with(|| after(timeouts.response));
                         break match until(at, head.as_mut()).await {
                             Err(_) => Err(ProxyError::ResponseTimeout),
                             Ok(read) => read,

@@ -6,11 +6,19 @@
 //! a slab of armed deadlines; arming one is a slab insert, disarming a slab remove, and one
 //! ticker task per worker wakes, every [`TICK`], the futures whose deadline has passed.
 //!
+//! The ticker also keeps the worker's coarse clock ([`coarse_now`]): the time of its last tick.
+//! Timeouts, pool idle times, ejections and slow start need no finer resolution than the
+//! ticker's, and reading the clock once per tick instead of several times per request saves
+//! a measurable share of a small request's cost. [`within`] pads its deadline by one [`TICK`]
+//! so that a deadline measured from the coarse clock is not shorter than asked.
+//!
 //! Invariants: a deadline fires no earlier than its instant and at most one [`TICK`] (plus
-//! scheduling delay) after it; an entry lives exactly as long as its [`Deadline`] future; the
-//! state is thread-local (one per worker), never shared across cores.
+//! scheduling delay) after it, so a [`within`] limit is never cut short unless the ticker runs
+//! late by more than a tick, and ends at most two ticks late; an entry lives exactly as long
+//! as its [`Deadline`] future; the state is thread-local (one per worker), never shared
+//! across cores. On a thread without a running ticker, [`coarse_now`] is the exact time.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -34,6 +42,14 @@ struct Armed {
 
 thread_local! {
     static ARMED: RefCell<Slab<Armed>> = const { RefCell::new(Slab::new()) };
+    /// The last tick's time, while this thread's ticker runs.
+    static TICKED: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// This worker's coarse time: when its ticker last ran (at most a [`TICK`] ago, plus scheduling
+/// delay), or the exact time on a thread whose ticker is not running.
+pub fn coarse_now() -> Instant {
+    TICKED.with(Cell::get).unwrap_or_else(Instant::now)
 }
 
 /// Runs `future` until `at`; `Err(Elapsed)` if the deadline passes first (the future is then
@@ -46,9 +62,16 @@ pub fn deadline<F: Future>(at: Instant, future: F) -> Deadline<F> {
     }
 }
 
-/// Runs `future` for at most `limit` from now.
+/// A deadline at least `limit` from now, measured on the coarse clock: `limit` plus one
+/// [`TICK`] after [`coarse_now`].
+pub fn after(limit: Duration) -> Instant {
+    coarse_now() + limit + TICK
+}
+
+/// Runs `future` for at least `limit` and at most `limit` plus two [`TICK`]s from now,
+/// measured on the coarse clock.
 pub fn within<F: Future>(limit: Duration, future: F) -> Deadline<F> {
-    deadline(Instant::now() + limit, future)
+    deadline(after(limit), future)
 }
 
 pin_project_lite::pin_project! {
@@ -136,11 +159,22 @@ pub fn fire_expired(now: Instant) -> usize {
     fired
 }
 
-/// The worker's ticker: fires expired deadlines every [`TICK`]. Runs until dropped.
+/// The worker's ticker: keeps the coarse clock and fires expired deadlines every [`TICK`].
+/// Runs until dropped; the coarse clock is then the exact one again.
 pub async fn run_ticker() {
+    struct Stopped;
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            TICKED.with(|t| t.set(None));
+        }
+    }
+    let _stopped = Stopped;
+    TICKED.with(|t| t.set(Some(Instant::now())));
     loop {
         compio::time::sleep(TICK).await;
-        fire_expired(Instant::now());
+        let now = Instant::now();
+        TICKED.with(|t| t.set(Some(now)));
+        fire_expired(now);
     }
 }
 
@@ -183,6 +217,40 @@ mod tests {
             assert_eq!(armed(), 0);
             drop(ticker);
         });
+    }
+
+    #[test]
+    fn a_limit_measured_on_a_lagging_coarse_clock_is_not_cut_short() {
+        let rt = compio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let ticker = compio::runtime::spawn(run_ticker());
+            // Between ticks: the coarse clock lags the real one by about half a tick.
+            compio::time::sleep(TICK + TICK / 2).await;
+            let lag = Instant::now().saturating_duration_since(coarse_now());
+            assert!(lag >= TICK / 4 && lag <= TICK + TICK / 2, "lag {lag:?}");
+            let limit = Duration::from_millis(120);
+            let armed_at = within(limit, std::future::pending::<()>()).at;
+            assert!(armed_at >= Instant::now() + limit);
+            assert!(armed_at <= Instant::now() + limit + 2 * TICK);
+            let start = Instant::now();
+            let out = within(Duration::from_millis(120), std::future::pending::<()>()).await;
+            let took = start.elapsed();
+            assert_eq!(out, Err(Elapsed));
+            assert!(took >= Duration::from_millis(120), "{took:?}");
+            assert!(took < Duration::from_millis(120) + 4 * TICK, "{took:?}");
+            drop(ticker);
+        });
+    }
+
+    #[test]
+    fn without_a_ticker_the_coarse_clock_is_exact() {
+        std::thread::spawn(|| {
+            let before = Instant::now();
+            let coarse = coarse_now();
+            assert!(coarse >= before && coarse <= Instant::now());
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

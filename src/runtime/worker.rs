@@ -58,7 +58,15 @@ pub(super) fn run(
             }
         }
     };
-    runtime.block_on(serve(index, sockets, plan, shutdown, ready));
+    // The worker runs as a task, and the runtime blocks on its handle: the runtime polls the
+    // future it blocks on at every turn of its loop, and a handle is cheaper to poll than the
+    // accept loops and the shutdown timer would be.
+    let worker = runtime.block_on(async move {
+        compio::runtime::spawn(serve(index, sockets, plan, shutdown, ready)).await
+    });
+    if worker.is_err() {
+        tracing::error!(worker = index, "worker task panicked");
+    }
 }
 
 async fn serve(

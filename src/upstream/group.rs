@@ -220,6 +220,12 @@ impl Group {
         &self.spec
     }
 
+    /// Whether the policy learns from response latencies: only then must a request's
+    /// duration be measured (two exact clock reads).
+    pub fn wants_latency(&self) -> bool {
+        self.policy.wants_latency()
+    }
+
     /// Chooses a backend for a request with hashing `key`, avoiding `exclude` (a backend that
     /// already failed this request) unless it is the only one left. Takes the lease.
     pub fn choose(&self, key: u64, exclude: Option<usize>, now: Instant) -> Choice {
