@@ -74,6 +74,9 @@ Options:
   --out DIR         output directory (default: bench-results/<timestamp>/ in the repository)
   --ringway PATH    ringway binary (default: target/release/ringway, built if missing; it is
                     copied before the run, so a rebuild during the run does not affect it)
+  --baseline PATH   another ringway binary (an earlier build) to measure side by side as proxy
+                    "ringway-base", right after ringway in every round, with the same config:
+                    what a change bought, in one run (port N+13)
   --port-base N     ports used: N+1, N+2 (backend), N+10..N+12 (proxies) (default: $PORT_BASE)
   --proxy-cpu N     core for the proxies (default: first allowed core)
   --backend-cpu N   core for the backend (default: last allowed core)
@@ -113,6 +116,7 @@ while (($#)); do
         --proxies) PROXIES=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
         --ringway) RINGWAY_BIN=$2; shift 2 ;;
+        --baseline) BASELINE_BIN=$2; shift 2 ;;
         --port-base) PORT_BASE=$2; shift 2 ;;
         --proxy-cpu) PROXY_CPU=$2; shift 2 ;;
         --backend-cpu) BACKEND_CPU=$2; shift 2 ;;
@@ -132,6 +136,18 @@ done
 [[ $HS_CONNS =~ ^[1-9][0-9]*$ ]] || die "--handshake-connections $HS_CONNS: want a positive integer"
 IFS=, read -ra SCEN_LIST <<<"$SCENARIOS"
 IFS=, read -ra PROXY_LIST <<<"$PROXIES"
+if [[ -n $BASELINE_BIN ]]; then
+    [[ -x $BASELINE_BIN ]] || die "--baseline $BASELINE_BIN: not an executable"
+    ALL_PROXIES+=(ringway-base)
+    # Right after ringway: the two builds run next to each other in every round.
+    with_base=()
+    for p in "${PROXY_LIST[@]}"; do
+        with_base+=("$p")
+        [[ $p == ringway ]] && with_base+=(ringway-base)
+    done
+    [[ " ${with_base[*]} " == *" ringway-base "* ]] || with_base=(ringway-base "${with_base[@]}")
+    PROXY_LIST=("${with_base[@]}")
+fi
 for s in "${SCEN_LIST[@]}"; do
     [[ $s =~ ^(get1k|get64k|handshake|resume|post16k)$ ]] || die "unknown scenario $s (see --help)"
 done
@@ -276,6 +292,7 @@ measure() {
     echo "host: $(uname -srm); $(nproc) cores allowed; $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
     echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "ringway: $RINGWAY_VERSION (git $RINGWAY_GIT); $NGINX_VERSION; $HAPROXY_VERSION; $(openssl version); $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
+    [[ -n $BASELINE_BIN ]] && echo "ringway-base: $BASELINE_BIN ($("$WORK/ringway-base" --version 2>/dev/null | head -1))"
     echo "cores: proxies on $PROXY_CPU, backend on $BACKEND_CPU, wrk on $CLIENT_CPUS; nice $NICE"
     echo "settings: duration $DURATION, rounds $ROUNDS, connections $CONNS (handshake $HS_CONNS), wrk threads $THREADS, warm-up $WARMUP"
     echo "scenarios: ${SCEN_LIST[*]}; proxies: ${PROXY_LIST[*]}"
@@ -320,7 +337,7 @@ for p in "${PROXY_LIST[@]}" backend; do stop_pid "$p"; done
 for f in "$WORK"/logs/*; do [[ -s $f ]] && cp "$f" "$OUT/logs/"; done
 
 python3 "$BENCH_DIR/report.py" --raw "$RAW" --out "$OUT" --meta "$OUT/meta.txt" \
-    --proxies "$PROXIES" --scenarios "$SCENARIOS" || die "report failed"
+    --proxies "$(IFS=,; echo "${PROXY_LIST[*]}")" --scenarios "$SCENARIOS" || die "report failed"
 if command -v gnuplot >/dev/null; then
     gnuplot -e "datafile='$OUT/chart.dat'; outfile='$OUT/cpu-per-request.png'; scenarios='${SCEN_LIST[*]}'; proxies='${PROXY_LIST[*]}'" \
         "$BENCH_DIR/chart.gp" 2>"$OUT/logs/gnuplot.log" || warn "gnuplot failed: $(cat "$OUT/logs/gnuplot.log")"

@@ -21,6 +21,7 @@ KEEPALIVE_S=${KEEPALIVE_S:-60}      # proxies' client keep-alive timeout, second
 MAXCONN=${MAXCONN:-4096}            # proxies' connection limit
 NOFILE=${NOFILE:-65536}             # open-files limit asked for
 RINGWAY_BIN=${RINGWAY_BIN:-}        # default: target/release/ringway (built when missing)
+BASELINE_BIN=${BASELINE_BIN:-}      # bench.sh --baseline: an earlier ringway, as "ringway-base"
 KEEP_WORK=${KEEP_WORK:-0}
 PROXY_CPU=${PROXY_CPU:-}
 BACKEND_CPU=${BACKEND_CPU:-}
@@ -74,6 +75,9 @@ ensure_ringway() {
     cp "$bin" "$WORK/ringway" || die "cannot copy $bin"
     RINGWAY_VERSION=$("$WORK/ringway" --version 2>/dev/null | head -1)
     RINGWAY_GIT=$(git -C "$REPO_DIR" describe --always --dirty 2>/dev/null || echo unknown)
+    if [[ -n $BASELINE_BIN ]]; then
+        cp "$BASELINE_BIN" "$WORK/ringway-base" || die "cannot copy $BASELINE_BIN"
+    fi
 }
 
 # expand_cpus "0-2,5" -> "0 1 2 5"
@@ -211,8 +215,9 @@ bench_init() {
     BACKEND1=$((PORT_BASE + 1)) BACKEND2=$((PORT_BASE + 2))
     PORT[backend1]=$BACKEND1 PORT[backend2]=$BACKEND2
     PORT[ringway]=$((PORT_BASE + 10)) PORT[nginx]=$((PORT_BASE + 11)) PORT[haproxy]=$((PORT_BASE + 12))
+    PORT[ringway-base]=$((PORT_BASE + 13))
     local n p
-    for n in backend1 backend2 ringway nginx haproxy; do
+    for n in backend1 backend2 ringway nginx haproxy ringway-base; do
         p=${PORT[$n]}
         port_busy "$p" && die "127.0.0.1:$p ($n) is in use; pick other ports with --port-base"
     done
@@ -300,11 +305,11 @@ start_proxy() {
         echo "=== $(date -Is) start ($profile)"
     } >>"$errlog"
     case $name in
-        ringway)
-            render "$BENCH_DIR/conf/ringway.toml" "$WORK/ringway.toml"
-            "$WORK/ringway" check --config "$WORK/ringway.toml" >>"$errlog" 2>&1 ||
-                { cat "$errlog" >&2; die "ringway check rejected $WORK/ringway.toml"; }
-            nice -n "$NICE" taskset -c "$PROXY_CPU" env -u RUST_LOG "$WORK/ringway" run --config "$WORK/ringway.toml" >>"$errlog" 2>&1 &
+        ringway | ringway-base)
+            render "$BENCH_DIR/conf/ringway.toml" "$WORK/$name.toml"
+            "$WORK/$name" check --config "$WORK/$name.toml" >>"$errlog" 2>&1 ||
+                { cat "$errlog" >&2; die "$name check rejected $WORK/$name.toml"; }
+            nice -n "$NICE" taskset -c "$PROXY_CPU" env -u RUST_LOG "$WORK/$name" run --config "$WORK/$name.toml" >>"$errlog" 2>&1 &
             ;;
         nginx)
             render "$BENCH_DIR/conf/proxy-nginx.conf" "$WORK/proxy-nginx.conf"

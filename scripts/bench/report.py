@@ -10,7 +10,7 @@ import statistics
 import sys
 from pathlib import Path
 
-COLORS = {"ringway": 1, "nginx": 2, "haproxy": 3}
+COLORS = {"ringway": 1, "nginx": 2, "haproxy": 3, "ringway-base": 4}
 
 
 def med(values):
