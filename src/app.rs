@@ -19,6 +19,7 @@ use crate::config::{
 use crate::http1::Limits;
 use crate::proxy::Timeouts;
 use crate::route::Router;
+use crate::runtime::event_loop::Pacing;
 use crate::runtime::{self, ListenerPlan, Plan, RingConfig, Server, StartError};
 use crate::tls::{self, TlsError};
 use crate::upstream::board::HealthBoard;
@@ -281,6 +282,10 @@ fn plan_from(config: &Config, listeners: Vec<ListenerPlan>, upstreams: &Upstream
         pool_idle_timeout: config.pool.idle_timeout,
         max_connections: l.connections_per_worker,
         ring: RingConfig::default(),
+        pacing: Pacing {
+            max_gather: config.batch_wait,
+            ..Pacing::default()
+        },
     }
 }
 

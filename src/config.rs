@@ -22,7 +22,8 @@
 //! - every timeout except `timeouts.drain` is greater than zero;
 //! - every limit except `limits.body` (0 = unlimited) is at least 1, and `limits.head` is at
 //!   least `limits.request_line`;
-//! - `workers`, when given, is at least 1.
+//! - `workers`, when given, is at least 1;
+//! - `batch_wait` is at most [`MAX_BATCH_WAIT`].
 //!
 //! Every error's `Display` is one line: the key path (`upstream[1].backend[0].weight`), why it
 //! is wrong and, for errors found in the document, where (`ringway.toml:12:14`, or
@@ -58,6 +59,7 @@
 //!
 //! ```toml
 //! workers = 2            # optional; default: every core the process may run on
+//! batch_wait = "100us"   # longest a busy worker lets I/O completions gather; "0s" = off
 //!
 //! [timeouts]
 //! handshake = "10s"      # TLS handshake, from accept
@@ -159,11 +161,19 @@ use crate::tls::{self, CertifiedKey, FileKind, TlsError};
 // ---------------------------------------------------------------------------------------------
 // The validated configuration
 
+/// Default of [`Config::batch_wait`].
+pub const DEFAULT_BATCH_WAIT: Duration = Duration::from_micros(100);
+/// The largest [`Config::batch_wait`] accepted.
+pub const MAX_BATCH_WAIT: Duration = Duration::from_millis(1);
+
 /// The whole configuration, validated. See the module doc for the TOML shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Worker threads, one per core. `None`: every core the process may run on.
     pub workers: Option<usize>,
+    /// The longest a busy worker lets I/O completions gather before handling them (see
+    /// [`crate::runtime::event_loop`]); zero turns gathering off. Default 100 µs.
+    pub batch_wait: Duration,
     pub timeouts: Timeouts,
     pub limits: LimitsConfig,
     pub pool: PoolConfig,
@@ -428,6 +438,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             workers: None,
+            batch_wait: DEFAULT_BATCH_WAIT,
             timeouts: Timeouts::default(),
             limits: LimitsConfig::default(),
             pool: PoolConfig::default(),
@@ -691,6 +702,15 @@ impl Config {
             return Err(invalid(
                 "workers",
                 "must be at least 1 (leave it out to use every core the process may run on)",
+            ));
+        }
+        if self.batch_wait > MAX_BATCH_WAIT {
+            return Err(invalid(
+                "batch_wait",
+                format!(
+                    "must be at most {} (it delays every I/O completion of a busy worker)",
+                    format_duration(MAX_BATCH_WAIT)
+                ),
             ));
         }
 
@@ -1239,6 +1259,8 @@ fn check_log_level(level: &str) -> Result<(), String> {
 struct RawConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     workers: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    batch_wait: Option<DurationValue>,
     #[serde(default)]
     timeouts: RawTimeouts,
     #[serde(default)]
@@ -1624,33 +1646,42 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
             .map_err(|_| format!("{number} is too large"))?;
         let unit_len = after.bytes().take_while(u8::is_ascii_alphabetic).count();
         let (unit, after) = after.split_at(unit_len);
-        let millis_per_unit: u64 = match unit {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
+        let micros_per_unit: u64 = match unit {
+            "us" => 1,
+            "ms" => 1_000,
+            "s" => 1_000_000,
+            "m" => 60_000_000,
+            "h" => 3_600_000_000,
             "" => {
                 return Err(match after.chars().next() {
                     Some(unexpected) => format!("unexpected {unexpected:?} after {number}"),
-                    None => "missing unit (ms, s, m or h)".to_owned(),
+                    None => "missing unit (us, ms, s, m or h)".to_owned(),
                 });
             }
-            other => return Err(format!("unknown unit {other:?} (expected ms, s, m or h)")),
+            other => {
+                return Err(format!(
+                    "unknown unit {other:?} (expected us, ms, s, m or h)"
+                ));
+            }
         };
-        let millis = number
-            .checked_mul(millis_per_unit)
+        let micros = number
+            .checked_mul(micros_per_unit)
             .ok_or_else(|| "it is too large".to_owned())?;
         total = total
-            .checked_add(Duration::from_millis(millis))
+            .checked_add(Duration::from_micros(micros))
             .ok_or_else(|| "it is too large".to_owned())?;
         rest = after;
     }
     Ok(total)
 }
 
-/// The shortest exact form: `"2m"`, `"90s"`, `"1500ms"`. Sub-millisecond parts are dropped
-/// (the parser never produces them).
+/// The shortest exact form: `"2m"`, `"90s"`, `"1500ms"`, `"250us"`. Sub-microsecond parts are
+/// dropped (the parser never produces them).
 fn format_duration(duration: Duration) -> String {
+    let micros = duration.as_micros();
+    if !micros.is_multiple_of(1_000) {
+        return format!("{micros}us");
+    }
     match duration.as_millis() {
         0 => "0s".to_owned(),
         ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
@@ -1748,6 +1779,7 @@ fn from_raw(raw: RawConfig) -> Result<(Config, KeyNames), ConfigError> {
 
     let config = Config {
         workers: raw.workers,
+        batch_wait: duration(raw.batch_wait, DEFAULT_BATCH_WAIT),
         timeouts: Timeouts {
             handshake: duration(raw.timeouts.handshake, t.handshake),
             request_head: duration(raw.timeouts.request_head, t.request_head),
@@ -1948,6 +1980,7 @@ fn raw_config(config: &Config) -> Result<RawConfig, toml::ser::Error> {
     }
     Ok(RawConfig {
         workers: config.workers,
+        batch_wait: Some(DurationValue(config.batch_wait)),
         timeouts: RawTimeouts {
             handshake: Some(DurationValue(t.handshake)),
             request_head: Some(DurationValue(t.request_head)),
@@ -2465,6 +2498,7 @@ key = "a.key"
         let config = Config::from_toml_str(
             r#"
 workers = 7
+batch_wait = "250us"
 [timeouts]
 handshake = "1500ms"
 request_head = 250
@@ -2508,6 +2542,7 @@ key = "c.key"
         )
         .expect("full config");
         assert_eq!(config.workers, Some(7));
+        assert_eq!(config.batch_wait, Duration::from_micros(250));
         assert_eq!(config.timeouts.handshake, Duration::from_millis(1500));
         assert_eq!(config.timeouts.request_head, Duration::from_millis(250));
         assert_eq!(config.timeouts.keepalive, Duration::from_secs(5400));
@@ -2574,6 +2609,24 @@ key = "c.key"
         }
         assert_eq!(format_duration(Duration::from_millis(90_000)), "90s");
         assert_eq!(format_duration(Duration::from_millis(1_500)), "1500ms");
+        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
+        assert_eq!(parse_duration("1ms500us"), Ok(Duration::from_micros(1500)));
+        assert_eq!(format_duration(Duration::from_micros(250)), "250us");
+        assert_eq!(format_duration(Duration::from_micros(1500)), "1500us");
+        assert_eq!(format_duration(Duration::from_micros(2000)), "2ms");
+    }
+
+    #[test]
+    fn batch_wait_has_a_default_can_be_off_and_is_bounded() {
+        let config = Config::from_toml_str(&with("")).expect("minimal");
+        assert_eq!(config.batch_wait, DEFAULT_BATCH_WAIT);
+        let config = Config::from_toml_str(&with("batch_wait = \"0s\"")).expect("off");
+        assert_eq!(config.batch_wait, Duration::ZERO);
+        let config = Config::from_toml_str(&with("batch_wait = \"1ms\"")).expect("max");
+        assert_eq!(config.batch_wait, MAX_BATCH_WAIT);
+        let (key, reason, _) = invalid(&with("batch_wait = \"1001us\""));
+        assert_eq!(key, "batch_wait");
+        assert!(reason.contains("at most 1ms"), "{reason}");
     }
 
     #[test]

@@ -510,3 +510,55 @@ fn a_client_leaving_in_the_middle_of_a_small_body_reaches_no_backend() {
     assert_eq!(proxy.client().get("/").status, 200);
     assert_eq!(b.received().len(), 1);
 }
+
+/// Enough clients at once that the worker has many requests in flight and its event loop
+/// gathers completions in batches (see `runtime::event_loop`): every client still gets its own
+/// answers, in order, and every request body arrives whole.
+#[test]
+fn many_clients_at_once_each_get_their_own_answers() {
+    let b = Backend::with_handler(
+        "slow",
+        std::sync::Arc::new(|req, s| {
+            // Slow enough that requests pile up in flight in the proxy.
+            std::thread::sleep(Duration::from_millis(2));
+            let body = format!("{} {} {}\n", req.method, req.path, req.body.len());
+            write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )?;
+            Ok(Keep::Open)
+        }),
+    );
+    let proxy = Proxy::start(&[b.addr]);
+    let clients: Vec<_> = (0..24)
+        .map(|c| {
+            let mut client = proxy.client();
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    if i % 5 == 4 {
+                        let body = vec![b'x'; 1000 + c * 10 + i];
+                        let mut req = format!(
+                            "POST /c{c}/r{i} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+                            body.len()
+                        )
+                        .into_bytes();
+                        req.extend_from_slice(&body);
+                        client.send(&req);
+                        let r = client.read_response("POST").unwrap();
+                        assert_eq!(r.status, 200);
+                        assert_eq!(r.text(), format!("POST /c{c}/r{i} {}\n", body.len()));
+                    } else {
+                        let r = client.get(&format!("/c{c}/r{i}"));
+                        assert_eq!(r.status, 200);
+                        assert_eq!(r.text(), format!("GET /c{c}/r{i} 0\n"));
+                    }
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("a client failed");
+    }
+    assert_eq!(b.received().len(), 24 * 25);
+}

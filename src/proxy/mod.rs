@@ -54,10 +54,9 @@ pub struct ListenerCtx {
 /// (for the graceful drain).
 #[derive(Debug, Default)]
 pub struct Counters {
-    /// Client connections open now.
+    /// Client connections open now. (Requests in flight are counted by the event loop:
+    /// [`crate::runtime::event_loop::in_flight`].)
     pub connections: Cell<usize>,
-    /// Requests being proxied now.
-    pub in_flight: Cell<usize>,
 }
 
 /// Per-worker state shared by the worker's connection tasks.

@@ -22,6 +22,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::runtime::deadline::{after, coarse_now, deadline as until, within};
+use crate::runtime::event_loop::InFlight;
 use compio::BufResult;
 use compio::buf::{IntoInner, IoBuf};
 use compio::io::AsyncWriteExt;
@@ -127,13 +128,11 @@ impl Session {
                     return;
                 }
             }
-            let counters = &self.ctx.counters;
-            counters.in_flight.set(counters.in_flight.get() + 1);
+            let in_flight = InFlight::start();
             // Boxed: the exchange's state (backend I/O, timers, upload and relay) exists only
             // while a request is in flight, so an idle connection's task stays small.
             let keep = Box::pin(self.exchange()).await;
-            let counters = &self.ctx.counters;
-            counters.in_flight.set(counters.in_flight.get() - 1);
+            drop(in_flight);
             if !keep {
                 self.conn.close().await;
                 return;

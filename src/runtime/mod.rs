@@ -10,6 +10,7 @@
 
 pub mod buffers;
 pub mod deadline;
+pub mod event_loop;
 pub mod listener;
 pub mod recv;
 pub mod rlimits;
@@ -92,6 +93,8 @@ pub struct Plan {
     pub max_connections: usize,
     /// Ring sizing.
     pub ring: RingConfig,
+    /// How the workers' event loops wait for completions.
+    pub pacing: event_loop::Pacing,
 }
 
 /// Why the server could not start.

@@ -58,12 +58,13 @@ pub(super) fn run(
             }
         }
     };
-    // The worker runs as a task, and the runtime blocks on its handle: the runtime polls the
-    // future it blocks on at every turn of its loop, and a handle is cheaper to poll than the
-    // accept loops and the shutdown timer would be.
-    let worker = runtime.block_on(async move {
-        compio::runtime::spawn(serve(index, sockets, plan, shutdown, ready)).await
-    });
+    // The worker runs as a task, and the event loop turns until it ends.
+    let pacing = plan.pacing;
+    let worker = super::event_loop::run(
+        &runtime,
+        pacing,
+        serve(index, sockets, plan, shutdown, ready),
+    );
     if worker.is_err() {
         tracing::error!(worker = index, "worker task panicked");
     }
@@ -144,13 +145,13 @@ async fn serve(
     // Graceful stop: no more accepts; let in-flight requests finish.
     ctx.draining.set(true);
     let deadline = Instant::now() + plan.drain;
-    while ctx.counters.in_flight.get() > 0 && Instant::now() < deadline {
+    while super::event_loop::in_flight() > 0 && Instant::now() < deadline {
         compio::time::sleep(Duration::from_millis(20)).await;
     }
-    if ctx.counters.in_flight.get() > 0 {
+    if super::event_loop::in_flight() > 0 {
         tracing::warn!(
             worker = index,
-            in_flight = ctx.counters.in_flight.get(),
+            in_flight = super::event_loop::in_flight(),
             "drain timeout: closing requests still in flight"
         );
     }
@@ -198,10 +199,10 @@ async fn accept_loop(ctx: Rc<Context>, listener: &TcpListener, lctx: Rc<Listener
                 // The serve future is created inside the task: built outside and moved in, it
                 // would be stored twice in the task (once as the captured value, once as the
                 // awaited one), and an idle connection costs its task's size.
-                compio::runtime::spawn(async move {
+                compio::runtime::spawn(super::event_loop::Counted::new(async move {
                     let _guard = guard;
                     proxy::serve(ctx, lctx, stream, peer).await;
-                })
+                }))
                 .detach();
             }
             Err(e) => match e.raw_os_error() {
