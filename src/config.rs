@@ -59,7 +59,7 @@
 //!
 //! ```toml
 //! workers = 2            # optional; default: every core the process may run on
-//! batch_wait = "100us"   # longest a busy worker lets I/O completions gather; "0s" = off
+//! batch_wait = "50us"    # longest a busy worker lets I/O completions gather; "0s" = off
 //!
 //! [timeouts]
 //! handshake = "10s"      # TLS handshake, from accept
@@ -162,7 +162,7 @@ use crate::tls::{self, CertifiedKey, FileKind, TlsError};
 // The validated configuration
 
 /// Default of [`Config::batch_wait`].
-pub const DEFAULT_BATCH_WAIT: Duration = Duration::from_micros(100);
+pub const DEFAULT_BATCH_WAIT: Duration = Duration::from_micros(50);
 /// The largest [`Config::batch_wait`] accepted.
 pub const MAX_BATCH_WAIT: Duration = Duration::from_millis(1);
 
@@ -172,7 +172,7 @@ pub struct Config {
     /// Worker threads, one per core. `None`: every core the process may run on.
     pub workers: Option<usize>,
     /// The longest a busy worker lets I/O completions gather before handling them (see
-    /// [`crate::runtime::event_loop`]); zero turns gathering off. Default 100 µs.
+    /// [`crate::runtime::event_loop`]); zero turns gathering off. Default 50 µs.
     pub batch_wait: Duration,
     pub timeouts: Timeouts,
     pub limits: LimitsConfig,

@@ -5,83 +5,88 @@
 //! enters the ring. A worker that is busy but not saturated (the usual case: clients and
 //! backends are slower than the proxy) would otherwise wake for every completion, one at a
 //! time, and pay a sleep, a wake-up and a turn of the loop per event. Instead, when many
-//! requests are in flight on the worker (at least [`Pacing::min_in_flight`]) and the last turns
+//! requests are in flight on the worker (at least [`Pacing::min_in_flight`]) and the last wait
 //! woke at least [`Pacing::busy_after`] connection tasks, the worker lets completions gather for
-//! [`Pacing::gather`] before reaping them all in one non-blocking enter: fewer, larger batches,
-//! the same idea as interrupt coalescing. With few requests in flight (a lone client, a few
-//! clients each waiting for its answer, an idle server) every wait wakes at the first
-//! completion, so latency-bound traffic gets no added delay; with many, each request already
-//! waits behind the others, and the added latency is at most one [`Pacing::gather`] per wait.
+//! up to [`Pacing::max_gather`] before reaping them all in one non-blocking enter: fewer, larger
+//! batches, the same idea as interrupt coalescing.
+//!
+//! - With few requests in flight (a lone client, a few clients each waiting for its answer, an
+//!   idle server) every wait wakes at the first completion: latency-bound traffic gets no
+//!   added delay. With many, each request already waits behind the others, and the added
+//!   latency is at most one gathering per wait.
+//! - A worker that is itself the bottleneck must not sleep while work waits: the pacer
+//!   measures the worker thread's CPU time (user and kernel, so the sends and receives done
+//!   inside the ring count too) against the wall clock over windows of [`WINDOW`], stops
+//!   gathering above [`SATURATED`] of a core and resumes below [`UNSATURATED`].
 //!
 //! Also owns the worker's count of requests in flight ([`InFlight`]), which the pacer and the
 //! graceful stop read.
 //!
 //! Invariants: the loop never sleeps while a task is ready; a gathering sleep is bounded by
-//! [`Pacing::gather`]; timers keep firing (each enter also wakes expired timers); the counters
-//! are thread-local (one per worker).
+//! [`Pacing::max_gather`]; timers keep firing (each enter also wakes expired timers); the
+//! counters are thread-local (one per worker).
 
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use compio::runtime::{JoinHandle, Runtime};
 
 /// How the loop waits for completions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pacing {
-    /// The longest a busy worker lets completions gather before reaping them; zero turns
+    /// How long a busy worker lets completions gather before reaping them; zero turns
     /// gathering off (every wait wakes at the first completion).
     pub max_gather: Duration,
     /// Requests in flight on the worker from which gathering is worth its delay.
     pub min_in_flight: usize,
     /// Connection tasks woken by one wait from which the worker counts as busy.
     pub busy_after: u32,
-    /// The batch a gathering wait aims at: fewer tasks woken than the first number lengthen
-    /// the next gathering, more than the second shorten it.
-    pub batch: (u32, u32),
 }
 
 impl Default for Pacing {
     fn default() -> Self {
         Self {
-            max_gather: Duration::from_micros(100),
+            max_gather: Duration::from_micros(50),
             min_in_flight: 10,
             busy_after: 4,
-            batch: (8, 32),
         }
     }
 }
 
-/// The shortest gathering sleep; below it, a busy worker reaps without sleeping.
-const MIN_GATHER: Duration = Duration::from_micros(10);
+/// The span over which the worker's busy share is measured.
+pub const WINDOW: Duration = Duration::from_millis(10);
+/// Share of a core above which the worker stops gathering: it is the bottleneck.
+pub const SATURATED: f64 = 0.85;
+/// Share of a core below which a worker that stopped gathering resumes.
+pub const UNSATURATED: f64 = 0.70;
 
 /// How the next wait goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wait {
     /// Block until the first completion (or the next timer).
     First,
-    /// Sleep this long (possibly not at all), then reap whatever completed, without blocking.
+    /// Sleep this long, then reap whatever completed, without blocking.
     Gather(Duration),
 }
 
-/// Decides each wait from how many connection tasks the previous one woke, and how many
-/// requests are in flight.
+/// Decides each wait from how many connection tasks the previous one woke, how many requests
+/// are in flight, and how busy the worker has been.
 ///
 /// Waking at the first completion is the rest state. A wait that wakes at least
 /// [`Pacing::busy_after`] tasks while [`Pacing::min_in_flight`] requests are in flight starts
-/// gathering, at half of [`Pacing::max_gather`]. Each gathering wait then adjusts the next to
-/// aim at a batch within [`Pacing::batch`]: halved when it brought more (down to reaping without
-/// sleeping, for a worker close to saturation, which must never sleep while work waits),
-/// doubled when it brought fewer (up to [`Pacing::max_gather`]). A gathering wait that brings
-/// nothing, or too few requests in flight, returns to waking at the first completion.
+/// gathering; a gathering wait that brings nothing, or too few requests in flight, ends it.
+/// Gathering is also suspended while the worker is saturated (see the module doc).
 #[derive(Debug)]
 pub struct Pacer {
     pacing: Pacing,
     woken: u32,
-    /// `None`: waking at the first completion; `Some(d)`: gathering for `d`.
-    gather: Option<Duration>,
+    gathering: bool,
+    saturated: bool,
+    /// The current window's start: wall clock and the thread's CPU time.
+    window: Option<(Instant, Duration)>,
 }
 
 impl Pacer {
@@ -90,7 +95,9 @@ impl Pacer {
         Self {
             pacing,
             woken: 0,
-            gather: None,
+            gathering: false,
+            saturated: false,
+            window: None,
         }
     }
 
@@ -99,28 +106,43 @@ impl Pacer {
         self.woken = self.woken.saturating_add(n);
     }
 
-    /// How to wait now, with `in_flight` requests on the worker; starts counting anew.
-    pub fn wait(&mut self, in_flight: usize) -> Wait {
+    /// How to wait now (`now`), with `in_flight` requests on the worker; starts counting anew.
+    /// `cpu` reads the worker thread's CPU time; it is called once per [`WINDOW`].
+    pub fn wait(&mut self, in_flight: usize, now: Instant, cpu: impl FnOnce() -> Duration) -> Wait {
+        self.measure(now, cpu);
         let woken = std::mem::take(&mut self.woken);
         let p = &self.pacing;
-        self.gather = if p.max_gather.is_zero() || in_flight < p.min_in_flight {
-            None
+        self.gathering = !p.max_gather.is_zero()
+            && in_flight >= p.min_in_flight
+            && if self.gathering {
+                woken > 0
+            } else {
+                woken >= p.busy_after
+            };
+        if self.gathering && !self.saturated {
+            Wait::Gather(p.max_gather)
         } else {
-            match self.gather {
-                None if woken >= p.busy_after => Some(p.max_gather / 2),
-                None => None,
-                Some(_) if woken == 0 => None,
-                // Below the shortest sleep: reap without sleeping.
-                Some(d) if woken > p.batch.1 => {
-                    Some(Some(d / 2).filter(|h| *h >= MIN_GATHER).unwrap_or_default())
-                }
-                Some(d) if woken < p.batch.0 => Some((d * 2).clamp(MIN_GATHER, p.max_gather)),
-                Some(d) => Some(d),
-            }
+            Wait::First
+        }
+    }
+
+    /// At the end of each window, decides from the CPU time it used whether the worker is
+    /// saturated.
+    fn measure(&mut self, now: Instant, cpu: impl FnOnce() -> Duration) {
+        let Some((start, cpu_start)) = self.window else {
+            self.window = Some((now, cpu()));
+            return;
         };
-        match self.gather {
-            None => Wait::First,
-            Some(d) => Wait::Gather(d),
+        let span = now.saturating_duration_since(start);
+        if span >= WINDOW {
+            let cpu_now = cpu();
+            let share = cpu_now.saturating_sub(cpu_start).as_secs_f64() / span.as_secs_f64();
+            if share > SATURATED {
+                self.saturated = true;
+            } else if share < UNSATURATED {
+                self.saturated = false;
+            }
+            self.window = Some((now, cpu_now));
         }
     }
 }
@@ -210,17 +232,29 @@ pub fn run<T: 'static>(
                 runtime.poll_with(Some(Duration::ZERO));
                 continue;
             }
-            match pacer.wait(in_flight()) {
+            match pacer.wait(in_flight(), Instant::now(), thread_cpu_time) {
                 Wait::First => runtime.poll(),
                 Wait::Gather(d) => {
-                    if !d.is_zero() {
-                        std::thread::sleep(d);
-                    }
+                    std::thread::sleep(d);
                     runtime.poll_with(Some(Duration::ZERO));
                 }
             }
         }
     })
+}
+
+/// The CPU time (user and system) this thread has used; zero if the clock cannot be read.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Asks for this thread's timers to fire on time (a 1 µs slack instead of the default 50 µs),
@@ -237,75 +271,96 @@ fn fine_timer_slack() {
 mod tests {
     use super::*;
 
+    /// Drives a pacer through turns of a worker that uses `busy` µs of CPU, then waits
+    /// `idle` µs without using any.
+    struct Clock {
+        now: Instant,
+        cpu: Duration,
+    }
+
+    impl Clock {
+        fn new() -> Self {
+            Self {
+                now: Instant::now(),
+                cpu: Duration::ZERO,
+            }
+        }
+
+        fn turn(
+            &mut self,
+            p: &mut Pacer,
+            woken: u32,
+            in_flight: usize,
+            busy: u64,
+            idle: u64,
+        ) -> Wait {
+            p.ran(woken);
+            self.now += Duration::from_micros(busy);
+            self.cpu += Duration::from_micros(busy);
+            let cpu = self.cpu;
+            let wait = p.wait(in_flight, self.now, || cpu);
+            self.now += Duration::from_micros(idle);
+            wait
+        }
+    }
+
     #[test]
     fn a_lone_event_waits_for_the_first_completion() {
-        let mut p = Pacer::new(Pacing::default());
-        assert_eq!(p.wait(100), Wait::First);
-        p.ran(1);
-        assert_eq!(p.wait(100), Wait::First);
-        p.ran(3);
-        assert_eq!(p.wait(100), Wait::First);
+        let (mut p, mut c) = (Pacer::new(Pacing::default()), Clock::new());
+        assert_eq!(c.turn(&mut p, 0, 100, 10, 100), Wait::First);
+        assert_eq!(c.turn(&mut p, 1, 100, 10, 100), Wait::First);
+        assert_eq!(c.turn(&mut p, 3, 100, 10, 100), Wait::First);
     }
 
     #[test]
     fn a_busy_wait_starts_gathering_and_an_empty_one_stops_it() {
         let pacing = Pacing::default();
-        let mut p = Pacer::new(pacing);
-        p.ran(2);
-        p.ran(2);
-        assert_eq!(p.wait(100), Wait::Gather(pacing.max_gather / 2));
+        let (mut p, mut c) = (Pacer::new(pacing), Clock::new());
+        let gather = Wait::Gather(pacing.max_gather);
+        assert_eq!(c.turn(&mut p, 4, 100, 10, 100), gather);
+        // Once gathering, any batch keeps it going.
+        assert_eq!(c.turn(&mut p, 1, 100, 10, 100), gather);
         // The gathering wait brought nothing: back to waking at the first completion.
-        assert_eq!(p.wait(100), Wait::First);
-    }
-
-    #[test]
-    fn gathering_aims_at_the_batch() {
-        let pacing = Pacing::default();
-        let (low, high) = pacing.batch;
-        let max = pacing.max_gather;
-        let mut p = Pacer::new(pacing);
-        p.ran(pacing.busy_after);
-        assert_eq!(p.wait(100), Wait::Gather(max / 2));
-        // Too few: longer, up to the maximum.
-        p.ran(low - 1);
-        assert_eq!(p.wait(100), Wait::Gather(max));
-        p.ran(low - 1);
-        assert_eq!(p.wait(100), Wait::Gather(max));
-        // Within the batch: unchanged.
-        p.ran(low);
-        assert_eq!(p.wait(100), Wait::Gather(max));
-        p.ran(high);
-        assert_eq!(p.wait(100), Wait::Gather(max));
-        // Too many: shorter, down to no sleep at all.
-        let mut d = max;
-        while d / 2 >= MIN_GATHER {
-            d /= 2;
-            p.ran(high + 1);
-            assert_eq!(p.wait(100), Wait::Gather(d));
-        }
-        p.ran(high + 1);
-        assert_eq!(p.wait(100), Wait::Gather(Duration::ZERO));
-        p.ran(high + 1);
-        assert_eq!(p.wait(100), Wait::Gather(Duration::ZERO));
-        // From no sleep, too few: the shortest sleep.
-        p.ran(1);
-        assert_eq!(p.wait(100), Wait::Gather(MIN_GATHER));
+        assert_eq!(c.turn(&mut p, 0, 100, 10, 100), Wait::First);
+        assert_eq!(c.turn(&mut p, 2, 100, 10, 100), Wait::First);
     }
 
     #[test]
     fn few_requests_in_flight_never_gather() {
         let pacing = Pacing::default();
-        let mut p = Pacer::new(pacing);
-        p.ran(100);
-        assert_eq!(p.wait(pacing.min_in_flight - 1), Wait::First);
-        p.ran(100);
+        let (mut p, mut c) = (Pacer::new(pacing), Clock::new());
+        let few = pacing.min_in_flight - 1;
+        assert_eq!(c.turn(&mut p, 100, few, 10, 100), Wait::First);
         assert_eq!(
-            p.wait(pacing.min_in_flight),
-            Wait::Gather(pacing.max_gather / 2)
+            c.turn(&mut p, 100, pacing.min_in_flight, 10, 100),
+            Wait::Gather(pacing.max_gather)
         );
         // Gathering stops as soon as the requests in flight drop below the threshold.
-        p.ran(10);
-        assert_eq!(p.wait(pacing.min_in_flight - 1), Wait::First);
+        assert_eq!(c.turn(&mut p, 100, few, 10, 100), Wait::First);
+    }
+
+    #[test]
+    fn a_saturated_worker_stops_gathering_until_it_has_slack_again() {
+        let pacing = Pacing::default();
+        let (mut p, mut c) = (Pacer::new(pacing), Clock::new());
+        let gather = Wait::Gather(pacing.max_gather);
+        assert_eq!(c.turn(&mut p, 50, 100, 100, 100), gather);
+        // Busy 95% of a whole window: saturated, no more sleeping.
+        let mut waits = Vec::new();
+        for _ in 0..120 {
+            waits.push(c.turn(&mut p, 50, 100, 950, 50));
+        }
+        assert_eq!(waits.last(), Some(&Wait::First));
+        // 78%: between the thresholds, the state holds.
+        for _ in 0..120 {
+            waits.push(c.turn(&mut p, 50, 100, 78, 22));
+        }
+        assert_eq!(waits.last(), Some(&Wait::First));
+        // 50%: slack again, gathering resumes.
+        for _ in 0..120 {
+            waits.push(c.turn(&mut p, 50, 100, 50, 50));
+        }
+        assert_eq!(waits.last(), Some(&gather));
     }
 
     #[test]
@@ -314,8 +369,8 @@ mod tests {
             max_gather: Duration::ZERO,
             ..Pacing::default()
         });
-        p.ran(100);
-        assert_eq!(p.wait(100), Wait::First);
+        let mut c = Clock::new();
+        assert_eq!(c.turn(&mut p, 100, 100, 10, 100), Wait::First);
     }
 
     #[test]
