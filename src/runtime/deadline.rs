@@ -232,12 +232,6 @@ mod tests {
             let armed_at = within(limit, std::future::pending::<()>()).at;
             assert!(armed_at >= Instant::now() + limit);
             assert!(armed_at <= Instant::now() + limit + 2 * TICK);
-            let start = Instant::now();
-            let out = within(Duration::from_millis(120), std::future::pending::<()>()).await;
-            let took = start.elapsed();
-            assert_eq!(out, Err(Elapsed));
-            assert!(took >= Duration::from_millis(120), "{took:?}");
-            assert!(took < Duration::from_millis(120) + 4 * TICK, "{took:?}");
             drop(ticker);
         });
     }
