@@ -204,12 +204,7 @@ fn expect_100_continue_is_relayed() {
     let b = Backend::with_handler(
         "cont",
         Arc::new(|req, s| {
-            let body = format!("got {}", req.body.len());
-            write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            )?;
+            write_ok(s, &format!("got {}", req.body.len()))?;
             Ok(Keep::Open)
         }),
     );
@@ -521,11 +516,9 @@ fn many_clients_at_once_each_get_their_own_answers() {
         std::sync::Arc::new(|req, s| {
             // Slow enough that requests pile up in flight in the proxy.
             std::thread::sleep(Duration::from_millis(2));
-            let body = format!("{} {} {}\n", req.method, req.path, req.body.len());
-            write!(
+            write_ok(
                 s,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
+                &format!("{} {} {}\n", req.method, req.path, req.body.len()),
             )?;
             Ok(Keep::Open)
         }),

@@ -282,6 +282,15 @@ impl Received {
 /// What a backend does with each request.
 pub type Handler = Arc<dyn Fn(&Received, &mut TcpStream) -> io::Result<Keep> + Send + Sync>;
 
+/// Writes a `200 OK` with `body` and its Content-Length (for backend handlers).
+pub fn write_ok(s: &mut TcpStream, body: &str) -> io::Result<()> {
+    write!(
+        s,
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 /// Whether the backend keeps the connection after answering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Keep {
