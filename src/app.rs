@@ -235,6 +235,7 @@ impl Upstreams {
                     consecutive_5xx: o.consecutive_5xx,
                     base: o.base_ejection,
                     max: o.max_ejection,
+                    max_ejected_percent: o.max_ejected_percent,
                 },
                 backends: first..backends.len(),
                 down_for: up
@@ -281,7 +282,7 @@ fn plan_from(config: &Config, listeners: Vec<ListenerPlan>, upstreams: &Upstream
         pool_max_idle: config.pool.max_idle_per_backend,
         pool_idle_timeout: config.pool.idle_timeout,
         max_connections: l.connections_per_worker,
-        ring: RingConfig::default(),
+        ring: RingConfig::for_load(l.connections_per_worker, config.ring_buffers),
         pacing: Pacing {
             max_gather: config.batch_wait,
             ..Pacing::default()
@@ -295,9 +296,12 @@ fn check_limits(plan: &mut Plan) {
     use crate::runtime::rlimits;
     let workers = plan.workers as u64;
     let connections = workers.saturating_mul(plan.max_connections as u64);
+    // Idle backend connections are what earlier requests left behind: budget at most one per
+    // client connection, whatever the per-backend cap allows.
     let pooled = workers
         .saturating_mul(plan.table.len() as u64)
-        .saturating_mul(plan.pool_max_idle as u64);
+        .saturating_mul(plan.pool_max_idle as u64)
+        .min(connections);
     let listeners = workers.saturating_mul(plan.listeners.len() as u64);
     let needed = rlimits::files_needed(connections, pooled, listeners);
     match rlimits::ensure_open_files(needed) {

@@ -23,7 +23,8 @@
 //! - every limit except `limits.body` (0 = unlimited) is at least 1, and `limits.head` is at
 //!   least `limits.request_line`;
 //! - `workers`, when given, is at least 1;
-//! - `batch_wait` is at most [`MAX_BATCH_WAIT`].
+//! - `batch_wait` is at most [`MAX_BATCH_WAIT`];
+//! - `ring_buffers`, when given, is between 1 and [`MAX_RING_BUFFERS`].
 //!
 //! Every error's `Display` is one line: the key path (`upstream[1].backend[0].weight`), why it
 //! is wrong and, for errors found in the document, where (`ringway.toml:12:14`, or
@@ -60,6 +61,7 @@
 //! ```toml
 //! workers = 2            # optional; default: every core the process may run on
 //! batch_wait = "50us"    # longest a busy worker lets I/O completions gather; "0s" = off
+//! ring_buffers = 512     # optional; 32 KiB receive buffers per worker; default: from the load
 //!
 //! [timeouts]
 //! handshake = "10s"      # TLS handshake, from accept
@@ -79,7 +81,7 @@
 //! connections_per_worker = 10000
 //!
 //! [pool]
-//! max_idle_per_backend = 64   # idle kept-alive backend connections per worker; 0 = none
+//! max_idle_per_backend = 1024 # idle kept-alive backend connections per worker; 0 = none
 //! idle_timeout = "30s"
 //!
 //! [log]
@@ -116,6 +118,7 @@
 //! consecutive_5xx = 0           # 0 = off
 //! base_ejection = "10s"         # first ejection; longer while it keeps failing
 //! max_ejection = "300s"
+//! max_ejected_percent = 50      # share one worker ejects at once; never the whole tier
 //!
 //! [[listener]]
 //! address = "0.0.0.0:8443"
@@ -165,6 +168,10 @@ use crate::tls::{self, CertifiedKey, FileKind, TlsError};
 pub const DEFAULT_BATCH_WAIT: Duration = Duration::from_micros(50);
 /// The largest [`Config::batch_wait`] accepted.
 pub const MAX_BATCH_WAIT: Duration = Duration::from_millis(1);
+/// Default of [`PoolConfig::max_idle_per_backend`].
+pub const DEFAULT_MAX_IDLE_PER_BACKEND: usize = 1024;
+/// The largest [`Config::ring_buffers`] accepted.
+pub const MAX_RING_BUFFERS: u32 = 32768;
 
 /// The whole configuration, validated. See the module doc for the TOML shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +181,10 @@ pub struct Config {
     /// The longest a busy worker lets I/O completions gather before handling them (see
     /// [`crate::runtime::event_loop`]); zero turns gathering off. Default 50 µs.
     pub batch_wait: Duration,
+    /// Provided receive buffers (32 KiB each) registered with each worker's ring; a power of
+    /// two once applied. `None`: sized from `limits.connections_per_worker` (see
+    /// [`crate::runtime::RingConfig::for_load`]).
+    pub ring_buffers: Option<u32>,
     pub timeouts: Timeouts,
     pub limits: LimitsConfig,
     pub pool: PoolConfig,
@@ -227,7 +238,10 @@ pub struct LimitsConfig {
 /// The per-worker backend connection pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolConfig {
-    /// Idle kept-alive connections kept per backend, per worker; 0 keeps none. Default 64.
+    /// Idle kept-alive connections kept per backend, per worker; 0 keeps none. Default 1024:
+    /// enough for the concurrency of thousands of clients, so a busy worker reuses its
+    /// backend connections instead of closing and opening them (idle ones close after
+    /// `idle_timeout`).
     pub max_idle_per_backend: usize,
     /// An idle backend connection older than this is closed. Default 30 s.
     pub idle_timeout: Duration,
@@ -361,6 +375,10 @@ pub struct OutlierConfig {
     pub base_ejection: Duration,
     /// The longest ejection. At least `base_ejection`. Default 300 s.
     pub max_ejection: Duration,
+    /// The largest share (percent, 0 to 100) of an upstream's primary (or backup) backends one
+    /// worker ejects at once; at least one may be when there are two or more, and never the
+    /// last one the health checks consider up. Default 50.
+    pub max_ejected_percent: u32,
 }
 
 /// A PEM certificate chain (leaf first) and its PEM private key. May be the same file.
@@ -409,7 +427,7 @@ impl Default for LimitsConfig {
 impl Default for PoolConfig {
     fn default() -> Self {
         Self {
-            max_idle_per_backend: 64,
+            max_idle_per_backend: DEFAULT_MAX_IDLE_PER_BACKEND,
             idle_timeout: Duration::from_secs(30),
         }
     }
@@ -439,6 +457,7 @@ impl Default for Config {
         Self {
             workers: None,
             batch_wait: DEFAULT_BATCH_WAIT,
+            ring_buffers: None,
             timeouts: Timeouts::default(),
             limits: LimitsConfig::default(),
             pool: PoolConfig::default(),
@@ -565,7 +584,8 @@ impl From<SocketAddr> for BackendConfig {
     }
 }
 
-/// Eject after 5 connect failures in a row (5xx not counted), for 10 s growing to 300 s.
+/// Eject after 5 connect failures in a row (5xx not counted), for 10 s growing to 300 s, at
+/// most half of an upstream's backends at once.
 impl Default for OutlierConfig {
     fn default() -> Self {
         Self {
@@ -573,6 +593,7 @@ impl Default for OutlierConfig {
             consecutive_5xx: 0,
             base_ejection: Duration::from_secs(10),
             max_ejection: Duration::from_secs(300),
+            max_ejected_percent: 50,
         }
     }
 }
@@ -710,6 +731,17 @@ impl Config {
                 format!(
                     "must be at most {} (it delays every I/O completion of a busy worker)",
                     format_duration(MAX_BATCH_WAIT)
+                ),
+            ));
+        }
+        if let Some(n) = self.ring_buffers
+            && !(1..=MAX_RING_BUFFERS).contains(&n)
+        {
+            return Err(invalid(
+                "ring_buffers",
+                format!(
+                    "must be between 1 and {MAX_RING_BUFFERS} (leave it out to size the pool \
+                     from limits.connections_per_worker)"
                 ),
             ));
         }
@@ -1048,6 +1080,12 @@ impl UpstreamConfig {
                 ),
             ));
         }
+        if outlier.max_ejected_percent > 100 {
+            return Err(invalid(
+                key("outlier.max_ejected_percent"),
+                "must be at most 100",
+            ));
+        }
         Ok(())
     }
 }
@@ -1261,6 +1299,8 @@ struct RawConfig {
     workers: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     batch_wait: Option<DurationValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ring_buffers: Option<u32>,
     #[serde(default)]
     timeouts: RawTimeouts,
     #[serde(default)]
@@ -1404,6 +1444,8 @@ struct RawOutlier {
     base_ejection: Option<DurationValue>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     max_ejection: Option<DurationValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_ejected_percent: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -1780,6 +1822,7 @@ fn from_raw(raw: RawConfig) -> Result<(Config, KeyNames), ConfigError> {
     let config = Config {
         workers: raw.workers,
         batch_wait: duration(raw.batch_wait, DEFAULT_BATCH_WAIT),
+        ring_buffers: raw.ring_buffers,
         timeouts: Timeouts {
             handshake: duration(raw.timeouts.handshake, t.handshake),
             request_head: duration(raw.timeouts.request_head, t.request_head),
@@ -1871,6 +1914,10 @@ fn upstream_from_raw(index: usize, raw: RawUpstream) -> Result<UpstreamConfig, C
             .outlier
             .max_ejection
             .map_or(o.max_ejection, |DurationValue(d)| d),
+        max_ejected_percent: raw
+            .outlier
+            .max_ejected_percent
+            .unwrap_or(o.max_ejected_percent),
     };
     Ok(UpstreamConfig {
         name: raw.name,
@@ -1981,6 +2028,7 @@ fn raw_config(config: &Config) -> Result<RawConfig, toml::ser::Error> {
     Ok(RawConfig {
         workers: config.workers,
         batch_wait: Some(DurationValue(config.batch_wait)),
+        ring_buffers: config.ring_buffers,
         timeouts: RawTimeouts {
             handshake: Some(DurationValue(t.handshake)),
             request_head: Some(DurationValue(t.request_head)),
@@ -2059,6 +2107,7 @@ fn raw_upstream(upstream: &UpstreamConfig) -> RawUpstream {
             consecutive_5xx: Some(o.consecutive_5xx),
             base_ejection: Some(DurationValue(o.base_ejection)),
             max_ejection: Some(DurationValue(o.max_ejection)),
+            max_ejected_percent: Some(o.max_ejected_percent),
         },
     }
 }
@@ -2308,7 +2357,7 @@ key = "a.key"
         assert_eq!(
             config.pool,
             PoolConfig {
-                max_idle_per_backend: 64,
+                max_idle_per_backend: DEFAULT_MAX_IDLE_PER_BACKEND,
                 idle_timeout: Duration::from_secs(30),
             }
         );
@@ -2627,6 +2676,19 @@ key = "c.key"
         let (key, reason, _) = invalid(&with("batch_wait = \"1001us\""));
         assert_eq!(key, "batch_wait");
         assert!(reason.contains("at most 1ms"), "{reason}");
+    }
+
+    #[test]
+    fn ring_buffers_default_to_the_load_and_are_bounded() {
+        let config = Config::from_toml_str(&with("")).expect("minimal");
+        assert_eq!(config.ring_buffers, None);
+        let config = Config::from_toml_str(&with("ring_buffers = 4")).expect("tiny");
+        assert_eq!(config.ring_buffers, Some(4));
+        for bad in ["ring_buffers = 0", "ring_buffers = 32769"] {
+            let (key, reason, _) = invalid(&with(bad));
+            assert_eq!(key, "ring_buffers");
+            assert!(reason.contains("between 1 and 32768"), "{reason}");
+        }
     }
 
     #[test]
@@ -2987,6 +3049,7 @@ consecutive_failures = 0
 consecutive_5xx = 3
 base_ejection = "1s"
 max_ejection = "1s"
+max_ejected_percent = 30
 
 [[upstream]]
 name = "app"
@@ -3043,6 +3106,7 @@ upstream = "app"
                     consecutive_5xx: 3,
                     base_ejection: Duration::from_secs(1),
                     max_ejection: Duration::from_secs(1),
+                    max_ejected_percent: 30,
                 },
             }
         );
@@ -3109,6 +3173,7 @@ upstream = "app"
                 consecutive_5xx: 0,
                 base_ejection: Duration::from_secs(10),
                 max_ejection: Duration::from_secs(300),
+                max_ejected_percent: 50,
             }
         );
         assert_eq!(

@@ -4,7 +4,7 @@
 //! rules in [`http1`], requests are spread over backend pools by [`balance`] and relayed over
 //! kept-alive backend connections from [`upstream`]. Each worker thread is pinned to one core
 //! and drives its own io_uring ring ([`runtime`]); the per-connection task lives in [`proxy`].
-//! See DESIGN.md in the shared docs for the architecture.
+//! See `docs/ARCHITECTURE.md` for the architecture as built.
 
 pub mod app;
 pub mod balance;

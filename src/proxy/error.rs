@@ -1,9 +1,12 @@
-//! The data-plane error: which side failed, whether a retry is allowed, and what the client
-//! is told.
+//! The data-plane error: which side failed and what the client is told.
 //!
-//! Every failure of a request is one [`ProxyError`]. Its [`ProxyError::status`] is the
-//! response the client gets when nothing of the response has been sent yet; once response
-//! bytes are out, the only honest signal left is closing the connection.
+//! Every failure of a request is one [`ProxyError`]. Its [`ProxyError::side`] says whose fault
+//! it is: the client's, the backend's, or this process's own ([`Side::Internal`]: it ran out
+//! of descriptors, memory, local ports or kernel buffers). Only a backend's failures count
+//! against it (passive ejection) or justify trying another backend; a local shortage would
+//! fail the same way on every backend. Its [`ProxyError::status`] is the response the client
+//! gets when nothing of the response has been sent yet; once response bytes are out, the only
+//! honest signal left is closing the connection.
 
 #![forbid(unsafe_code)]
 
@@ -71,12 +74,33 @@ pub enum Side {
     Client,
     /// A backend.
     Backend,
+    /// This process: a local resource ran out. Never a backend's fault.
+    Internal,
+}
+
+/// True when `e` says this process ran out of something: descriptors (EMFILE, ENFILE),
+/// memory (ENOMEM), kernel buffers (ENOBUFS), local ports for a connect (EADDRNOTAVAIL), or
+/// the ring's provided-buffer pool. Whoever the peer was, it would have failed the same way.
+pub fn is_local_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS | libc::EADDRNOTAVAIL)
+    ) || e.kind() == io::ErrorKind::OutOfMemory
+        || crate::runtime::recv::is_pool_empty(e)
 }
 
 impl ProxyError {
     /// The side that failed.
     pub fn side(&self) -> Side {
         match self {
+            Self::Connect(ConnectError::Io { source: e, .. })
+            | Self::BackendWrite(e)
+            | Self::BackendRead(e)
+            | Self::Client(TlsIoError::Io(e))
+                if is_local_exhaustion(e) =>
+            {
+                Side::Internal
+            }
             Self::BadRequestBody(_)
             | Self::Client(_)
             | Self::ClientStalled
@@ -85,8 +109,16 @@ impl ProxyError {
         }
     }
 
+    /// True when the failure is the backend's: it counts toward the backend's ejection.
+    pub fn blames_backend(&self) -> bool {
+        self.side() == Side::Backend
+    }
+
     /// The status the client is answered with, if a response can still be sent.
     pub fn status(&self) -> u16 {
+        if self.side() == Side::Internal {
+            return 503;
+        }
         match self {
             Self::NoBackend { .. } => 503,
             Self::Connect(ConnectError::Timeout { .. }) => 504,
@@ -95,5 +127,80 @@ impl ProxyError {
             Self::ClientStalled => 408,
             _ => 502,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+
+    fn os(code: i32) -> io::Error {
+        io::Error::from_raw_os_error(code)
+    }
+
+    #[test]
+    fn local_shortages_are_internal_and_answered_503() {
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let local = [
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::ENOMEM,
+            libc::ENOBUFS,
+            libc::EADDRNOTAVAIL,
+        ];
+        for code in local {
+            for e in [
+                ProxyError::Connect(ConnectError::Io {
+                    addr,
+                    source: os(code),
+                }),
+                ProxyError::BackendRead(os(code)),
+                ProxyError::BackendWrite(os(code)),
+                ProxyError::Client(TlsIoError::Io(os(code))),
+            ] {
+                assert_eq!(e.side(), Side::Internal, "{e}");
+                assert!(!e.blames_backend(), "{e}");
+                assert_eq!(e.status(), 503, "{e}");
+            }
+        }
+        let pool_empty = io::Error::new(
+            io::ErrorKind::ResourceBusy,
+            "buffer ring has no available buffer",
+        );
+        assert_eq!(ProxyError::BackendRead(pool_empty).side(), Side::Internal);
+    }
+
+    #[test]
+    fn a_backend_failure_stays_the_backends() {
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        for (e, status) in [
+            (
+                ProxyError::Connect(ConnectError::Io {
+                    addr,
+                    source: os(libc::ECONNREFUSED),
+                }),
+                502,
+            ),
+            (
+                ProxyError::Connect(ConnectError::Timeout {
+                    addr,
+                    timeout: std::time::Duration::from_secs(1),
+                }),
+                504,
+            ),
+            (ProxyError::BackendRead(os(libc::ECONNRESET)), 502),
+            (ProxyError::BackendWrite(os(libc::EPIPE)), 502),
+            (ProxyError::BackendClosedEarly, 502),
+            (ProxyError::ResponseTimeout, 504),
+        ] {
+            assert_eq!(e.side(), Side::Backend, "{e}");
+            assert!(e.blames_backend(), "{e}");
+            assert_eq!(e.status(), status, "{e}");
+        }
+        let client = ProxyError::Client(TlsIoError::Io(os(libc::ECONNRESET)));
+        assert_eq!(client.side(), Side::Client);
+        assert!(!client.blames_backend());
     }
 }

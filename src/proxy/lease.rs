@@ -13,6 +13,7 @@ use crate::runtime::deadline::coarse_now;
 use crate::upstream::group::Outcome;
 
 use super::Context;
+use super::error::ProxyError;
 
 /// A request's hold on table backend `backend` of upstream `group`.
 pub struct Lease {
@@ -39,6 +40,15 @@ impl Lease {
     /// Tells the upstream that the request failed (passive ejection).
     pub fn report_failure(&self) {
         self.ctx.groups[self.group].report(self.backend, Outcome::Failed, coarse_now());
+    }
+
+    /// Reports `e` as a failure of the backend when it is the backend's
+    /// ([`ProxyError::blames_backend`]); a client's failure or a local shortage (out of
+    /// descriptors, memory, buffers) says nothing about the backend and is not counted.
+    pub fn report_error(&self, e: &ProxyError) {
+        if e.blames_backend() {
+            self.report_failure();
+        }
     }
 
     /// Tells the upstream that a response head with `status` came back for the request sent

@@ -36,17 +36,14 @@ use crate::http1::{
 };
 use crate::route::Routed;
 use crate::runtime::buffers::{self, LazyBuf};
-use crate::runtime::recv::{recv_owned, recv_with};
+use crate::runtime::recv::{Queued, readable, recv_queued, recv_with};
 use crate::upstream::group::{Choice, KeySource};
 use crate::upstream::{self, BackendConn};
 
-use super::error::ProxyError;
+use super::error::{ProxyError, Side};
 use super::lease::Lease;
 use super::tls_conn::TlsConn;
 use super::{Context, ListenerCtx};
-
-/// Bytes read from a backend at once while a response body is relayed.
-const BODY_READ: usize = 64 * 1024;
 
 /// Request bodies up to this size (Content-Length) are read whole before the request is sent.
 const SMALL_BODY: usize = 64 * 1024;
@@ -239,6 +236,11 @@ impl Session {
                 let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
                 return self.answer(503, Some(seconds), local_keep).await;
             }
+            Err(e) if e.side() == Side::Internal => {
+                // This process is short of something; the client may try again shortly.
+                self.log_failure(&e);
+                return self.answer(503, Some(1), local_keep).await;
+            }
             Err(e) => {
                 self.log_failure(&e);
                 self.reject(e.status()).await;
@@ -258,9 +260,7 @@ impl Session {
             }
             Err((e, head_sent)) => {
                 self.log_failure(&e);
-                if e.side() == super::error::Side::Backend {
-                    lease.report_failure();
-                }
+                lease.report_error(&e);
                 if !head_sent {
                     self.reject(e.status()).await;
                 }
@@ -382,8 +382,12 @@ impl Session {
 
     fn log_failure(&self, e: &ProxyError) {
         match e.side() {
-            super::error::Side::Backend => tracing::warn!(peer = %self.peer, "request failed: {e}"),
-            super::error::Side::Client => tracing::debug!(peer = %self.peer, "request failed: {e}"),
+            Side::Backend => tracing::warn!(peer = %self.peer, "request failed: {e}"),
+            Side::Internal => tracing::warn!(
+                peer = %self.peer,
+                "request failed: out of a local resource (not the backend's fault): {e}"
+            ),
+            Side::Client => tracing::debug!(peer = %self.peer, "request failed: {e}"),
         }
     }
 
@@ -442,10 +446,16 @@ impl Session {
                     match upstream::connect(addr, self.ctx.timeouts.connect).await {
                         Ok(bconn) => bconn,
                         Err(e) => {
+                            let e = ProxyError::from(e);
+                            if !e.blames_backend() {
+                                // Out of descriptors or ports: every backend would fail alike.
+                                buffers::give(req);
+                                return Err(e);
+                            }
                             // Nothing was sent: any method may go to another backend.
                             tracing::warn!(peer = %self.peer, "{e}");
-                            lease.report_failure();
-                            last_error = Some(e.into());
+                            lease.report_error(&e);
+                            last_error = Some(e);
                             continue;
                         }
                     }
@@ -464,13 +474,14 @@ impl Session {
                 };
             req = returned;
             if let Err(e) = res {
-                lease.report_failure();
-                if retry_ok {
-                    last_error = Some(ProxyError::BackendWrite(e));
+                let e = ProxyError::BackendWrite(e);
+                lease.report_error(&e);
+                if retry_ok && e.blames_backend() {
+                    last_error = Some(e);
                     continue;
                 }
                 buffers::give(req);
-                return Err(ProxyError::BackendWrite(e));
+                return Err(e);
             }
             self.rbuf.clear();
             match self.await_response(&bconn, body, method).await {
@@ -480,18 +491,16 @@ impl Session {
                     return Ok((lease, bconn, exchanged));
                 }
                 Err(e @ (ProxyError::BackendClosedEarly | ProxyError::BackendRead(_)))
-                    if retry_ok && self.rbuf.is_empty() =>
+                    if retry_ok && self.rbuf.is_empty() && e.blames_backend() =>
                 {
                     // Closed before answering anything (a stale pooled connection, or a
                     // backend going away): send again.
-                    lease.report_failure();
+                    lease.report_error(&e);
                     last_error = Some(e);
                     continue;
                 }
                 Err(e) => {
-                    if e.side() == super::error::Side::Backend {
-                        lease.report_failure();
-                    }
+                    lease.report_error(&e);
                     buffers::give(req);
                     return Err(e);
                 }
@@ -620,29 +629,62 @@ impl Session {
         };
         buffers::give(out);
         let backend_keep = rhead.keep_alive;
+        // The head is out: the connection holds no response buffer while the body flows.
         self.rbuf.clear();
+        self.rbuf.release_if_empty();
         let outcome = async {
             queued?;
-            flush(&self.conn, idle).await?;
-            // One large read per wake-up while the body flows: fewer, larger kernel operations.
-            let mut body_buf = LazyBuf::new(BODY_READ);
-            while !decoder.is_done() {
-                let read = within(idle, recv_owned(&bconn.stream, body_buf.take_vec())).await;
-                let Ok((res, buf)) = read else {
-                    return Err(ProxyError::BackendStalled);
-                };
-                body_buf.put_vec(buf);
-                match res {
-                    Err(e) => return Err(ProxyError::BackendRead(e)),
-                    Ok(0) if decoder.is_close_delimited() => break,
-                    Ok(0) => return Err(ProxyError::BackendClosedMidBody),
-                    Ok(_) => {
-                        let bytes = body_buf.bytes();
-                        let n = relay_body_bytes(&self.conn, &mut decoder, &mut dechunk, bytes)?;
-                        extra |= bytes.len() > n;
+            let conn = &self.conn;
+            let backend = &bconn.stream;
+            let mut pace = Pace::Fast;
+            let mut ended = decoder.is_done();
+            loop {
+                // Take what the backend has already sent, without waiting, and queue it for
+                // the client behind what is queued already: a body the backend wrote at once
+                // goes out in one write, and nothing is held while waiting for more.
+                if !ended {
+                    let max = pace.read_max();
+                    let mut buf = buffers::take(max);
+                    let step = match recv_queued(backend, &mut buf, max) {
+                        Ok(Queued::Bytes) => {
+                            relay_body_bytes(conn, &mut decoder, &mut dechunk, &buf).map(|n| {
+                                extra |= buf.len() > n;
+                                Queued::Bytes
+                            })
+                        }
+                        Ok(other) => Ok(other),
+                        Err(e) => Err(ProxyError::BackendRead(e)),
+                    };
+                    buffers::give(buf);
+                    match step? {
+                        Queued::End if decoder.is_close_delimited() => ended = true,
+                        Queued::End => return Err(ProxyError::BackendClosedMidBody),
+                        Queued::Bytes => {
+                            ended = decoder.is_done();
+                            if !ended && pace == Pace::Fast && conn.queued() < FLUSH_AT {
+                                continue;
+                            }
+                        }
+                        Queued::Nothing => {}
                     }
                 }
-                flush(&self.conn, idle).await?;
+                if conn.queued() > 0 {
+                    pace = Pace::after(flush(conn, idle).await?);
+                    if pace == Pace::Slow {
+                        // Hold no large send buffer while a slow client drains the socket.
+                        conn.release_buffers();
+                    }
+                    continue;
+                }
+                if ended {
+                    break;
+                }
+                // Nothing queued either way: wait for the backend, holding no buffer.
+                match within(idle, readable(backend)).await {
+                    Err(_) => return Err(ProxyError::BackendStalled),
+                    Ok(Err(e)) => return Err(ProxyError::BackendRead(e)),
+                    Ok(Ok(())) => {}
+                }
             }
             Ok(())
         }
@@ -686,6 +728,50 @@ fn relay_body_bytes(
     Ok(consumed)
 }
 
+/// How much of a response body is read from the backend at once, from how the client keeps up
+/// (the client's TCP window pushes back on backend reads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pace {
+    /// The client took everything sent so far in one write: read large chunks, and join what
+    /// the backend sent at once into one write.
+    Fast,
+    /// The client's socket took less than offered (its send buffer is full): read little at a
+    /// time, so a connection feeding a slow reader holds one small buffer.
+    Slow,
+}
+
+/// Bytes of a backend's response taken at once while its head is read: a whole small response
+/// (its head and a few KiB of body) in one receive, within one page of the ring's buffer and a
+/// small buffer of the free list; the rest of a large body is drained afterwards.
+const HEAD_READ: usize = 4096;
+
+/// Bytes read from the backend at once for a client that keeps up: a 64 KiB response in one
+/// read after its head.
+const BODY_READ: usize = 64 * 1024;
+
+/// Encrypted bytes queued for a client that keeps up from which they are sent rather than
+/// joined by more of the body.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// Bytes read from the backend at once for a slow client: with its TLS overhead, one record
+/// fits a small buffer of the free list.
+const SLOW_READ: usize = buffers::SMALL_CAPACITY - 64;
+
+impl Pace {
+    /// The pace after a flush that was (`true`) or was not pushed back.
+    fn after(pushed_back: bool) -> Self {
+        if pushed_back { Self::Slow } else { Self::Fast }
+    }
+
+    /// The most bytes to read next.
+    fn read_max(self) -> usize {
+        match self {
+            Self::Fast => BODY_READ,
+            Self::Slow => SLOW_READ,
+        }
+    }
+}
+
 /// How a relayed response left the connections.
 struct Relayed {
     client_keep: bool,
@@ -709,8 +795,10 @@ fn response_limits(limits: &Limits) -> Limits {
     }
 }
 
-async fn flush(conn: &TlsConn, idle: Duration) -> Result<(), ProxyError> {
-    match within(idle, conn.flush()).await {
+/// Sends what is queued to the client within `idle`; true when the client pushed back (see
+/// [`TlsConn::flush_paced`]).
+async fn flush(conn: &TlsConn, idle: Duration) -> Result<bool, ProxyError> {
+    match within(idle, conn.flush_paced()).await {
         Ok(res) => res.map_err(ProxyError::Client),
         Err(_) => Err(ProxyError::ClientStalled),
     }
@@ -731,9 +819,11 @@ async fn read_response_head(
                 Parsed::Partial => {}
             }
         }
-        let got = recv_with(stream, |bytes| rbuf.get().extend_from_slice(bytes))
-            .await
-            .map_err(ProxyError::BackendRead)?;
+        let got = recv_with(stream, HEAD_READ, |bytes| {
+            rbuf.get().extend_from_slice(bytes)
+        })
+        .await
+        .map_err(ProxyError::BackendRead)?;
         if got.is_none() {
             return Err(ProxyError::BackendClosedEarly);
         }

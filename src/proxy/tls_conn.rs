@@ -199,7 +199,7 @@ impl TlsConn {
     /// One receive from the socket, processed by rustls in the received buffer, plaintext
     /// appended to `dst`; false at TCP end of stream.
     async fn receive(&self, dst: &mut impl PlainSink) -> Result<bool, TlsIoError> {
-        let fed = recv_with(&self.tcp, |bytes| {
+        let fed = recv_with(&self.tcp, 0, |bytes| {
             let mut sink = |plain: &[u8]| dst.append(plain);
             self.tls.borrow_mut().receive(bytes, &mut sink)
         })
@@ -217,13 +217,20 @@ impl TlsConn {
 
     /// Sends every queued TLS record in one write.
     pub async fn flush(&self) -> Result<(), TlsIoError> {
+        self.flush_paced().await.map(|_| ())
+    }
+
+    /// [`TlsConn::flush`], telling whether the client pushed back: the socket took less than
+    /// it was offered (its send buffer was full: the client reads slower than we send).
+    pub async fn flush_paced(&self) -> Result<bool, TlsIoError> {
+        let mut pushed_back = false;
         loop {
             let Some((buf, len)) = self.tls.borrow_mut().take_outgoing() else {
-                return Ok(());
+                return Ok(pushed_back);
             };
             let (res, buf) = write_all(&self.tcp, buf, len).await;
             self.tls.borrow_mut().recycle(buf);
-            res?;
+            pushed_back |= res?;
         }
     }
 
@@ -235,25 +242,33 @@ impl TlsConn {
         let _ = tcp.shutdown().await;
     }
 
+    /// Encrypted bytes queued for the next flush.
+    pub fn queued(&self) -> usize {
+        self.tls.borrow().outgoing_len()
+    }
+
     /// Gives the send buffer back to the worker while the connection is idle.
     pub fn release_buffers(&self) {
         self.tls.borrow_mut().release_buffers();
     }
 }
 
-/// Writes `buf[..len]` completely. One write operation at a time, with no more state than it
+/// Writes `buf[..len]` completely; `Ok(true)` when it took more than one write (the socket
+/// took part of it at a time). One write operation at a time, with no more state than it
 /// needs: this future is part of every connection's task.
-async fn write_all(tcp: &TcpStream, mut buf: Vec<u8>, len: usize) -> (io::Result<()>, Vec<u8>) {
+async fn write_all(tcp: &TcpStream, mut buf: Vec<u8>, len: usize) -> (io::Result<bool>, Vec<u8>) {
     let mut tcp = tcp;
     let mut sent = 0;
+    let mut writes = 0u32;
     while sent < len {
         let BufResult(res, slice) = tcp.write(buf.slice(sent..len)).await;
         buf = slice.into_inner();
+        writes += 1;
         match res {
             Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
             Ok(n) => sent += n,
             Err(e) => return (Err(e), buf),
         }
     }
-    (Ok(()), buf)
+    (Ok(writes > 1), buf)
 }

@@ -5,24 +5,43 @@
 //! when it goes idle, so an idle keep-alive connection holds none and the steady state allocates
 //! nothing per request.
 //!
-//! Invariants: the free list is thread-local (one per worker, never shared across cores); it keeps
-//! at most [`MAX_CACHED`] buffers, and never caches one that grew beyond [`MAX_CACHED_CAPACITY`],
-//! so its memory is bounded whatever a single request did.
+//! Buffers come in two size classes, each with its own list: small ones (a capacity of at most
+//! [`SMALL_CAPACITY`]: request heads, response heads, a handshake flight) and large ones (body
+//! chunks, TLS records of a large response, receives the provided-buffer pool could not take).
+//! A request for a small buffer is never served with a large one, so thousands of connections
+//! that each need a few KiB (a handshake, a small response) hold a few KiB each, not whatever
+//! a large response left behind.
+//!
+//! Invariants: the free lists are thread-local (one per worker, never shared across cores); the
+//! small list keeps at most [`MAX_CACHED_SMALL`] buffers and the large one [`MAX_CACHED_LARGE`],
+//! never one that grew beyond [`MAX_CACHED_CAPACITY`], so their memory is bounded whatever a
+//! single request did.
 
 use std::cell::RefCell;
 
-/// Buffers kept on a worker's free list at most.
-pub const MAX_CACHED: usize = 1024;
+/// The largest capacity of a small buffer.
+pub const SMALL_CAPACITY: usize = 8 * 1024;
+/// Small buffers kept on a worker's free list at most (8 MiB at most).
+pub const MAX_CACHED_SMALL: usize = 1024;
+/// Large buffers kept on a worker's free list at most (a 64 KiB response's worth each: 16 MiB
+/// for 256; at most 64 MiB).
+pub const MAX_CACHED_LARGE: usize = 256;
 /// A buffer that grew past this is freed instead of cached.
 pub const MAX_CACHED_CAPACITY: usize = 256 * 1024;
 
 thread_local! {
-    static FREE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static SMALL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static LARGE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Takes an empty buffer with at least `capacity` bytes reserved.
 pub fn take(capacity: usize) -> Vec<u8> {
-    let reused = FREE.with(|free| free.borrow_mut().pop());
+    let list = if capacity <= SMALL_CAPACITY {
+        &SMALL
+    } else {
+        &LARGE
+    };
+    let reused = list.with(|free| free.borrow_mut().pop());
     match reused {
         Some(mut buf) => {
             buf.reserve(capacity);
@@ -32,16 +51,22 @@ pub fn take(capacity: usize) -> Vec<u8> {
     }
 }
 
-/// Gives a buffer back to this worker's free list (or frees it when the list is full or the
-/// buffer grew too large).
+/// Gives a buffer back to this worker's free list of its size class (or frees it when that
+/// list is full or the buffer grew too large).
 pub fn give(mut buf: Vec<u8>) {
-    if buf.capacity() == 0 || buf.capacity() > MAX_CACHED_CAPACITY {
+    let capacity = buf.capacity();
+    if capacity == 0 || capacity > MAX_CACHED_CAPACITY {
         return;
     }
     buf.clear();
-    FREE.with(|free| {
+    let (list, max) = if capacity <= SMALL_CAPACITY {
+        (&SMALL, MAX_CACHED_SMALL)
+    } else {
+        (&LARGE, MAX_CACHED_LARGE)
+    };
+    list.with(|free| {
         let mut free = free.borrow_mut();
-        if free.len() < MAX_CACHED {
+        if free.len() < max {
             free.push(buf);
         }
     });
@@ -156,6 +181,25 @@ mod tests {
         lb.consume(10);
         lb.release_if_empty();
         assert!(lb.buf.is_none());
+    }
+
+    #[test]
+    fn a_small_request_never_gets_a_large_buffer() {
+        std::thread::spawn(|| {
+            let large = take(64 * 1024);
+            let large_ptr = large.as_ptr();
+            give(large);
+            let small = take(4096);
+            assert!(small.capacity() <= SMALL_CAPACITY, "{}", small.capacity());
+            assert_ne!(small.as_ptr(), large_ptr);
+            give(small);
+            // The large one is still there for the next large request.
+            let again = take(32 * 1024);
+            assert_eq!(again.as_ptr(), large_ptr);
+            give(again);
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

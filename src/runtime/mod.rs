@@ -13,6 +13,7 @@ pub mod deadline;
 pub mod event_loop;
 pub mod listener;
 pub mod recv;
+mod ring_memory;
 pub mod rlimits;
 mod worker;
 
@@ -33,12 +34,33 @@ use crate::upstream::group::{Table, UpstreamSpec};
 
 pub use listener::ListenError;
 
+/// Bytes per provided buffer: two full TLS records, so a 16 KiB upload with its head arrives
+/// in one receive.
+pub const RING_BUFFER_LEN: usize = 32 * 1024;
+
+/// Provided buffers per worker at least, when sized from the load.
+pub const MIN_RING_BUFFERS: u16 = 128;
+/// Provided buffers per worker at most, when sized from the load (16 MiB of buffers). The ring
+/// is a FIFO: the kernel takes buffers in turn, so every buffer gets touched under steady
+/// traffic and the pool's whole size becomes resident; past this size a bigger pool costs more
+/// memory than the rare degraded receive it saves (see `docs/ARCHITECTURE.md`).
+pub const MAX_RING_BUFFERS: u16 = 512;
+/// Client connections per provided buffer, when sized from the load: one turn of the event
+/// loop reaps at most one receive per connection (client side, and backend side while a
+/// request is in flight), and in practice a fraction of them (measured: with 5,000 busy
+/// connections on one worker, 512 buffers left 0.2% of receives to the owned-buffer path,
+/// 256 left 1.5%, 128 left 18%).
+pub const CONNECTIONS_PER_RING_BUFFER: usize = 16;
+/// The largest pool a configuration may ask for (compio counts buffers in a `u16`, and the
+/// kernel wants a power of two).
+pub const MAX_CONFIGURED_RING_BUFFERS: u32 = 32768;
+
 /// io_uring sizing for one worker.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RingConfig {
     /// Submission queue entries.
     pub entries: u32,
-    /// Provided buffers registered with the ring (rounded up to a power of two).
+    /// Provided buffers registered with the ring (a power of two).
     pub buffers: u16,
     /// Bytes per provided buffer.
     pub buffer_len: usize,
@@ -48,9 +70,31 @@ impl Default for RingConfig {
     fn default() -> Self {
         Self {
             entries: 4096,
-            buffers: 128,
-            // Two full TLS records: a 16 KiB upload with its head arrives in one receive.
-            buffer_len: 32 * 1024,
+            buffers: MIN_RING_BUFFERS,
+            buffer_len: RING_BUFFER_LEN,
+        }
+    }
+}
+
+impl RingConfig {
+    /// The ring for a worker that holds up to `connections` client connections: `configured`
+    /// provided buffers (rounded up to a power of two) when set, else one per
+    /// [`CONNECTIONS_PER_RING_BUFFER`] connections, between [`MIN_RING_BUFFERS`] and
+    /// [`MAX_RING_BUFFERS`].
+    pub fn for_load(connections: usize, configured: Option<u32>) -> Self {
+        let buffers = match configured {
+            Some(n) => n.clamp(1, MAX_CONFIGURED_RING_BUFFERS).next_power_of_two(),
+            None => {
+                let wanted = (connections / CONNECTIONS_PER_RING_BUFFER).max(1);
+                let wanted = u32::try_from(wanted).unwrap_or(u32::MAX);
+                wanted
+                    .clamp(u32::from(MIN_RING_BUFFERS), u32::from(MAX_RING_BUFFERS))
+                    .next_power_of_two()
+            }
+        };
+        Self {
+            buffers: u16::try_from(buffers).unwrap_or(u16::MAX / 2 + 1),
+            ..Self::default()
         }
     }
 }
@@ -210,8 +254,34 @@ fn build_runtime(
         .defer_taskrun(defer_taskrun)
         .coop_taskrun(!defer_taskrun)
         .buffer_pool_size(NonZero::new(ring.buffers).unwrap_or(NonZero::<u16>::MIN))
-        .buffer_pool_buffer_len(ring.buffer_len);
+        .buffer_pool_buffer_len(ring.buffer_len)
+        .buffer_pool_allocator::<ring_memory::RingMemory>();
     compio::runtime::RuntimeBuilder::new()
         .with_proactor(proactor)
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ring_is_sized_from_the_connection_limit_within_bounds() {
+        let buffers =
+            |connections, configured| RingConfig::for_load(connections, configured).buffers;
+        assert_eq!(buffers(0, None), MIN_RING_BUFFERS);
+        assert_eq!(buffers(100, None), MIN_RING_BUFFERS);
+        // 4,000 connections: 250 wanted, the next power of two.
+        assert_eq!(buffers(4_000, None), 256);
+        // The default limit (10,000 per worker) and more: the cap.
+        assert_eq!(buffers(10_000, None), MAX_RING_BUFFERS);
+        assert_eq!(buffers(usize::MAX, None), MAX_RING_BUFFERS);
+        // A configured size wins, rounded up to a power of two and bounded.
+        assert_eq!(buffers(10_000, Some(4)), 4);
+        assert_eq!(buffers(10_000, Some(3)), 4);
+        assert_eq!(buffers(10, Some(1000)), 1024);
+        assert_eq!(buffers(10, Some(0)), 1);
+        assert_eq!(buffers(10, Some(u32::MAX)), 32768);
+        assert_eq!(RingConfig::for_load(1, None).buffer_len, RING_BUFFER_LEN);
+    }
 }

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use crate::balance::{self, Balancer, Candidate, PolicyKind};
 
 use super::board::HealthBoard;
-use super::health::{Ejection, FailureKind, OutlierPolicy, slow_start_ramp};
+use super::health::{Ejection, Failure, FailureKind, OutlierPolicy, max_ejected, slow_start_ramp};
 
 /// The weight every backend has under a policy that ignores configured weights.
 const UNWEIGHTED: u32 = 100;
@@ -177,6 +177,9 @@ pub enum Outcome {
 struct Slot {
     in_flight: u32,
     ejection: Ejection,
+    /// A "not ejected" warning was logged since the backend last succeeded or was ejected:
+    /// one line per episode, not one per failure.
+    spared: bool,
 }
 
 /// One upstream as one worker sees it.
@@ -204,6 +207,7 @@ impl Group {
             .map(|_| Slot {
                 in_flight: 0,
                 ejection: Ejection::new(spec.outlier),
+                spared: false,
             })
             .collect();
         Self {
@@ -341,27 +345,70 @@ impl Group {
     pub fn report(&self, i: usize, outcome: Outcome, now: Instant) {
         let j = i - self.spec.backends.start;
         let passes = self.table.board().passes(i);
-        let mut slots = self.slots.borrow_mut();
-        let ejection = &mut slots[j].ejection;
-        let ejected = match outcome {
+        let kind = match outcome {
             Outcome::Response { status, latency } => {
                 self.policy.observe(j, latency, now);
-                if status >= 500 {
-                    ejection.on_failure(FailureKind::Status5xx, now, passes)
-                } else {
-                    ejection.on_success(now);
-                    None
+                if status < 500 {
+                    let mut slots = self.slots.borrow_mut();
+                    slots[j].ejection.on_success(now);
+                    slots[j].spared = false;
+                    return;
                 }
+                FailureKind::Status5xx
             }
-            Outcome::Failed => ejection.on_failure(FailureKind::Connect, now, passes),
+            Outcome::Failed => FailureKind::Connect,
         };
-        if let Some(length) = ejected {
-            tracing::warn!(
-                upstream = %self.spec.name,
-                backend = %self.table.backend(i).addr,
-                "backend ejected for {length:?} by this worker after consecutive failures"
-            );
+        let may_eject = self.may_eject(i, now);
+        let mut slots = self.slots.borrow_mut();
+        let slot = &mut slots[j];
+        let backend = &self.table.backend(i).addr;
+        match slot.ejection.on_failure(kind, now, passes, may_eject) {
+            Failure::Ejected(length) => {
+                slot.spared = false;
+                tracing::warn!(
+                    upstream = %self.spec.name,
+                    %backend,
+                    "backend ejected for {length:?} by this worker after consecutive failures"
+                );
+            }
+            Failure::Spared if !slot.spared => {
+                slot.spared = true;
+                tracing::warn!(
+                    upstream = %self.spec.name,
+                    %backend,
+                    max_ejected_percent = self.spec.outlier.max_ejected_percent,
+                    "backend keeps failing but is not ejected: this worker has already ejected \
+                     as many of the upstream's backends as it may, or it is the last one up; \
+                     requests keep going to it"
+                );
+            }
+            _ => {}
         }
+    }
+
+    /// Whether this worker may eject table backend `i` now: fewer of its tier (primaries, or
+    /// backups) are ejected than [`max_ejected`] allows, and another backend of the tier is
+    /// up and not ejected.
+    fn may_eject(&self, i: usize, now: Instant) -> bool {
+        let first = self.spec.backends.start;
+        let board = self.table.board();
+        let backup = self.table.backend(i).backup;
+        let mut slots = self.slots.borrow_mut();
+        let (mut tier, mut ejected, mut others_usable) = (0, 0, 0);
+        for (j, slot) in slots.iter_mut().enumerate() {
+            let k = first + j;
+            if self.table.backend(k).backup != backup {
+                continue;
+            }
+            tier += 1;
+            let out = slot.ejection.is_ejected(now, board.passes(k));
+            if out {
+                ejected += 1;
+            } else if k != i && board.is_up(k) {
+                others_usable += 1;
+            }
+        }
+        others_usable > 0 && ejected < max_ejected(tier, self.spec.outlier.max_ejected_percent)
     }
 
     /// This worker's requests in flight to table backend `i`.
@@ -409,6 +456,7 @@ mod tests {
                 consecutive_5xx: 0,
                 base: Duration::from_secs(10),
                 max: Duration::from_secs(60),
+                max_ejected_percent: 50,
             },
             backends: 0..n,
             down_for: Duration::from_secs(4),
@@ -511,6 +559,61 @@ mod tests {
         // Only backend 0 is up: Retry-After is when backend 1 comes back, if 0 went down too.
         let later = now + Duration::from_secs(10);
         assert!((0..4).any(|_| pick(&g, None, later) == Some(1)));
+    }
+
+    #[test]
+    fn a_failure_every_backend_shares_never_ejects_them_all() {
+        let now = Instant::now();
+        // Two backends failing alike: the first is ejected, the second keeps taking requests.
+        let (g, _) = group(vec![backend(1), backend(2)], Duration::ZERO);
+        for _ in 0..2 {
+            g.report(0, Outcome::Failed, now);
+            g.report(1, Outcome::Failed, now);
+        }
+        for _ in 0..6 {
+            g.report(1, Outcome::Failed, now);
+        }
+        assert!((0..4).all(|_| pick(&g, None, now) == Some(1)));
+        // Once the first is back, the second may go in its turn.
+        let later = now + Duration::from_secs(10);
+        assert!((0..4).any(|_| pick(&g, None, later) == Some(0)));
+        g.report(1, Outcome::Failed, later);
+        g.report(1, Outcome::Failed, later);
+        assert!((0..4).all(|_| pick(&g, None, later) == Some(0)));
+
+        // A sole backend is never ejected passively.
+        let (g, _) = group(vec![backend(1)], Duration::ZERO);
+        for _ in 0..10 {
+            g.report(0, Outcome::Failed, now);
+        }
+        assert_eq!(pick(&g, None, now), Some(0));
+
+        // Nor is the last one the health checks consider up.
+        let (g, table) = group(vec![backend(1), backend(2), backend(3)], Duration::ZERO);
+        table.board().set_up(2, false, now);
+        for _ in 0..2 {
+            g.report(0, Outcome::Failed, now);
+        }
+        for _ in 0..4 {
+            g.report(1, Outcome::Failed, now);
+        }
+        assert!((0..4).all(|_| pick(&g, None, now) == Some(1)));
+    }
+
+    #[test]
+    fn at_most_the_configured_share_is_ejected_at_once() {
+        let now = Instant::now();
+        let backends = (1..=4).map(backend).collect();
+        // 50% of 4: two ejected, the other two spared however often they fail.
+        let (g, _) = group(backends, Duration::ZERO);
+        for i in 0..4 {
+            for _ in 0..4 {
+                g.report(i, Outcome::Failed, now);
+            }
+        }
+        let picked: std::collections::BTreeSet<_> =
+            (0..16).filter_map(|_| pick(&g, None, now)).collect();
+        assert_eq!(picked, [2, 3].into(), "{picked:?}");
     }
 
     #[test]

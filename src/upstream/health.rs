@@ -78,6 +78,9 @@ pub struct OutlierPolicy {
     pub base: Duration,
     /// Longest ejection: the doubling backoff stops here (a `max` below `base` acts as `base`).
     pub max: Duration,
+    /// The largest share (percent) of an upstream tier one worker ejects at once (see
+    /// [`may_eject`]).
+    pub max_ejected_percent: u32,
 }
 
 impl OutlierPolicy {
@@ -87,6 +90,7 @@ impl OutlierPolicy {
         consecutive_5xx: 0,
         base: Duration::ZERO,
         max: Duration::ZERO,
+        max_ejected_percent: 0,
     };
 
     /// Whether any detector is on.
@@ -100,6 +104,32 @@ impl OutlierPolicy {
             FailureKind::Status5xx => self.consecutive_5xx,
         }
     }
+}
+
+/// What a failure did to a backend's standing ([`Ejection::on_failure`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// Nothing: its detector is off, or the backend is already ejected.
+    Ignored,
+    /// Counted toward the backend's streak.
+    Counted,
+    /// The backend is ejected for this long.
+    Ejected(Duration),
+    /// The backend would have been ejected, but its upstream could not spare it.
+    Spared,
+}
+
+/// How many of a tier's `n` backends (primaries, or backups) one worker may hold ejected at
+/// once: `percent` of them, rounded down, but at least one when there are two or more, and
+/// never all of them. A failure shared by every backend (a network problem on this host, an
+/// overload that makes every backend slow) must not leave a worker with nothing to send to;
+/// it keeps trying them instead. Envoy's `max_ejection_percent` is the same idea.
+pub fn max_ejected(n: usize, percent: u32) -> usize {
+    if n < 2 {
+        return 0;
+    }
+    let share = n.saturating_mul(percent.min(100) as usize) / 100;
+    share.max(1).min(n - 1)
 }
 
 /// What went wrong with one request to a backend.
@@ -169,26 +199,41 @@ impl Ejection {
         }
     }
 
-    /// A request failed. Returns the ejection length when this failure ejects the backend:
-    /// the streak of its kind reached the policy's threshold, or the backend was on probation.
-    /// `passes` is the board's current pass count for the backend (see [`Ejection::is_ejected`]).
+    /// A request failed. The backend is ejected when the streak of its kind reached the
+    /// policy's threshold, or it was on probation, and `may_eject` (its upstream can spare it:
+    /// see [`max_ejected`]); otherwise it is spared, and its streak starts again. `passes` is
+    /// the board's current pass count for the backend (see [`Ejection::is_ejected`]).
     ///
     /// A failure of a kind whose detector is off, or one that lands while the backend is
     /// already ejected (a request sent before the ejection), is ignored.
-    pub fn on_failure(&mut self, kind: FailureKind, now: Instant, passes: u64) -> Option<Duration> {
+    pub fn on_failure(
+        &mut self,
+        kind: FailureKind,
+        now: Instant,
+        passes: u64,
+        may_eject: bool,
+    ) -> Failure {
         let threshold = self.policy.threshold(kind);
         if threshold == 0 || self.is_ejected(now, passes) {
-            return None;
+            return Failure::Ignored;
         }
-        if self.phase == Phase::Probation {
-            return Some(self.eject(now, passes));
-        }
-        let streak = match kind {
-            FailureKind::Connect => &mut self.connect_streak,
-            FailureKind::Status5xx => &mut self.status_streak,
+        let due = self.phase == Phase::Probation || {
+            let streak = match kind {
+                FailureKind::Connect => &mut self.connect_streak,
+                FailureKind::Status5xx => &mut self.status_streak,
+            };
+            *streak = streak.saturating_add(1);
+            *streak >= threshold
         };
-        *streak = streak.saturating_add(1);
-        (*streak >= threshold).then(|| self.eject(now, passes))
+        match (due, may_eject) {
+            (false, _) => Failure::Counted,
+            (true, true) => Failure::Ejected(self.eject(now, passes)),
+            (true, false) => {
+                self.connect_streak = 0;
+                self.status_streak = 0;
+                Failure::Spared
+            }
+        }
     }
 
     /// Whether the backend is out of this worker's rotation. The ejection ends once its time has
@@ -325,6 +370,74 @@ mod tests {
             consecutive_5xx: fivexx,
             base: 100 * MS,
             max: 350 * MS,
+            max_ejected_percent: 50,
+        }
+    }
+
+    /// A failure of a backend its upstream can spare: the ejection length when it ejects.
+    trait Fail {
+        fn fail(&mut self, kind: FailureKind, now: Instant, passes: u64) -> Option<Duration>;
+    }
+
+    impl Fail for Ejection {
+        fn fail(&mut self, kind: FailureKind, now: Instant, passes: u64) -> Option<Duration> {
+            match self.on_failure(kind, now, passes, true) {
+                Failure::Ejected(length) => Some(length),
+                _ => None,
+            }
+        }
+    }
+
+    #[test]
+    fn a_backend_its_upstream_cannot_spare_is_not_ejected() {
+        let t = Instant::now();
+        let mut e = Ejection::new(policy(2, 0));
+        assert_eq!(
+            e.on_failure(FailureKind::Connect, t, 0, false),
+            Failure::Counted
+        );
+        assert_eq!(
+            e.on_failure(FailureKind::Connect, t, 0, false),
+            Failure::Spared
+        );
+        assert!(!e.is_ejected(t, 0));
+        // The streak starts again: the next attempt comes after another full streak.
+        assert_eq!(
+            e.on_failure(FailureKind::Connect, t, 0, true),
+            Failure::Counted
+        );
+        assert_eq!(
+            e.on_failure(FailureKind::Connect, t, 0, true),
+            Failure::Ejected(100 * MS)
+        );
+        assert!(e.is_ejected(t, 0));
+        // Detector off: ignored whatever the upstream can spare.
+        let mut off = Ejection::new(policy(0, 0));
+        assert_eq!(
+            off.on_failure(FailureKind::Connect, t, 0, false),
+            Failure::Ignored
+        );
+    }
+
+    #[test]
+    fn max_ejected_keeps_at_least_one_backend() {
+        // (backends, percent) -> how many one worker may hold ejected at once
+        for (n, percent, max) in [
+            (0, 50, 0),
+            (1, 50, 0),
+            (1, 100, 0),
+            (2, 50, 1),
+            (2, 10, 1),
+            (2, 100, 1),
+            (3, 50, 1),
+            (4, 50, 2),
+            (10, 10, 1),
+            (10, 0, 1),
+            (10, 100, 9),
+            (10, 1000, 9),
+            (20, 10, 2),
+        ] {
+            assert_eq!(max_ejected(n, percent), max, "{n} backends at {percent}%");
         }
     }
 
@@ -332,10 +445,10 @@ mod tests {
     fn ejects_at_threshold() {
         let t = Instant::now();
         let mut e = Ejection::new(policy(3, 0));
-        assert_eq!(e.on_failure(FailureKind::Connect, t, 0), None);
-        assert_eq!(e.on_failure(FailureKind::Connect, t, 0), None);
+        assert_eq!(e.fail(FailureKind::Connect, t, 0), None);
+        assert_eq!(e.fail(FailureKind::Connect, t, 0), None);
         assert!(!e.is_ejected(t, 0));
-        assert_eq!(e.on_failure(FailureKind::Connect, t, 0), Some(100 * MS));
+        assert_eq!(e.fail(FailureKind::Connect, t, 0), Some(100 * MS));
         assert!(e.is_ejected(t, 0));
         assert!(e.is_ejected(t + 99 * MS, 0));
         assert!(!e.is_ejected(t + 100 * MS, 0));
@@ -347,11 +460,11 @@ mod tests {
     fn success_resets_streaks() {
         let t = Instant::now();
         let mut e = Ejection::new(policy(2, 2));
-        assert_eq!(e.on_failure(FailureKind::Connect, t, 0), None);
-        assert_eq!(e.on_failure(FailureKind::Status5xx, t, 0), None);
+        assert_eq!(e.fail(FailureKind::Connect, t, 0), None);
+        assert_eq!(e.fail(FailureKind::Status5xx, t, 0), None);
         e.on_success(t);
-        assert_eq!(e.on_failure(FailureKind::Connect, t, 0), None);
-        assert_eq!(e.on_failure(FailureKind::Status5xx, t, 0), None);
+        assert_eq!(e.fail(FailureKind::Connect, t, 0), None);
+        assert_eq!(e.fail(FailureKind::Status5xx, t, 0), None);
         assert!(!e.is_ejected(t, 0));
     }
 
@@ -360,21 +473,21 @@ mod tests {
         let t = Instant::now();
         let mut e = Ejection::new(policy(2, 3));
         // Interleaved kinds: neither streak is reset by the other kind.
-        assert_eq!(e.on_failure(FailureKind::Status5xx, t, 0), None);
-        assert_eq!(e.on_failure(FailureKind::Connect, t, 0), None);
-        assert_eq!(e.on_failure(FailureKind::Status5xx, t, 0), None);
+        assert_eq!(e.fail(FailureKind::Status5xx, t, 0), None);
+        assert_eq!(e.fail(FailureKind::Connect, t, 0), None);
+        assert_eq!(e.fail(FailureKind::Status5xx, t, 0), None);
         assert_eq!(
-            e.on_failure(FailureKind::Connect, t, 0),
+            e.fail(FailureKind::Connect, t, 0),
             Some(100 * MS),
             "second connect failure reaches the connect threshold of 2"
         );
 
         let mut e = Ejection::new(policy(2, 3));
-        assert_eq!(e.on_failure(FailureKind::Status5xx, t, 0), None);
-        assert_eq!(e.on_failure(FailureKind::Connect, t, 0), None);
-        assert_eq!(e.on_failure(FailureKind::Status5xx, t, 0), None);
+        assert_eq!(e.fail(FailureKind::Status5xx, t, 0), None);
+        assert_eq!(e.fail(FailureKind::Connect, t, 0), None);
+        assert_eq!(e.fail(FailureKind::Status5xx, t, 0), None);
         assert_eq!(
-            e.on_failure(FailureKind::Status5xx, t, 0),
+            e.fail(FailureKind::Status5xx, t, 0),
             Some(100 * MS),
             "third 5xx reaches the 5xx threshold of 3"
         );
@@ -385,16 +498,16 @@ mod tests {
         let t = Instant::now();
         let mut e = Ejection::new(policy(0, 1));
         for _ in 0..100 {
-            assert_eq!(e.on_failure(FailureKind::Connect, t, 0), None);
+            assert_eq!(e.fail(FailureKind::Connect, t, 0), None);
         }
         assert!(!e.is_ejected(t, 0));
-        assert_eq!(e.on_failure(FailureKind::Status5xx, t, 0), Some(100 * MS));
+        assert_eq!(e.fail(FailureKind::Status5xx, t, 0), Some(100 * MS));
 
         let mut off = Ejection::new(OutlierPolicy::OFF);
         assert!(!OutlierPolicy::OFF.is_enabled());
         for _ in 0..100 {
-            assert_eq!(off.on_failure(FailureKind::Connect, t, 0), None);
-            assert_eq!(off.on_failure(FailureKind::Status5xx, t, 0), None);
+            assert_eq!(off.fail(FailureKind::Connect, t, 0), None);
+            assert_eq!(off.fail(FailureKind::Status5xx, t, 0), None);
         }
         assert!(!off.is_ejected(t, 0));
     }
@@ -406,7 +519,7 @@ mod tests {
         let mut lengths = Vec::new();
         for _ in 0..5 {
             let len = e
-                .on_failure(FailureKind::Connect, t, 0)
+                .fail(FailureKind::Connect, t, 0)
                 .expect("on probation (or threshold 1): every failure ejects");
             lengths.push(len);
             t += len;
@@ -421,12 +534,12 @@ mod tests {
         let t = Instant::now();
         let mut e = Ejection::new(policy(3, 0));
         for _ in 0..3 {
-            e.on_failure(FailureKind::Connect, t, 0);
+            e.fail(FailureKind::Connect, t, 0);
         }
         let back = t + 100 * MS;
         assert!(!e.is_ejected(back, 0));
         // One failure on probation is enough, and the backoff has doubled.
-        assert_eq!(e.on_failure(FailureKind::Connect, back, 0), Some(200 * MS));
+        assert_eq!(e.fail(FailureKind::Connect, back, 0), Some(200 * MS));
         assert!(e.is_ejected(back + 199 * MS, 0));
     }
 
@@ -434,22 +547,22 @@ mod tests {
     fn success_on_probation_resets_backoff() {
         let t = Instant::now();
         let mut e = Ejection::new(policy(2, 0));
-        e.on_failure(FailureKind::Connect, t, 0);
-        assert_eq!(e.on_failure(FailureKind::Connect, t, 0), Some(100 * MS));
+        e.fail(FailureKind::Connect, t, 0);
+        assert_eq!(e.fail(FailureKind::Connect, t, 0), Some(100 * MS));
         let back = t + 100 * MS;
         assert!(!e.is_ejected(back, 0));
         e.on_success(back);
         assert!(!e.on_probation());
         // Back to normal: the full streak is needed again, and the backoff is the base.
-        assert_eq!(e.on_failure(FailureKind::Connect, back, 0), None);
-        assert_eq!(e.on_failure(FailureKind::Connect, back, 0), Some(100 * MS));
+        assert_eq!(e.fail(FailureKind::Connect, back, 0), None);
+        assert_eq!(e.fail(FailureKind::Connect, back, 0), Some(100 * MS));
     }
 
     #[test]
     fn success_after_expiry_ends_ejection_and_probation() {
         let t = Instant::now();
         let mut e = Ejection::new(policy(1, 0));
-        assert_eq!(e.on_failure(FailureKind::Connect, t, 0), Some(100 * MS));
+        assert_eq!(e.fail(FailureKind::Connect, t, 0), Some(100 * MS));
         // A straggler success while still ejected changes nothing.
         e.on_success(t + 50 * MS);
         assert!(e.is_ejected(t + 50 * MS, 0));
@@ -458,7 +571,7 @@ mod tests {
         assert!(!e.on_probation());
         assert_eq!(e.returned_at(), Some(t + 100 * MS));
         assert_eq!(
-            e.on_failure(FailureKind::Connect, t + 150 * MS, 0),
+            e.fail(FailureKind::Connect, t + 150 * MS, 0),
             Some(100 * MS)
         );
     }
@@ -467,7 +580,7 @@ mod tests {
     fn passing_check_lifts_ejection() {
         let t = Instant::now();
         let mut e = Ejection::new(policy(1, 0));
-        assert_eq!(e.on_failure(FailureKind::Connect, t, 7), Some(100 * MS));
+        assert_eq!(e.fail(FailureKind::Connect, t, 7), Some(100 * MS));
         assert!(e.is_ejected(t + 10 * MS, 7));
         assert!(!e.is_ejected(t + 20 * MS, 8));
         assert!(e.on_probation());
@@ -478,9 +591,9 @@ mod tests {
     fn failures_while_ejected_are_ignored() {
         let t = Instant::now();
         let mut e = Ejection::new(policy(1, 1));
-        assert_eq!(e.on_failure(FailureKind::Connect, t, 0), Some(100 * MS));
-        assert_eq!(e.on_failure(FailureKind::Connect, t + 10 * MS, 0), None);
-        assert_eq!(e.on_failure(FailureKind::Status5xx, t + 10 * MS, 0), None);
+        assert_eq!(e.fail(FailureKind::Connect, t, 0), Some(100 * MS));
+        assert_eq!(e.fail(FailureKind::Connect, t + 10 * MS, 0), None);
+        assert_eq!(e.fail(FailureKind::Status5xx, t + 10 * MS, 0), None);
         // The ejection was not extended.
         assert!(!e.is_ejected(t + 100 * MS, 0));
     }
@@ -493,11 +606,12 @@ mod tests {
             consecutive_5xx: 0,
             base: 100 * MS,
             max: 10 * MS,
+            max_ejected_percent: 50,
         });
-        assert_eq!(e.on_failure(FailureKind::Connect, t, 0), Some(100 * MS));
+        assert_eq!(e.fail(FailureKind::Connect, t, 0), Some(100 * MS));
         assert!(!e.is_ejected(t + 100 * MS, 0));
         assert_eq!(
-            e.on_failure(FailureKind::Connect, t + 100 * MS, 0),
+            e.fail(FailureKind::Connect, t + 100 * MS, 0),
             Some(100 * MS)
         );
     }

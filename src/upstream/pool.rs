@@ -12,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use slab::Slab;
@@ -35,7 +36,8 @@ pub const TRUSTED_IDLE: Duration = Duration::from_secs(1);
 /// Idle connections of one worker, per backend.
 pub struct ConnPool<C> {
     idle: Slab<Idle<C>>,
-    stacks: Vec<Vec<usize>>,
+    /// Per backend, slab keys oldest first: the back is the most recently returned.
+    stacks: Vec<VecDeque<usize>>,
     max_idle: usize,
     idle_timeout: Duration,
 }
@@ -45,7 +47,7 @@ impl<C: Pooled> ConnPool<C> {
     pub fn new(backends: usize, max_idle: usize, idle_timeout: Duration) -> Self {
         Self {
             idle: Slab::new(),
-            stacks: (0..backends).map(|_| Vec::new()).collect(),
+            stacks: (0..backends).map(|_| VecDeque::new()).collect(),
             max_idle,
             idle_timeout,
         }
@@ -58,7 +60,7 @@ impl<C: Pooled> ConnPool<C> {
     /// can be retried if the backend closed it in that short time.
     pub fn checkout(&mut self, backend: usize, now: Instant, trust_recent: bool) -> Option<C> {
         let stack = self.stacks.get_mut(backend)?;
-        while let Some(key) = stack.pop() {
+        while let Some(key) = stack.pop_back() {
             let entry = self.idle.remove(key);
             let idle = now.saturating_duration_since(entry.since);
             if idle > self.idle_timeout {
@@ -83,12 +85,13 @@ impl<C: Pooled> ConnPool<C> {
         let Some(stack) = self.stacks.get_mut(backend) else {
             return;
         };
-        if stack.len() >= self.max_idle {
-            let oldest = stack.remove(0);
+        if stack.len() >= self.max_idle
+            && let Some(oldest) = stack.pop_front()
+        {
             self.idle.remove(oldest);
         }
         let key = self.idle.insert(Idle { conn, since: now });
-        stack.push(key);
+        stack.push_back(key);
     }
 
     /// Closes every connection idle for longer than the idle timeout.
@@ -109,7 +112,7 @@ impl<C: Pooled> ConnPool<C> {
 
     /// Idle connections held for `backend`.
     pub fn idle_count(&self, backend: usize) -> usize {
-        self.stacks.get(backend).map_or(0, Vec::len)
+        self.stacks.get(backend).map_or(0, VecDeque::len)
     }
 
     /// Idle connections held in all.

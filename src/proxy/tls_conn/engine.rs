@@ -398,6 +398,11 @@ impl TlsEngine {
         self.out.filled > 0
     }
 
+    /// Encrypted bytes waiting to be sent.
+    pub fn outgoing_len(&self) -> usize {
+        self.out.filled
+    }
+
     /// Takes the queued bytes for one write: the buffer and how many of its leading bytes to
     /// send. `None` when nothing is queued. Give the buffer back with [`TlsEngine::recycle`].
     pub fn take_outgoing(&mut self) -> Option<(Vec<u8>, usize)> {
