@@ -48,9 +48,6 @@ use super::{Context, ListenerCtx};
 /// Request bodies up to this size (Content-Length) are read whole before the request is sent.
 const SMALL_BODY: usize = 64 * 1024;
 
-/// Body bytes that arrived with the response head up to which they share its TLS record.
-const COALESCE: usize = 8 * 1024;
-
 /// Serves one accepted client connection until it closes.
 pub async fn serve(ctx: Rc<Context>, listener: Rc<ListenerCtx>, tcp: TcpStream, peer: SocketAddr) {
     let conn = match TlsConn::new(tcp, listener.tls.clone()) {
@@ -588,107 +585,60 @@ impl Session {
         // gets the payload alone, ended by the close.
         let client_keep =
             client_keep && !self.ctx.draining.get() && !rhead.forces_client_close(self.head.http10);
+        // An HTTP/1.0 client gets a chunked body's payload alone: decoded from a scratch buffer.
         let mut dechunk =
-            (self.head.http10 && rhead.body == BodyKind::Chunked).then(|| buffers::take(16 * 1024));
+            (self.head.http10 && rhead.body == BodyKind::Chunked).then(|| buffers::take(SLOW_READ));
 
-        // The head and the body bytes that came with it go out as one TLS write (one record
-        // for a small response), and a body that breaks its framing this early is still a 502.
+        // The plaintext to send: the head, then the body as it comes, encrypted once per write so
+        // that the client gets full TLS records (a 64 KiB response and its head in five). A body
+        // that breaks its framing in the bytes that came with the head is still a 502.
         let rest = &self.rbuf.bytes()[rhead.head_len..];
-        let mut out = buffers::take(512 + rest.len().min(COALESCE));
+        // Room for the rewritten head, the bytes that came with it and one read of the body.
+        let more = match rhead.body {
+            BodyKind::Length(n) if n <= rest.len() as u64 => 0,
+            BodyKind::Empty => 0,
+            _ => BODY_READ,
+        };
+        let mut plain = buffers::take(HEAD_SLACK + rhead.head_len + rest.len() + more);
         http1::write_response_head(
             self.rbuf.bytes(),
             rhead,
             client_keep,
             self.head.http10,
-            &mut out,
+            &mut plain,
         );
         let first = if dechunk.is_some() {
-            decoder.decode(rest, &mut out)
+            decoder.decode(rest, &mut plain)
         } else {
-            decoder.advance(rest)
+            decoder.advance(rest).inspect(|adv| {
+                plain.extend_from_slice(&rest[..adv.consumed]);
+            })
         };
         let first = match first {
             Ok(adv) => adv,
             Err(e) => {
-                buffers::give(out);
+                buffers::give(plain);
+                if let Some(buf) = dechunk {
+                    buffers::give(buf);
+                }
                 return Err((ProxyError::BadResponseBody(e), false));
             }
         };
         let mut extra = rest.len() > first.consumed;
-        let body = &rest[..first.consumed];
-        let queued = if dechunk.is_some() {
-            self.conn.write_plain(&out)
-        } else if body.len() <= COALESCE {
-            out.extend_from_slice(body);
-            self.conn.write_plain(&out)
-        } else {
-            // Large: not worth a copy to save a record header.
-            self.conn
-                .write_plain(&out)
-                .and_then(|()| self.conn.write_plain(body))
-        };
-        buffers::give(out);
         let backend_keep = rhead.keep_alive;
-        // The head is out: the connection holds no response buffer while the body flows.
+        // The head is copied out: the connection holds no response-head buffer while the body
+        // flows.
         self.rbuf.clear();
         self.rbuf.release_if_empty();
-        let outcome = async {
-            queued?;
-            let conn = &self.conn;
-            let backend = &bconn.stream;
-            let mut pace = Pace::Fast;
-            let mut ended = decoder.is_done();
-            loop {
-                // Take what the backend has already sent, without waiting, and queue it for
-                // the client behind what is queued already: a body the backend wrote at once
-                // goes out in one write, and nothing is held while waiting for more.
-                if !ended {
-                    let max = pace.read_max();
-                    let mut buf = buffers::take(max);
-                    let step = match recv_queued(backend, &mut buf, max) {
-                        Ok(Queued::Bytes) => {
-                            relay_body_bytes(conn, &mut decoder, &mut dechunk, &buf).map(|n| {
-                                extra |= buf.len() > n;
-                                Queued::Bytes
-                            })
-                        }
-                        Ok(other) => Ok(other),
-                        Err(e) => Err(ProxyError::BackendRead(e)),
-                    };
-                    buffers::give(buf);
-                    match step? {
-                        Queued::End if decoder.is_close_delimited() => ended = true,
-                        Queued::End => return Err(ProxyError::BackendClosedMidBody),
-                        Queued::Bytes => {
-                            ended = decoder.is_done();
-                            if !ended && pace == Pace::Fast && conn.queued() < FLUSH_AT {
-                                continue;
-                            }
-                        }
-                        Queued::Nothing => {}
-                    }
-                }
-                if conn.queued() > 0 {
-                    pace = Pace::after(flush(conn, idle).await?);
-                    if pace == Pace::Slow {
-                        // Hold no large send buffer while a slow client drains the socket.
-                        conn.release_buffers();
-                    }
-                    continue;
-                }
-                if ended {
-                    break;
-                }
-                // Nothing queued either way: wait for the backend, holding no buffer.
-                match within(idle, readable(backend)).await {
-                    Err(_) => return Err(ProxyError::BackendStalled),
-                    Ok(Err(e)) => return Err(ProxyError::BackendRead(e)),
-                    Ok(Ok(())) => {}
-                }
-            }
-            Ok(())
-        }
-        .await;
+        let body = BodyRelay {
+            conn: &self.conn,
+            backend: &bconn.stream,
+            idle,
+        };
+        let outcome = body
+            .run(&mut decoder, &mut plain, &mut dechunk, &mut extra)
+            .await;
+        buffers::give(plain);
         if let Some(buf) = dechunk {
             buffers::give(buf);
         }
@@ -700,32 +650,122 @@ impl Session {
     }
 }
 
-/// Passes the body bytes at the front of `bytes` to the client (verbatim, or only the payload
-/// when `dechunk` holds a scratch buffer); returns how many bytes belonged to the body.
-fn relay_body_bytes(
-    conn: &TlsConn,
-    decoder: &mut BodyDecoder,
-    dechunk: &mut Option<Vec<u8>>,
-    bytes: &[u8],
-) -> Result<usize, ProxyError> {
-    let consumed = match dechunk {
-        Some(payload) => {
-            payload.clear();
-            let adv = decoder
-                .decode(bytes, payload)
-                .map_err(ProxyError::BadResponseBody)?;
-            conn.write_plain(payload)?;
-            adv.consumed
+/// Relays a response body from a backend to the client.
+///
+/// The backend's socket is drained with non-blocking reads (see [`recv_queued`]) into the
+/// plaintext buffer, behind what it already holds (the head, for the first write); what the
+/// backend sent at once goes out in one encryption and one write; when nothing is queued, the
+/// relay waits for readability holding no buffer. The client's TCP window paces it: see
+/// [`Pace`].
+struct BodyRelay<'a> {
+    conn: &'a TlsConn,
+    backend: &'a TcpStream,
+    /// Inactivity limit of every wait, either side.
+    idle: Duration,
+}
+
+impl BodyRelay<'_> {
+    /// Relays until the body ends: `decoder` finds its end, `plain` holds plaintext not yet
+    /// encrypted (the head at first), `dechunk` is a scratch buffer when only the payload of a
+    /// chunked body is passed on, and `extra` is set when the backend sent bytes past the body.
+    async fn run(
+        &self,
+        decoder: &mut BodyDecoder,
+        plain: &mut Vec<u8>,
+        dechunk: &mut Option<Vec<u8>>,
+        extra: &mut bool,
+    ) -> Result<(), ProxyError> {
+        let mut pace = Pace::Fast;
+        let mut ended = decoder.is_done();
+        loop {
+            if !ended {
+                let max = pace.read_max();
+                if plain.capacity() == 0 {
+                    *plain = buffers::take(max);
+                }
+                let got = match dechunk {
+                    None => self.read_body(decoder, plain, max, extra)?,
+                    Some(raw) => self.read_dechunked(decoder, raw, plain, max, extra)?,
+                };
+                match got {
+                    Queued::End if decoder.is_close_delimited() => ended = true,
+                    Queued::End => return Err(ProxyError::BackendClosedMidBody),
+                    Queued::Bytes => {
+                        ended = decoder.is_done();
+                        if !ended && pace == Pace::Fast && plain.len() < FLUSH_AT {
+                            continue;
+                        }
+                    }
+                    Queued::Nothing => {}
+                }
+            }
+            if !plain.as_slice().is_empty() {
+                self.conn.write_plain(plain)?;
+            }
+            // Encrypted: the plaintext buffer goes back before any wait, so a relay holds one
+            // buffer (the TLS send buffer) while the client or the backend is slow.
+            buffers::give(std::mem::take(plain));
+            if self.conn.queued() > 0 {
+                pace = Pace::after(flush(self.conn, self.idle).await?);
+                if pace == Pace::Slow {
+                    // Nor a large send buffer.
+                    self.conn.release_buffers();
+                }
+                continue;
+            }
+            if ended {
+                return Ok(());
+            }
+            // Nothing queued either way: wait for the backend, holding no buffer.
+            match within(self.idle, readable(self.backend)).await {
+                Err(_) => return Err(ProxyError::BackendStalled),
+                Ok(Err(e)) => return Err(ProxyError::BackendRead(e)),
+                Ok(Ok(())) => {}
+            }
         }
-        None => {
+    }
+
+    /// Appends what the backend has queued (up to `max` bytes) to `plain`, keeping only the
+    /// bytes that belong to the body.
+    fn read_body(
+        &self,
+        decoder: &mut BodyDecoder,
+        plain: &mut Vec<u8>,
+        max: usize,
+        extra: &mut bool,
+    ) -> Result<Queued, ProxyError> {
+        let before = plain.len();
+        let got = recv_queued(self.backend, plain, max).map_err(ProxyError::BackendRead)?;
+        if got == Queued::Bytes {
             let adv = decoder
-                .advance(bytes)
+                .advance(&plain[before..])
                 .map_err(ProxyError::BadResponseBody)?;
-            conn.write_plain(&bytes[..adv.consumed])?;
-            adv.consumed
+            *extra |= plain.len() - before > adv.consumed;
+            plain.truncate(before + adv.consumed);
         }
-    };
-    Ok(consumed)
+        Ok(got)
+    }
+
+    /// Reads what the backend has queued (up to `max` bytes) into `raw` and appends the
+    /// payload of its chunks to `plain`.
+    fn read_dechunked(
+        &self,
+        decoder: &mut BodyDecoder,
+        raw: &mut Vec<u8>,
+        plain: &mut Vec<u8>,
+        max: usize,
+        extra: &mut bool,
+    ) -> Result<Queued, ProxyError> {
+        raw.clear();
+        let got = recv_queued(self.backend, raw, max).map_err(ProxyError::BackendRead)?;
+        if got == Queued::Bytes {
+            let adv = decoder
+                .decode(raw, plain)
+                .map_err(ProxyError::BadResponseBody)?;
+            *extra |= raw.len() > adv.consumed;
+        }
+        Ok(got)
+    }
 }
 
 /// How much of a response body is read from the backend at once, from how the client keeps up
@@ -745,13 +785,16 @@ enum Pace {
 /// small buffer of the free list; the rest of a large body is drained afterwards.
 const HEAD_READ: usize = 4096;
 
-/// Bytes read from the backend at once for a client that keeps up: a 64 KiB response in one
-/// read after its head.
+/// Bytes of a body read at once for a client that keeps up.
 const BODY_READ: usize = 64 * 1024;
 
-/// Encrypted bytes queued for a client that keeps up from which they are sent rather than
-/// joined by more of the body.
+/// Plaintext bytes held for a client that keeps up from which they are encrypted and sent
+/// rather than joined by the next read: a 64 KiB response and its head go out in one write,
+/// and a relay holds at most this plus one read before encrypting.
 const FLUSH_AT: usize = 64 * 1024;
+
+/// Bytes a rewritten response head may add to the backend's (a `Connection` field).
+const HEAD_SLACK: usize = 512;
 
 /// Bytes read from the backend at once for a slow client: with its TLS overhead, one record
 /// fits a small buffer of the free list.
