@@ -43,9 +43,14 @@ Scenarios:
              the server offers it (so without that it would measure resumption)
   resume     (not in the default list) like handshake, with resumption left on (tickets)
   post16k    keep-alive POST of a 16 KiB body
+  NAME@N     any of the above with N connections instead of --connections, e.g. get1k@5000
+  concurrency  shorthand for get1k@1000,get64k@1000,get1k@2000,get64k@2000,get1k@5000,
+             get64k@5000: the load of an edge with thousands of clients (connection counts
+             above what the open-files limit allows are lowered to fit, with a warning)
 
 For every proxy, scenario and round: requests/s, latency p50/p99 (wrk), errors (wrk's
-connect/read/write/timeout errors plus responses >= 400), and the proxy's own CPU time per
+connect/read/write/timeout errors plus responses >= 400), the proxy's peak resident memory
+(VmHWM of all its processes since it was started for the scenario), and its own CPU time per
 request: utime+stime from /proc/PID/stat of all its processes (nginx master and worker, all
 threads) before and after the run, over the requests served. Also the proxy's CPU use (% of
 one core; near 100% means the proxy was the bottleneck, lower means the client or backend
@@ -134,6 +139,7 @@ done
 [[ $CONNS =~ ^[1-9][0-9]*$ ]] || die "--connections $CONNS: want a positive integer"
 : "${HS_CONNS:=$CONNS}"
 [[ $HS_CONNS =~ ^[1-9][0-9]*$ ]] || die "--handshake-connections $HS_CONNS: want a positive integer"
+SCENARIOS=${SCENARIOS//concurrency/get1k@1000,get64k@1000,get1k@2000,get64k@2000,get1k@5000,get64k@5000}
 IFS=, read -ra SCEN_LIST <<<"$SCENARIOS"
 IFS=, read -ra PROXY_LIST <<<"$PROXIES"
 if [[ -n $BASELINE_BIN ]]; then
@@ -149,20 +155,41 @@ if [[ -n $BASELINE_BIN ]]; then
     PROXY_LIST=("${with_base[@]}")
 fi
 for s in "${SCEN_LIST[@]}"; do
-    [[ $s =~ ^(get1k|get64k|handshake|resume|post16k)$ ]] || die "unknown scenario $s (see --help)"
+    [[ $s =~ ^(get1k|get64k|handshake|resume|post16k)(@[1-9][0-9]*)?$ ]] || die "unknown scenario $s (see --help)"
 done
 for p in "${PROXY_LIST[@]}"; do
     [[ " ${ALL_PROXIES[*]} " == *" $p "* ]] || die "unknown proxy $p (want ringway, nginx, haproxy)"
 done
+# Connections per scenario: NAME@N, else --connections (--handshake-connections). Each proxy
+# needs about two descriptors per client connection (one to the client, one to a backend):
+# counts above what the open-files limit allows are lowered to fit.
+CONN_CAP=$(( ($(ulimit -Hn | sed 's/unlimited/1048576/') - 1024) / 2 ))
+declare -A SCEN_CONNS=()
+MAX_SCEN_CONNS=0
+for s in "${SCEN_LIST[@]}"; do
+    case $s in
+        *@*) n=${s#*@} ;;
+        handshake | resume) n=$HS_CONNS ;;
+        *) n=$CONNS ;;
+    esac
+    if ((n > CONN_CAP)); then
+        warn "$s: $n connections do not fit the open-files limit ($(ulimit -Hn)): using $CONN_CAP"
+        n=$CONN_CAP
+    fi
+    SCEN_CONNS[$s]=$n
+    ((n > MAX_SCEN_CONNS)) && MAX_SCEN_CONNS=$n
+done
 # Connection limits of the proxies: far above what wrk opens.
-MAXCONN=$(((CONNS > HS_CONNS ? CONNS : HS_CONNS) + 4096))
+MAXCONN=$((MAX_SCEN_CONNS + 4096))
 
 trap bench_cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM HUP
 
 bench_init wrk gnuplot
 [[ -n $THREADS ]] || THREADS=$NCLIENT_CPUS
-((THREADS <= CONNS && THREADS <= HS_CONNS)) || die "--threads $THREADS is more than the connections"
+for s in "${SCEN_LIST[@]}"; do
+    ((THREADS <= SCEN_CONNS[$s])) || die "--threads $THREADS is more than the connections of $s"
+done
 CLK_TCK=$(getconf CLK_TCK)
 # wrk's target host (see run_wrk): "localhost" when it is 127.0.0.1 here and nothing answers on
 # [::1] at the proxies' ports (wrk tries the addresses in turn), else the bare address.
@@ -181,15 +208,15 @@ STAMP=$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUT/wrk" "$OUT/logs" "$OUT/conf" || die "cannot create $OUT"
 OUT=$(cd "$OUT" && pwd)
 RAW=$OUT/raw.csv
-echo "timestamp,scenario,round,proxy,duration_s,connections,threads,requests,rps,lat_p50_us,lat_p90_us,lat_p99_us,lat_max_us,err_connect,err_read,err_write,err_status,err_timeout,errors,proxy_cpu_ticks,clk_tck,proxy_cpu_s,cpu_us_per_req,proxy_cpu_pct,core_other_pct,tcp_accepts,accepts_per_req,bytes,wrk_rc,note" >"$RAW"
+echo "timestamp,scenario,round,proxy,duration_s,connections,threads,requests,rps,lat_p50_us,lat_p90_us,lat_p99_us,lat_max_us,err_connect,err_read,err_write,err_status,err_timeout,errors,proxy_cpu_ticks,clk_tck,proxy_cpu_s,cpu_us_per_req,proxy_cpu_pct,core_other_pct,tcp_accepts,accepts_per_req,bytes,wrk_rc,peak_rss_kb,note" >"$RAW"
 
 # --- scenario definitions ------------------------------------------------------------------
-scenario_path() { case $1 in get1k | handshake | resume) echo /1k ;; get64k) echo /64k ;; post16k) echo /post ;; esac; }
-scenario_profile() { case $1 in handshake) echo full ;; *) echo resume ;; esac; }
-scenario_conns() { case $1 in handshake | resume) echo "$HS_CONNS" ;; *) echo "$CONNS" ;; esac; }
+scenario_path() { case ${1%@*} in get1k | handshake | resume) echo /1k ;; get64k) echo /64k ;; post16k) echo /post ;; esac; }
+scenario_profile() { case ${1%@*} in handshake) echo full ;; *) echo resume ;; esac; }
+scenario_conns() { echo "${SCEN_CONNS[$1]}"; }
 scenario_lua() { # writes the wrk script of scenario $1 to $2
     {
-        case $1 in
+        case ${1%@*} in
             handshake | resume) echo 'wrk.headers["Connection"] = "close"' ;;
             post16k)
                 echo 'wrk.method = "POST"'
@@ -248,6 +275,8 @@ measure() {
     ((rc == 126 || rc == 127)) && die "could not run wrk (status $rc): $(head -c 300 "$outf")"
     sleep 0.3 # let the proxy finish closing what wrk left behind; counted in its CPU time
     c1=$(cpu_ticks "$pid"); k1=$(core_busy_ticks "$PROXY_CPU"); a1=$(passive_opens); t1=$(date +%s%N)
+    local hwm
+    hwm=$(peak_rss_kb "$pid")
     if ! proc_alive "$pid"; then
         NOTE="${NOTE:+$NOTE; }$p exited during the run"
         warn "$p exited during $scen round $round; see $OUT/logs/$p.stderr.log"
@@ -265,7 +294,7 @@ measure() {
         -v p50="${v[lat_p50_us]}" -v p90="${v[lat_p90_us]}" -v p99="${v[lat_p99_us]}" -v pmax="${v[lat_max_us]}" \
         -v ec="${v[err_connect]}" -v er="${v[err_read]}" -v ew="${v[err_write]}" -v es="${v[err_status]}" \
         -v et="${v[err_timeout]}" -v ticks=$((c1 - c0)) -v hz="$CLK_TCK" -v core=$((k1 - k0)) \
-        -v wall_ns=$((t1 - t0)) -v acc=$((a1 - a0)) -v bytes="${v[bytes]}" -v rc="$rc" -v note="$NOTE" 'BEGIN {
+        -v wall_ns=$((t1 - t0)) -v acc=$((a1 - a0)) -v bytes="${v[bytes]}" -v rc="$rc" -v hwm="$hwm" -v note="$NOTE" 'BEGIN {
             dur = dus / 1e6; wall = wall_ns / 1e9; cpu = ticks / hz
             rps = dur > 0 ? req / dur : 0
             errs = ec + er + ew + es + et
@@ -275,13 +304,13 @@ measure() {
             if (other < 0) other = 0 # tick granularity
             apr = req > 0 ? sprintf("%.3f", acc / req) : ""
             gsub(/"/, "'"'"'", note)
-            printf "%s,%s,%d,%s,%.3f,%d,%d,%d,%.1f,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%.2f,%s,%.1f,%.1f,%d,%s,%d,%d,\"%s\"\n",
+            printf "%s,%s,%d,%s,%.3f,%d,%d,%d,%.1f,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%.2f,%s,%.1f,%.1f,%d,%s,%d,%d,%d,\"%s\"\n",
                 ts, scen, round, p, dur, conns, threads, req, rps, p50, p90, p99, pmax, ec, er, ew, es, et,
-                errs, ticks, hz, cpu, (upr == "" ? "" : sprintf("%.2f", upr)), pct, other, acc, apr, bytes, rc, note
+                errs, ticks, hz, cpu, (upr == "" ? "" : sprintf("%.2f", upr)), pct, other, acc, apr, bytes, rc, hwm, note
         }')
     echo "$row" >>"$RAW"
-    awk -F, '{printf "  %-9s r%s %-8s %9.0f req/s  p50 %6.2f ms  p99 %7.2f ms  errors %d  CPU %s µs/req (%s%% of a core; other load on core: %s%%; accepts/req %s)\n",
-        $2, $3, $4, $9, $10/1000, $12/1000, $19, ($23 == "" ? "-" : $23), $24, $25, ($27 == "" ? "-" : $27)}' <<<"$row" >&2
+    awk -F, '{printf "  %-12s r%s %-8s %9.0f req/s  p50 %6.2f ms  p99 %7.2f ms  errors %d  CPU %s µs/req (%s%% of a core; other load on core: %s%%; accepts/req %s; peak RSS %.0f MiB)\n",
+        $2, $3, $4, $9, $10/1000, $12/1000, $19, ($23 == "" ? "-" : $23), $24, $25, ($27 == "" ? "-" : $27), $30/1024}' <<<"$row" >&2
     [[ -n $NOTE ]] && warn "$p/$scen r$round: $NOTE"
     return 0
 }

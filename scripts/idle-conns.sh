@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Memory per idle TLS keep-alive connection: ringway, nginx and HAProxy side by side.
+# Memory per idle TLS keep-alive connection, or per slow reader with a large response in flight:
+# ringway, nginx and HAProxy side by side.
 # Run with --help for what it does and the options.
 set -uo pipefail
 
@@ -13,6 +14,8 @@ PROXIES=ringway,nginx,haproxy
 OUT=""
 SETTLE=3
 PORT_BASE=19500
+SLOW_READ=0
+URL_PATH=""
 
 usage() {
     cat <<EOF
@@ -31,6 +34,12 @@ limits = N + 1000, client keep-alive timeouts 300 s). Then, one proxy at a time:
   3. RSS with N idle connections (after ${SETTLE} s to settle), and how many are still open;
   4. the client closes everything; RSS again after ${SETTLE} s.
 
+With --slow-read RATE, the connections are slow readers instead of idle ones: each asks for a
+4 MiB response (GET /4m) and reads its body at RATE bytes per second, so every connection has a
+response in flight in the proxy, held back by the client's TCP window; the RSS is measured
+10 s after the last one got its response head. This is the memory per
+active connection: what a proxy holds for a client that reads slower than the backend sends.
+
 Prints a markdown table (also written to idle-conns.md and idle-conns.csv in the output dir):
 RSS before / with N idle / after closing, the difference, and the difference per idle
 connection. Also the proxy's CPU time spent accepting them (handshake + one request each).
@@ -38,6 +47,9 @@ connection. Also the proxy's CPU time spent accepting them (handshake + one requ
 Options:
   --conns N         idle connections per proxy (default: $CONNS_N)
   --concurrency N   handshakes in flight at once while opening (default: $CONCURRENCY)
+  --slow-read RATE  slow readers: each connection reads a 4 MiB body at RATE bytes/s
+                    (default: 0, idle connections); e.g. --conns 1000 --slow-read 32768
+  --path PATH       what each connection asks for (default: /1k, or /4m with --slow-read)
   --proxies LIST    comma-separated, from ringway,nginx,haproxy (default: $PROXIES)
   --out DIR         output directory (default: bench-results/idle-<timestamp>/ in the repository)
   --ringway PATH    ringway binary (default: target/release/ringway, built if missing)
@@ -56,6 +68,8 @@ while (($#)); do
     case $1 in
         --conns) CONNS_N=$2; shift 2 ;;
         --concurrency) CONCURRENCY=$2; shift 2 ;;
+        --slow-read) SLOW_READ=$2; shift 2 ;;
+        --path) URL_PATH=$2; shift 2 ;;
         --proxies) PROXIES=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
         --ringway) RINGWAY_BIN=$2; shift 2 ;;
@@ -68,6 +82,13 @@ while (($#)); do
 done
 [[ $CONNS_N =~ ^[1-9][0-9]*$ ]] || die "--conns $CONNS_N: want a positive integer"
 [[ $CONCURRENCY =~ ^[1-9][0-9]*$ ]] || die "--concurrency $CONCURRENCY: want a positive integer"
+[[ $SLOW_READ =~ ^[0-9]+$ ]] || die "--slow-read $SLOW_READ: want bytes per second"
+if ((SLOW_READ > 0)); then
+    : "${URL_PATH:=/4m}"
+    SETTLE=10 # long enough for every socket buffer on the way to fill
+else
+    : "${URL_PATH:=/1k}"
+fi
 IFS=, read -ra PROXY_LIST <<<"$PROXIES"
 for p in "${PROXY_LIST[@]}"; do
     [[ " ${ALL_PROXIES[*]} " == *" $p "* ]] || die "unknown proxy $p (want ringway, nginx, haproxy)"
@@ -125,7 +146,8 @@ for p in "${PROXY_LIST[@]}"; do
     out="$OUT/logs/client-$p.txt"
     log "$p: RSS $((before / 1024)) MiB; opening $CONNS_N connections"
     nice -n "$NICE" taskset -c "$CLIENT_CPUS" python3 "$BENCH_DIR/idle_client.py" --port "${PORT[$p]}" \
-        --conns "$CONNS_N" --concurrency "$CONCURRENCY" --hold 600 --open-timeout 300 >"$out" 2>&1 &
+        --conns "$CONNS_N" --concurrency "$CONCURRENCY" --hold 600 --open-timeout 300 \
+        --path "$URL_PATH" --slow-read "$SLOW_READ" >"$out" 2>&1 &
     CLIENT_PID=$!
     note=""
     if ! wait_line "$out" '^OPENED' "$CLIENT_PID" 330; then
@@ -175,20 +197,31 @@ done
     echo "ringway: $RINGWAY_VERSION (git $RINGWAY_GIT); $NGINX_VERSION; $HAPROXY_VERSION; $(openssl version | cut -d' ' -f1-2)"
     echo "cores: proxies on $PROXY_CPU, backend on $BACKEND_CPU, client on $CLIENT_CPUS; open-files limit $NOFILE; nice $NICE"
 } >"$OUT/meta.txt"
-python3 - "$CSV" "$CONNS_N" "$OUT/meta.txt" >"$OUT/idle-conns.md" <<'EOF'
+python3 - "$CSV" "$CONNS_N" "$OUT/meta.txt" "$SLOW_READ" "$URL_PATH" >"$OUT/idle-conns.md" <<'EOF'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 n = int(sys.argv[2])
+slow, path = int(sys.argv[4]), sys.argv[5]
 mib = lambda kb: f"{int(kb) / 1024:.1f} MiB"
 for line in open(sys.argv[3]):
     print(f"- {line.strip()}")
 print()
-print(f"Idle TLS keep-alive connections: {n:,} per proxy (handshake + one GET /1k each, then idle). "
-      "RSS = sum of VmRSS over the proxy's processes; per idle conn = (RSS with idle conns - RSS "
-      "before) / connections still open. Proxy CPU to open: its CPU time for the handshakes and "
-      "requests (client-bound: a Python client).")
+what = "idle conn"
+if slow:
+    what = "slow reader"
+    print(f"Slow readers: {n:,} TLS connections per proxy, each asking for GET {path} and reading "
+          f"its body at {slow:,} bytes/s, so each has a response in flight in the proxy, held "
+          "back by the client's TCP window. RSS = sum of VmRSS over the proxy's processes, "
+          "measured 10 s after the last response head; per slow reader = (RSS with the readers "
+          "- RSS before) / connections still open. Proxy CPU to open: handshakes and the first "
+          "bytes of each response.")
+else:
+    print(f"Idle TLS keep-alive connections: {n:,} per proxy (handshake + one GET {path} each, "
+          "then idle). RSS = sum of VmRSS over the proxy's processes; per idle conn = (RSS with "
+          "idle conns - RSS before) / connections still open. Proxy CPU to open: its CPU time "
+          "for the handshakes and requests (client-bound: a Python client).")
 print()
-print("| proxy | open / alive | RSS before | RSS with idle conns | RSS after close | Δ RSS | per idle conn | proxy CPU to open |")
+print(f"| proxy | open / alive | RSS before | RSS with {what}s | RSS after close | Δ RSS | per {what} | proxy CPU to open |")
 print("|---|--:|--:|--:|--:|--:|--:|--:|")
 for r in rows:
     per = f"{float(r['kb_per_conn']):.1f} KiB" if r["kb_per_conn"] else "-"

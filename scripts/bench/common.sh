@@ -181,6 +181,17 @@ rss_kb() {
     echo "$total"
 }
 
+# peak_rss_kb PID: VmHWM (kB, the peak resident memory of each process) summed over PID and its
+# descendants.
+peak_rss_kb() {
+    local total=0 p v
+    for p in $(proc_tree "$1"); do
+        v=$(awk '/^VmHWM:/ {print $2}' "/proc/$p/status" 2>/dev/null)
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
 # render TEMPLATE OUT: fills @NAME@ placeholders from the shell variables of the same name
 # (prefixed T_ when set, e.g. T_PORT) and the globals WORK, BACKEND1, BACKEND2, ...
 render() {
@@ -209,6 +220,7 @@ bench_init() {
     cat "$WORK/cert.pem" "$WORK/key.pem" >"$WORK/cert+key.pem"
     head -c 1024 /dev/urandom >"$WORK/www/1k"
     head -c 65536 /dev/urandom >"$WORK/www/64k"
+    head -c 4194304 /dev/urandom >"$WORK/www/4m"
     head -c 16384 /dev/urandom >"$WORK/body16k"
     printf 'ok\n' >"$WORK/www/post" # the static handler answers POST to it with 405 (see conf)
     ensure_ringway

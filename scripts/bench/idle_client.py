@@ -2,7 +2,9 @@
 """Opens many idle TLS keep-alive connections to a proxy on 127.0.0.1 (for scripts/idle-conns.sh).
 
 Each connection completes the TLS handshake and one GET (the whole response is read, and it
-must be a 200 without "Connection: close"), then stays open and silent. Output on stdout:
+must be a 200 without "Connection: close"), then stays open and silent. With --slow-read RATE,
+each connection reads its response's head, then its body at RATE bytes per second: slow
+readers, each with a response in flight in the proxy. Output on stdout:
   OPENED ok=N failed=M seconds=T [first_error=...]   once every connection has been tried
   ALIVE n                                              on SIGUSR1: connections not closed by the server
 Closes everything and exits on SIGTERM/SIGINT, or by itself after --hold seconds.
@@ -27,6 +29,8 @@ def parse_args():
     ap.add_argument("--concurrency", type=int, default=100, help="handshakes in flight at once")
     ap.add_argument("--hold", type=float, default=600, help="exit by itself after this many seconds")
     ap.add_argument("--open-timeout", type=float, default=300, help="give up opening after this many seconds")
+    ap.add_argument("--slow-read", type=int, default=0,
+                    help="read each response body at this many bytes per second (0: at once)")
     ap.add_argument("--source-ips", type=int, default=0,
                     help="spread over 127.0.0.1..127.0.0.K (default: one per 15000 connections)")
     return ap.parse_args()
@@ -64,6 +68,11 @@ async def open_one(i, a, ctx, sips, conns, stats, sem):
                     raise RuntimeError("server answered Connection: close")
             if length is None:
                 raise RuntimeError("no Content-Length")
+            if a.slow_read > 0:
+                conns.append((reader, writer))
+                stats["ok"] += 1
+                stats["trickles"].append(asyncio.create_task(trickle(reader, length, a.slow_read)))
+                return
             await asyncio.wait_for(reader.readexactly(length), 30)
             conns.append((reader, writer))
             stats["ok"] += 1
@@ -73,13 +82,27 @@ async def open_one(i, a, ctx, sips, conns, stats, sem):
                 stats["first_error"] = f"{type(e).__name__}: {e}"
 
 
+async def trickle(reader, length, rate):
+    """Reads `length` body bytes at `rate` bytes per second, in ten steps a second."""
+    step = max(1, rate // 10)
+    left = length
+    try:
+        while left > 0:
+            n = min(step, left)
+            await reader.readexactly(n)
+            left -= n
+            await asyncio.sleep(0.1)
+    except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+        pass
+
+
 async def main():
     a = parse_args()
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     sips = a.source_ips or max(1, math.ceil(a.conns / 15000))
-    conns, stats = [], {"ok": 0, "failed": 0, "first_error": None}
+    conns, stats = [], {"ok": 0, "failed": 0, "first_error": None, "trickles": []}
     sem = asyncio.Semaphore(a.concurrency)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -107,6 +130,8 @@ async def main():
         await asyncio.wait_for(stop.wait(), a.hold)
     except asyncio.TimeoutError:
         pass
+    for t in stats["trickles"]:
+        t.cancel()
     for _, w in conns:
         w.transport.abort()
     await asyncio.sleep(0.1)

@@ -32,6 +32,10 @@ def fmt_ms(us):
     return f"{ms:.2f} ms" if ms < 10 else f"{ms:.1f} ms"
 
 
+def fmt_mib(kib):
+    return "-" if kib is None else f"{kib / 1024:.0f} MiB"
+
+
 def fmt(v, spec, suffix=""):
     return "-" if v is None else format(v, spec) + suffix
 
@@ -71,6 +75,7 @@ def main():
                 "pct": med(num(r["proxy_cpu_pct"]) for r in rs),
                 "other": med(num(r["core_other_pct"]) for r in rs),
                 "apr": med(num(r["accepts_per_req"]) for r in rs),
+                "peak_rss": max((num(r.get("peak_rss_kb")) or 0 for r in rs), default=0) or None,
                 "notes": "; ".join(notes),
             }
     for (scen, p), s in summary.items():
@@ -82,12 +87,14 @@ def main():
         w.writerow(["scenario", "proxy", "rounds", "requests_total", "rps_median",
                     "lat_p50_us_median", "lat_p99_us_median", "errors_total",
                     "cpu_us_per_req_median", "proxy_cpu_pct_median", "core_other_pct_median",
-                    "accepts_per_req_median", "ringway_cpu_per_req_ratio", "notes"])
+                    "accepts_per_req_median", "ringway_cpu_per_req_ratio", "peak_rss_kb_max",
+                    "notes"])
         for (scen, p), s in summary.items():
             w.writerow([scen, p, s["rounds"], s["requests"], fmt(s["rps"], ".1f"),
                         fmt(s["p50"], ".0f"), fmt(s["p99"], ".0f"), s["errors"],
                         fmt(s["cpu"], ".2f"), fmt(s["pct"], ".1f"), fmt(s["other"], ".1f"),
-                        fmt(s["apr"], ".3f"), fmt(s["ratio"], ".3f"), s["notes"]])
+                        fmt(s["apr"], ".3f"), fmt(s["ratio"], ".3f"), fmt(s["peak_rss"], ".0f"),
+                        s["notes"]])
 
     rounds = max(s["rounds"] for s in summary.values())
     md = ["# ringway vs nginx vs HAProxy: TLS-terminating proxy, one core each", ""]
@@ -104,17 +111,20 @@ def main():
         "latency then compare the client more than the proxies. Other load on its core: the "
         "busy time of the proxy's core not spent in the proxy (softirq, other processes on a "
         "shared machine); high values mean a noisy measurement. New conns/req: TCP connections "
-        "accepted on the machine per request (about 1 in handshake, about 0 with keep-alive).",
+        "accepted on the machine per request (about 1 in handshake, about 0 with keep-alive). "
+        "Peak RSS: the most resident memory the proxy (all its processes) held since it was "
+        "started for the scenario, warm-up and every round included (VmHWM). A scenario "
+        "NAME@N runs N connections.",
         "",
         "| scenario | proxy | req/s | p50 | p99 | errors | CPU µs/req | proxy CPU | "
-        "other load on its core | new conns/req |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "other load on its core | new conns/req | peak RSS |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for (scen, p), s in summary.items():
         md.append(f"| {scen} | {p} | {fmt(s['rps'], ',.0f')} | {fmt_ms(s['p50'])} | "
                   f"{fmt_ms(s['p99'])} | {s['errors']} | {fmt(s['cpu'], '.1f')} | "
                   f"{fmt(s['pct'], '.0f', '%')} | {fmt(s['other'], '.0f', '%')} | "
-                  f"{fmt(s['apr'], '.2f')} |")
+                  f"{fmt(s['apr'], '.2f')} | {fmt_mib(s['peak_rss'])} |")
     others = [p for p in proxies if p != "ringway"]
     if "ringway" in proxies and others:
         md += ["", "ringway's CPU per request relative to the others (below 1.00: ringway "
