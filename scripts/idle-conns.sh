@@ -37,8 +37,10 @@ limits = N + 1000, client keep-alive timeouts 300 s). Then, one proxy at a time:
 With --slow-read RATE, the connections are slow readers instead of idle ones: each asks for a
 4 MiB response (GET /4m) and reads its body at RATE bytes per second, so every connection has a
 response in flight in the proxy, held back by the client's TCP window; the RSS is measured
-10 s after the last one got its response head. This is the memory per
-active connection: what a proxy holds for a client that reads slower than the backend sends.
+every second for 30 s after the last one got its response head: the last sample is the steady
+state (reported per slow reader), the highest the peak on the way there. This is the memory
+per active connection: what a proxy holds for a client that reads slower than the backend
+sends.
 
 Prints a markdown table (also written to idle-conns.md and idle-conns.csv in the output dir):
 RSS before / with N idle / after closing, the difference, and the difference per idle
@@ -85,7 +87,7 @@ done
 [[ $SLOW_READ =~ ^[0-9]+$ ]] || die "--slow-read $SLOW_READ: want bytes per second"
 if ((SLOW_READ > 0)); then
     : "${URL_PATH:=/4m}"
-    SETTLE=10 # long enough for every socket buffer on the way to fill
+    SETTLE=30 # every socket buffer on the way fills, and every relay meets the client's window
 else
     : "${URL_PATH:=/1k}"
 fi
@@ -119,7 +121,7 @@ STAMP=$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUT/logs" "$OUT/conf" || die "cannot create $OUT"
 OUT=$(cd "$OUT" && pwd)
 CSV=$OUT/idle-conns.csv
-echo "proxy,conns_requested,opened,failed,alive,open_seconds,rss_before_kb,rss_idle_kb,rss_closed_kb,delta_kb,kb_per_conn,open_cpu_s,note" >"$CSV"
+echo "proxy,conns_requested,opened,failed,alive,open_seconds,rss_before_kb,rss_idle_kb,rss_peak_kb,rss_closed_kb,delta_kb,kb_per_conn,peak_kb_per_conn,open_cpu_s,note" >"$CSV"
 log "results in $OUT; open-files limit $NOFILE"
 
 start_backend
@@ -156,8 +158,14 @@ for p in "${PROXY_LIST[@]}"; do
     fi
     opened_line=$(grep '^OPENED' "$out" | tail -1)
     log "$p: $opened_line"
-    sleep "$SETTLE"
-    idle=$(rss_kb "$pid")
+    # Sampled every second while settling: the last sample is the steady state, the highest
+    # the peak on the way there.
+    peak=0
+    for ((s = 0; s < SETTLE; s++)); do
+        sleep 1
+        idle=$(rss_kb "$pid")
+        ((idle > peak)) && peak=$idle
+    done
     c1=$(cpu_ticks "$pid")
     kill -USR1 "$CLIENT_PID" 2>/dev/null
     wait_line "$out" '^ALIVE' "$CLIENT_PID" 10
@@ -176,12 +184,13 @@ for p in "${PROXY_LIST[@]}"; do
     ferr=$(sed -nE "s/.* first_error=(.*)$/\1/p" <<<"$opened_line")
     [[ -n $ferr ]] && note="${note:+$note; }first error: ${ferr//\"/\'}"
     awk -v p="$p" -v n="$CONNS_N" -v ok="${ok:-0}" -v failed="${failed:-$CONNS_N}" -v alive="$alive" \
-        -v secs="${secs:-0}" -v b="$before" -v i="$idle" -v c="$closed" -v ticks=$((c1 - c0)) \
+        -v secs="${secs:-0}" -v b="$before" -v i="$idle" -v pk="$peak" -v c="$closed" -v ticks=$((c1 - c0)) \
         -v hz="$(getconf CLK_TCK)" -v note="$note" 'BEGIN {
             d = i - b
             per = alive > 0 ? sprintf("%.2f", d / alive) : ""
+            pper = alive > 0 ? sprintf("%.2f", (pk - b) / alive) : ""
             gsub(/"/, "'"'"'", note)
-            printf "%s,%d,%d,%d,%d,%s,%d,%d,%d,%d,%s,%.2f,\"%s\"\n", p, n, ok, failed, alive, secs, b, i, c, d, per, ticks / hz, note
+            printf "%s,%d,%d,%d,%d,%s,%d,%d,%d,%d,%d,%s,%s,%.2f,\"%s\"\n", p, n, ok, failed, alive, secs, b, i, pk, c, d, per, pper, ticks / hz, note
         }' >>"$CSV"
     log "$p: RSS before $((before / 1024)) MiB, with $alive idle $((idle / 1024)) MiB, after close $((closed / 1024)) MiB"
     stop_proxy "$p"
@@ -212,22 +221,23 @@ if slow:
     print(f"Slow readers: {n:,} TLS connections per proxy, each asking for GET {path} and reading "
           f"its body at {slow:,} bytes/s, so each has a response in flight in the proxy, held "
           "back by the client's TCP window. RSS = sum of VmRSS over the proxy's processes, "
-          "measured 10 s after the last response head; per slow reader = (RSS with the readers "
-          "- RSS before) / connections still open. Proxy CPU to open: handshakes and the first "
-          "bytes of each response.")
+          "sampled every second for 30 s after the last response head; per slow reader = (RSS "
+          "at the end - RSS before) / connections still open, and the same at the highest "
+          "sample (peak). Proxy CPU to open: handshakes and the first bytes of each response.")
 else:
     print(f"Idle TLS keep-alive connections: {n:,} per proxy (handshake + one GET {path} each, "
           "then idle). RSS = sum of VmRSS over the proxy's processes; per idle conn = (RSS with "
           "idle conns - RSS before) / connections still open. Proxy CPU to open: its CPU time "
           "for the handshakes and requests (client-bound: a Python client).")
 print()
-print(f"| proxy | open / alive | RSS before | RSS with {what}s | RSS after close | Δ RSS | per {what} | proxy CPU to open |")
-print("|---|--:|--:|--:|--:|--:|--:|--:|")
+print(f"| proxy | open / alive | RSS before | RSS with {what}s | RSS after close | Δ RSS | per {what} | peak per {what} | proxy CPU to open |")
+print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
 for r in rows:
     per = f"{float(r['kb_per_conn']):.1f} KiB" if r["kb_per_conn"] else "-"
+    peak = f"{float(r['peak_kb_per_conn']):.1f} KiB" if r["peak_kb_per_conn"] else "-"
     print(f"| {r['proxy']} | {int(r['opened']):,} / {int(r['alive']):,} | {mib(r['rss_before_kb'])} | "
           f"{mib(r['rss_idle_kb'])} | {mib(r['rss_closed_kb'])} | {mib(r['delta_kb'])} | {per} | "
-          f"{float(r['open_cpu_s']):.2f} s |")
+          f"{peak} | {float(r['open_cpu_s']):.2f} s |")
 notes = [(r["proxy"], r["note"]) for r in rows if r["note"]]
 if notes:
     print()

@@ -351,6 +351,7 @@ fn serve(
     upstreams: Upstreams,
     on_started: impl FnOnce(&[SocketAddr]),
 ) -> Result<(), AppError> {
+    runtime::memory::keep_heap_off_huge_pages();
     check_limits(&mut plan);
     let workers = plan.workers;
     let table = plan.table.clone();

@@ -48,8 +48,18 @@ use super::{Context, ListenerCtx};
 /// Request bodies up to this size (Content-Length) are read whole before the request is sent.
 const SMALL_BODY: usize = 64 * 1024;
 
+/// Bytes the kernel may hold unsent for a client (TCP_NOTSENT_LOWAT): beyond them a write to a
+/// client that reads slowly takes only part of what it is offered, which is how the relay
+/// learns to read less from the backend for it ([`Pace`]), and the kernel does not pile up
+/// megabytes for it either. Two large writes' worth, so a client that keeps up never waits on
+/// it.
+const CLIENT_NOTSENT_LOWAT: u32 = 128 * 1024;
+
 /// Serves one accepted client connection until it closes.
 pub async fn serve(ctx: Rc<Context>, listener: Rc<ListenerCtx>, tcp: TcpStream, peer: SocketAddr) {
+    if let Err(e) = socket2::SockRef::from(&tcp).set_tcp_notsent_lowat(CLIENT_NOTSENT_LOWAT) {
+        tracing::debug!(%peer, "TCP_NOTSENT_LOWAT: {e}");
+    }
     let conn = match TlsConn::new(tcp, listener.tls.clone()) {
         Ok(conn) => conn,
         Err(e) => {
@@ -706,7 +716,7 @@ impl BodyRelay<'_> {
             // buffer (the TLS send buffer) while the client or the backend is slow.
             buffers::give(std::mem::take(plain));
             if self.conn.queued() > 0 {
-                pace = Pace::after(flush(self.conn, self.idle).await?);
+                pace = pace.after(flush(self.conn, self.idle).await?);
                 if pace == Pace::Slow {
                     // Nor a large send buffer.
                     self.conn.release_buffers();
@@ -775,8 +785,10 @@ enum Pace {
     /// The client took everything sent so far in one write: read large chunks, and join what
     /// the backend sent at once into one write.
     Fast,
-    /// The client's socket took less than offered (its send buffer is full): read little at a
-    /// time, so a connection feeding a slow reader holds one small buffer.
+    /// The client's socket took less than offered (the kernel holds as much unsent as it may,
+    /// [`CLIENT_NOTSENT_LOWAT`]): read little at a time, so a connection feeding a slow reader
+    /// holds one small buffer. For the rest of the response: a write the kernel takes whole
+    /// while the client is still slow only means it drained a little.
     Slow,
 }
 
@@ -802,8 +814,8 @@ const SLOW_READ: usize = buffers::SMALL_CAPACITY - 64;
 
 impl Pace {
     /// The pace after a flush that was (`true`) or was not pushed back.
-    fn after(pushed_back: bool) -> Self {
-        if pushed_back { Self::Slow } else { Self::Fast }
+    fn after(self, pushed_back: bool) -> Self {
+        if pushed_back { Self::Slow } else { self }
     }
 
     /// The most bytes to read next.

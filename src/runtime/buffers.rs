@@ -12,12 +12,19 @@
 //! that each need a few KiB (a handshake, a small response) hold a few KiB each, not whatever
 //! a large response left behind.
 //!
+//! The lists follow the load: [`trim`], called once per [`TRIM_PERIOD`] by each worker, frees
+//! the buffers of each list that no request took since the last trim (the list's low-water
+//! mark), oldest first. A burst leaves its buffers for the next one that comes soon; a quiet
+//! period, or thousands of connections that each hold their own buffer (slow readers), leave
+//! no cache behind.
+//!
 //! Invariants: the free lists are thread-local (one per worker, never shared across cores); the
 //! small list keeps at most [`MAX_CACHED_SMALL`] buffers and the large one [`MAX_CACHED_LARGE`],
 //! never one that grew beyond [`MAX_CACHED_CAPACITY`], so their memory is bounded whatever a
 //! single request did.
 
 use std::cell::RefCell;
+use std::time::Duration;
 
 /// The largest capacity of a small buffer.
 pub const SMALL_CAPACITY: usize = 8 * 1024;
@@ -28,10 +35,41 @@ pub const MAX_CACHED_SMALL: usize = 1024;
 pub const MAX_CACHED_LARGE: usize = 256;
 /// A buffer that grew past this is freed instead of cached.
 pub const MAX_CACHED_CAPACITY: usize = 256 * 1024;
+/// How often a worker trims its free lists ([`trim`]).
+pub const TRIM_PERIOD: Duration = Duration::from_secs(1);
+
+/// One size class: the buffers, most recently given last, and the fewest held since the last
+/// trim.
+struct FreeList {
+    bufs: Vec<Vec<u8>>,
+    low: usize,
+}
+
+impl FreeList {
+    const fn new() -> Self {
+        Self {
+            bufs: Vec::new(),
+            low: 0,
+        }
+    }
+
+    fn pop(&mut self) -> Option<Vec<u8>> {
+        let buf = self.bufs.pop();
+        self.low = self.low.min(self.bufs.len());
+        buf
+    }
+
+    /// Frees the buffers nobody took since the last trim: the oldest ones.
+    fn trim(&mut self) {
+        let unused = self.low.min(self.bufs.len());
+        self.bufs.drain(..unused);
+        self.low = self.bufs.len();
+    }
+}
 
 thread_local! {
-    static SMALL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
-    static LARGE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static SMALL: RefCell<FreeList> = const { RefCell::new(FreeList::new()) };
+    static LARGE: RefCell<FreeList> = const { RefCell::new(FreeList::new()) };
 }
 
 /// Takes an empty buffer with at least `capacity` bytes reserved.
@@ -66,10 +104,24 @@ pub fn give(mut buf: Vec<u8>) {
     };
     list.with(|free| {
         let mut free = free.borrow_mut();
-        if free.len() < max {
-            free.push(buf);
+        if free.bufs.len() < max {
+            free.bufs.push(buf);
         }
     });
+}
+
+/// Frees, in each of this worker's lists, the buffers no request took since the last call.
+pub fn trim() {
+    SMALL.with(|free| free.borrow_mut().trim());
+    LARGE.with(|free| free.borrow_mut().trim());
+}
+
+/// Buffers held on this worker's lists now (small, large).
+pub fn cached() -> (usize, usize) {
+    (
+        SMALL.with(|free| free.borrow().bufs.len()),
+        LARGE.with(|free| free.borrow().bufs.len()),
+    )
 }
 
 /// A buffer slot that is empty while its owner is idle.
@@ -197,6 +249,30 @@ mod tests {
             let again = take(32 * 1024);
             assert_eq!(again.as_ptr(), large_ptr);
             give(again);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn trimming_frees_what_no_request_took_since_the_last_trim() {
+        std::thread::spawn(|| {
+            let bufs: Vec<_> = (0..10).map(|_| take(100)).collect();
+            for b in bufs {
+                give(b);
+            }
+            trim(); // sets the low-water mark at 10
+            assert_eq!(cached(), (10, 0));
+            // Three taken (and given back) in this period: seven were never needed.
+            let three: Vec<_> = (0..3).map(|_| take(100)).collect();
+            for b in three {
+                give(b);
+            }
+            trim();
+            assert_eq!(cached(), (3, 0));
+            // A quiet period frees the rest.
+            trim();
+            assert_eq!(cached(), (0, 0));
         })
         .join()
         .unwrap();

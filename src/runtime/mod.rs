@@ -12,8 +12,8 @@ pub mod buffers;
 pub mod deadline;
 pub mod event_loop;
 pub mod listener;
+pub mod memory;
 pub mod recv;
-mod ring_memory;
 pub mod rlimits;
 mod worker;
 
@@ -255,7 +255,7 @@ fn build_runtime(
         .coop_taskrun(!defer_taskrun)
         .buffer_pool_size(NonZero::new(ring.buffers).unwrap_or(NonZero::<u16>::MIN))
         .buffer_pool_buffer_len(ring.buffer_len)
-        .buffer_pool_allocator::<ring_memory::RingMemory>();
+        .buffer_pool_allocator::<memory::RingMemory>();
     compio::runtime::RuntimeBuilder::new()
         .with_proactor(proactor)
         .build()

@@ -125,6 +125,7 @@ async fn serve(
     let _ = ready.send(Ok(()));
 
     let sweeper = compio::runtime::spawn(sweep_pool(ctx.clone(), plan.pool_idle_timeout));
+    let trimmer = compio::runtime::spawn(trim_buffers());
     let ticker = compio::runtime::spawn(super::deadline::run_ticker());
     let stop = std::pin::pin!(wait_for(shutdown));
     {
@@ -137,6 +138,7 @@ async fn serve(
         }
     }
     drop(sweeper);
+    drop(trimmer);
     // Close the listening sockets now, so the kernel stops queueing connections for us.
     for (listener, _) in bound {
         let _ = listener.close().await;
@@ -170,6 +172,15 @@ async fn sweep_pool(ctx: Rc<Context>, idle_timeout: Duration) {
     loop {
         compio::time::sleep(period).await;
         ctx.pool.borrow_mut().sweep(Instant::now());
+    }
+}
+
+/// Frees, once per period, the buffers of the worker's free lists nobody took since the last
+/// time (see [`super::buffers`]).
+async fn trim_buffers() {
+    loop {
+        compio::time::sleep(super::buffers::TRIM_PERIOD).await;
+        super::buffers::trim();
     }
 }
 
