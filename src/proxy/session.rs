@@ -787,7 +787,7 @@ enum Pace {
     Fast,
     /// The client's socket took less than offered (the kernel holds as much unsent as it may,
     /// [`CLIENT_NOTSENT_LOWAT`]): read little at a time, so a connection feeding a slow reader
-    /// holds one small buffer. For the rest of the response: a write the kernel takes whole
+    /// holds one record's buffer. For the rest of the response: a write the kernel takes whole
     /// while the client is still slow only means it drained a little.
     Slow,
 }
@@ -808,9 +808,10 @@ const FLUSH_AT: usize = 64 * 1024;
 /// Bytes a rewritten response head may add to the backend's (a `Connection` field).
 const HEAD_SLACK: usize = 512;
 
-/// Bytes read from the backend at once for a slow client: with its TLS overhead, one record
-/// fits a small buffer of the free list.
-const SLOW_READ: usize = buffers::SMALL_CAPACITY - 64;
+/// Bytes read from the backend at once for a slow client: one full TLS record (a smaller one
+/// would cost the client a read and a wake-up per half record), which with its overhead fits a
+/// medium buffer of the free list.
+const SLOW_READ: usize = 16 * 1024;
 
 impl Pace {
     /// The pace after a flush that was (`true`) or was not pushed back.

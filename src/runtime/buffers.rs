@@ -5,12 +5,13 @@
 //! when it goes idle, so an idle keep-alive connection holds none and the steady state allocates
 //! nothing per request.
 //!
-//! Buffers come in two size classes, each with its own list: small ones (a capacity of at most
-//! [`SMALL_CAPACITY`]: request heads, response heads, a handshake flight) and large ones (body
-//! chunks, TLS records of a large response, receives the provided-buffer pool could not take).
-//! A request for a small buffer is never served with a large one, so thousands of connections
-//! that each need a few KiB (a handshake, a small response) hold a few KiB each, not whatever
-//! a large response left behind.
+//! Buffers come in three size classes, each with its own list: small ones (a capacity of at
+//! most [`SMALL_CAPACITY`]: request heads, response heads, a handshake flight), medium ones (at
+//! most [`MEDIUM_CAPACITY`]: one full TLS record, what a relay holds for a slow reader) and
+//! large ones (body chunks, TLS records of a large response, receives the provided-buffer pool
+//! could not take). A request is never served with a buffer of a larger class, so thousands of
+//! connections that each need a few KiB (a handshake, a small response) hold a few KiB each,
+//! not whatever a large response left behind.
 //!
 //! The lists follow the load: [`trim`], called once per [`TRIM_PERIOD`] by each worker, frees
 //! the buffers of each list that no request took since the last trim (the list's low-water
@@ -18,8 +19,8 @@
 //! period, or thousands of connections that each hold their own buffer (slow readers), leave
 //! no cache behind.
 //!
-//! Invariants: the free lists are thread-local (one per worker, never shared across cores); the
-//! small list keeps at most [`MAX_CACHED_SMALL`] buffers and the large one [`MAX_CACHED_LARGE`],
+//! Invariants: the free lists are thread-local (one per worker, never shared across cores); each
+//! keeps at most [`MAX_CACHED_SMALL`], [`MAX_CACHED_MEDIUM`] or [`MAX_CACHED_LARGE`] buffers,
 //! never one that grew beyond [`MAX_CACHED_CAPACITY`], so their memory is bounded whatever a
 //! single request did.
 
@@ -28,8 +29,13 @@ use std::time::Duration;
 
 /// The largest capacity of a small buffer.
 pub const SMALL_CAPACITY: usize = 8 * 1024;
+/// The largest capacity of a medium buffer: a full TLS record (16 KiB of plaintext) with its
+/// header and tag.
+pub const MEDIUM_CAPACITY: usize = 17 * 1024;
 /// Small buffers kept on a worker's free list at most (8 MiB at most).
 pub const MAX_CACHED_SMALL: usize = 1024;
+/// Medium buffers kept on a worker's free list at most (8.5 MiB at most).
+pub const MAX_CACHED_MEDIUM: usize = 512;
 /// Large buffers kept on a worker's free list at most (a 64 KiB response's worth each: 16 MiB
 /// for 256; at most 64 MiB).
 pub const MAX_CACHED_LARGE: usize = 256;
@@ -69,16 +75,24 @@ impl FreeList {
 
 thread_local! {
     static SMALL: RefCell<FreeList> = const { RefCell::new(FreeList::new()) };
+    static MEDIUM: RefCell<FreeList> = const { RefCell::new(FreeList::new()) };
     static LARGE: RefCell<FreeList> = const { RefCell::new(FreeList::new()) };
+}
+
+/// The list of the size class of `capacity`, and how many buffers it keeps at most.
+fn class(capacity: usize) -> (&'static std::thread::LocalKey<RefCell<FreeList>>, usize) {
+    if capacity <= SMALL_CAPACITY {
+        (&SMALL, MAX_CACHED_SMALL)
+    } else if capacity <= MEDIUM_CAPACITY {
+        (&MEDIUM, MAX_CACHED_MEDIUM)
+    } else {
+        (&LARGE, MAX_CACHED_LARGE)
+    }
 }
 
 /// Takes an empty buffer with at least `capacity` bytes reserved.
 pub fn take(capacity: usize) -> Vec<u8> {
-    let list = if capacity <= SMALL_CAPACITY {
-        &SMALL
-    } else {
-        &LARGE
-    };
+    let (list, _) = class(capacity);
     let reused = list.with(|free| free.borrow_mut().pop());
     match reused {
         Some(mut buf) => {
@@ -97,11 +111,7 @@ pub fn give(mut buf: Vec<u8>) {
         return;
     }
     buf.clear();
-    let (list, max) = if capacity <= SMALL_CAPACITY {
-        (&SMALL, MAX_CACHED_SMALL)
-    } else {
-        (&LARGE, MAX_CACHED_LARGE)
-    };
+    let (list, max) = class(capacity);
     list.with(|free| {
         let mut free = free.borrow_mut();
         if free.bufs.len() < max {
@@ -112,16 +122,17 @@ pub fn give(mut buf: Vec<u8>) {
 
 /// Frees, in each of this worker's lists, the buffers no request took since the last call.
 pub fn trim() {
-    SMALL.with(|free| free.borrow_mut().trim());
-    LARGE.with(|free| free.borrow_mut().trim());
+    for list in [&SMALL, &MEDIUM, &LARGE] {
+        list.with(|free| free.borrow_mut().trim());
+    }
 }
 
-/// Buffers held on this worker's lists now (small, large).
-pub fn cached() -> (usize, usize) {
-    (
-        SMALL.with(|free| free.borrow().bufs.len()),
-        LARGE.with(|free| free.borrow().bufs.len()),
-    )
+/// Buffers held on this worker's lists now (small, medium, large).
+pub fn cached() -> (usize, usize, usize) {
+    let len = |list: &'static std::thread::LocalKey<RefCell<FreeList>>| {
+        list.with(|free| free.borrow().bufs.len())
+    };
+    (len(&SMALL), len(&MEDIUM), len(&LARGE))
 }
 
 /// A buffer slot that is empty while its owner is idle.
@@ -245,6 +256,14 @@ mod tests {
             assert!(small.capacity() <= SMALL_CAPACITY, "{}", small.capacity());
             assert_ne!(small.as_ptr(), large_ptr);
             give(small);
+            let medium = take(16 * 1024 + 32);
+            assert!(
+                medium.capacity() <= MEDIUM_CAPACITY,
+                "{}",
+                medium.capacity()
+            );
+            assert_ne!(medium.as_ptr(), large_ptr);
+            give(medium);
             // The large one is still there for the next large request.
             let again = take(32 * 1024);
             assert_eq!(again.as_ptr(), large_ptr);
@@ -262,17 +281,17 @@ mod tests {
                 give(b);
             }
             trim(); // sets the low-water mark at 10
-            assert_eq!(cached(), (10, 0));
+            assert_eq!(cached(), (10, 0, 0));
             // Three taken (and given back) in this period: seven were never needed.
             let three: Vec<_> = (0..3).map(|_| take(100)).collect();
             for b in three {
                 give(b);
             }
             trim();
-            assert_eq!(cached(), (3, 0));
+            assert_eq!(cached(), (3, 0, 0));
             // A quiet period frees the rest.
             trim();
-            assert_eq!(cached(), (0, 0));
+            assert_eq!(cached(), (0, 0, 0));
         })
         .join()
         .unwrap();
