@@ -24,7 +24,7 @@
 //!   least `limits.request_line`;
 //! - `workers`, when given, is at least 1;
 //! - `batch_wait` is at most [`MAX_BATCH_WAIT`];
-//! - `ring_buffers`, when given, is between 1 and [`MAX_RING_BUFFERS`].
+//! - `ring_buffers`, when given, is between 1 and [`MAX_CONFIGURED_RING_BUFFERS`].
 //!
 //! Every error's `Display` is one line: the key path (`upstream[1].backend[0].weight`), why it
 //! is wrong and, for errors found in the document, where (`ringway.toml:12:14`, or
@@ -171,7 +171,7 @@ pub const MAX_BATCH_WAIT: Duration = Duration::from_millis(1);
 /// Default of [`PoolConfig::max_idle_per_backend`].
 pub const DEFAULT_MAX_IDLE_PER_BACKEND: usize = 1024;
 /// The largest [`Config::ring_buffers`] accepted.
-pub const MAX_RING_BUFFERS: u32 = 32768;
+pub use crate::runtime::MAX_CONFIGURED_RING_BUFFERS;
 
 /// The whole configuration, validated. See the module doc for the TOML shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -735,12 +735,12 @@ impl Config {
             ));
         }
         if let Some(n) = self.ring_buffers
-            && !(1..=MAX_RING_BUFFERS).contains(&n)
+            && !(1..=MAX_CONFIGURED_RING_BUFFERS).contains(&n)
         {
             return Err(invalid(
                 "ring_buffers",
                 format!(
-                    "must be between 1 and {MAX_RING_BUFFERS} (leave it out to size the pool \
+                    "must be between 1 and {MAX_CONFIGURED_RING_BUFFERS} (leave it out to size the pool \
                      from limits.connections_per_worker)"
                 ),
             ));

@@ -171,26 +171,23 @@ cpu_ticks() {
     echo "$total"
 }
 
-# rss_kb PID: VmRSS (kB) summed over PID and its descendants.
-rss_kb() {
+# status_kb FIELD PID: a kB field of /proc/PID/status (VmRSS, VmHWM) summed over PID and its
+# descendants.
+status_kb() {
     local total=0 p v
-    for p in $(proc_tree "$1"); do
-        v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null)
+    for p in $(proc_tree "$2"); do
+        v=$(awk -v f="$1:" '$1 == f {print $2}' "/proc/$p/status" 2>/dev/null)
         total=$((total + ${v:-0}))
     done
     echo "$total"
 }
 
-# peak_rss_kb PID: VmHWM (kB, the peak resident memory of each process) summed over PID and its
+# rss_kb PID: resident memory now (VmRSS, kB) of PID and its descendants.
+rss_kb() { status_kb VmRSS "$1"; }
+
+# peak_rss_kb PID: the peak resident memory (VmHWM, kB) of each process, summed over PID and its
 # descendants.
-peak_rss_kb() {
-    local total=0 p v
-    for p in $(proc_tree "$1"); do
-        v=$(awk '/^VmHWM:/ {print $2}' "/proc/$p/status" 2>/dev/null)
-        total=$((total + ${v:-0}))
-    done
-    echo "$total"
-}
+peak_rss_kb() { status_kb VmHWM "$1"; }
 
 # render TEMPLATE OUT: fills @NAME@ placeholders from the shell variables of the same name
 # (prefixed T_ when set, e.g. T_PORT) and the globals WORK, BACKEND1, BACKEND2, ...

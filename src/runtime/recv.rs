@@ -1,9 +1,13 @@
-//! Receiving through the ring's provided-buffer pool.
+//! Receiving on the request path.
 //!
-//! Owns the one way sockets are read on the request path: a receive that lets the kernel pick
-//! a registered buffer when bytes arrive, lends the bytes (mutably, so TLS records can be
-//! decrypted where they landed) to a synchronous consumer, and gives the buffer straight back.
-//! A connection waiting for data therefore holds no buffer.
+//! Owns how sockets are read, in two ways, neither of which holds a buffer while it waits:
+//! - [`recv_with`], for the next message (a request, a TLS record, a response head): a receive
+//!   that lets the kernel pick a buffer of the ring's provided-buffer pool when bytes arrive,
+//!   lends the bytes (mutably, so TLS records can be decrypted where they landed) to a
+//!   synchronous consumer, and gives the buffer straight back;
+//! - [`recv_queued`] and [`readable`], for draining a stream whose bytes are already there (a
+//!   response body): a non-blocking read into a buffer the caller owns, and a wait for
+//!   readability.
 //!
 //! Invariant: an empty pool is back-pressure, never a connection error. When every registered
 //! buffer is in use (more receives completed in one turn of the event loop than the pool holds,

@@ -79,7 +79,7 @@ pub struct OutlierPolicy {
     /// Longest ejection: the doubling backoff stops here (a `max` below `base` acts as `base`).
     pub max: Duration,
     /// The largest share (percent) of an upstream tier one worker ejects at once (see
-    /// [`may_eject`]).
+    /// [`max_ejected`]).
     pub max_ejected_percent: u32,
 }
 
