@@ -3766,6 +3766,27 @@ weight = 0
     }
 
     #[test]
+    fn max_ejected_percent_is_a_share_up_to_100() {
+        let config = Config::from_toml_str(&outlier("")).expect("default");
+        assert_eq!(config.upstreams[0].outlier.max_ejected_percent, 50);
+        for ok in [0, 100] {
+            let config = Config::from_toml_str(&outlier(&format!("max_ejected_percent = {ok}")))
+                .expect("in range");
+            assert_eq!(config.upstreams[0].outlier.max_ejected_percent, ok);
+        }
+        let (key, reason) = key_and_reason(&outlier("max_ejected_percent = 101"));
+        assert_eq!(
+            (key.as_str(), reason.as_str()),
+            (
+                "upstream[0].outlier.max_ejected_percent",
+                "must be at most 100"
+            )
+        );
+        let (key, _) = key_and_reason(&outlier("max_ejected_percent = -1"));
+        assert_eq!(key, "upstream[0].outlier.max_ejected_percent");
+    }
+
+    #[test]
     fn route_keys() {
         let routed = |route: &str| {
             format!(

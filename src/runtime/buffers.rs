@@ -128,7 +128,8 @@ pub fn trim() {
 }
 
 /// Buffers held on this worker's lists now (small, medium, large).
-pub fn cached() -> (usize, usize, usize) {
+#[cfg(test)]
+fn cached() -> (usize, usize, usize) {
     let len = |list: &'static std::thread::LocalKey<RefCell<FreeList>>| {
         list.with(|free| free.borrow().bufs.len())
     };

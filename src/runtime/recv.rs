@@ -177,6 +177,36 @@ mod tests {
             .expect("io_uring runtime")
     }
 
+    /// A non-blocking read says what it found: nothing yet, bytes, the end, or the error of a
+    /// reset connection (not mistaken for "nothing yet").
+    #[test]
+    fn a_non_blocking_read_tells_nothing_bytes_end_and_errors_apart() {
+        let rt = one_buffer_runtime();
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let (a, mut a_peer) = pair(&listener);
+            let mut buf = Vec::new();
+            assert_eq!(recv_queued(&a, &mut buf, 64).unwrap(), Queued::Nothing);
+            a_peer.write_all(b"abc").unwrap();
+            readable(&a).await.unwrap();
+            assert_eq!(recv_queued(&a, &mut buf, 64).unwrap(), Queued::Bytes);
+            assert_eq!(buf, b"abc");
+            drop(a_peer);
+            readable(&a).await.unwrap();
+            assert_eq!(recv_queued(&a, &mut buf, 64).unwrap(), Queued::End);
+
+            // A peer that closes with unread data (SO_LINGER 0) resets the connection.
+            let (b, b_peer) = pair(&listener);
+            socket2::SockRef::from(&b_peer)
+                .set_linger(Some(std::time::Duration::ZERO))
+                .unwrap();
+            drop(b_peer);
+            readable(&b).await.unwrap();
+            let err = recv_queued(&b, &mut buf, 64).expect_err("reset");
+            assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+        });
+    }
+
     /// With the pool's only buffer lent out, compio's own error for the next receive is
     /// recognised (this fails if a compio upgrade changes the form), and `recv_with` still
     /// delivers every byte through an owned buffer, both when the bytes are already queued and
