@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use ringway::config::TlsOptions;
+use ringway::tls::TlsOptions;
 use ringway::tls::{self_signed, server_config, ticketer};
 use rustls::client::Resumption;
 use rustls::crypto::aws_lc_rs::{self, cipher_suite, kx_group};

@@ -159,6 +159,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::route::{HostPattern, Route, Router};
+pub use crate::tls::TlsOptions;
 use crate::tls::{self, CertifiedKey, FileKind, TlsError};
 
 // ---------------------------------------------------------------------------------------------
@@ -388,15 +389,6 @@ pub struct CertificateConfig {
     pub key: PathBuf,
 }
 
-/// TLS session resumption.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TlsOptions {
-    /// Entries of the stateful session cache; 0 disables it. Default 4096.
-    pub session_cache: usize,
-    /// Stateless session tickets. Default true.
-    pub tickets: bool,
-}
-
 impl Default for Timeouts {
     fn default() -> Self {
         Self {
@@ -437,15 +429,6 @@ impl Default for LogConfig {
     fn default() -> Self {
         Self {
             level: "info".to_owned(),
-        }
-    }
-}
-
-impl Default for TlsOptions {
-    fn default() -> Self {
-        Self {
-            session_cache: 4096,
-            tickets: true,
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod balance;
+pub mod buf;
 pub mod config;
 pub mod demo;
 #[doc(hidden)]

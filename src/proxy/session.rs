@@ -30,12 +30,12 @@ use compio::net::TcpStream;
 use futures_util::future::{Either, select};
 
 use crate::balance;
+use crate::buf::{self, LazyBuf};
 use crate::http1::{
     self, BodyDecoder, BodyKind, CONTINUE_100, Forwarding, Limits, Method, Parsed, RequestHead,
     ResponseHead,
 };
 use crate::route::Routed;
-use crate::runtime::buffers::{self, LazyBuf};
 use crate::runtime::recv::{Queued, readable, recv_queued, recv_with};
 use crate::upstream::group::{Choice, KeySource};
 use crate::upstream::{self, BackendConn};
@@ -195,7 +195,7 @@ impl Session {
 
         // The re-serialized head, then the body bytes that came with it and, for a small body,
         // the rest of it, read straight in: the request goes out in one send.
-        let mut req = buffers::take(1024 + head_len + small);
+        let mut req = buf::take(1024 + head_len + small);
         let forwarding = Forwarding {
             client_ip: self.peer.ip(),
             proto: "https",
@@ -206,7 +206,7 @@ impl Session {
             Ok(adv) => adv.consumed,
             Err(e) => {
                 tracing::debug!(peer = %self.peer, "rejected request body: {e}");
-                buffers::give(req);
+                buf::give(req);
                 self.reject(e.status()).await;
                 return false;
             }
@@ -220,7 +220,7 @@ impl Session {
         req.extend_from_slice(&self.inbuf.bytes()[head_len..head_len + early]);
         self.inbuf.consume(head_len + early);
         if small > 0 && !self.read_small_body(&mut req, &mut body).await {
-            buffers::give(req);
+            buf::give(req);
             return false;
         }
         // A request ringway answers itself leaves the connection usable when its body is in
@@ -230,7 +230,7 @@ impl Session {
         let group = match routed {
             Ok(group) => group,
             Err(status) => {
-                buffers::give(req);
+                buf::give(req);
                 return self.answer(status, None, local_keep).await;
             }
         };
@@ -370,10 +370,10 @@ impl Session {
 
     /// Answers a request ringway handles itself (no route, no backend available).
     async fn answer(&mut self, status: u16, retry_after: Option<u64>, keep: bool) -> bool {
-        let mut out = buffers::take(128);
+        let mut out = buf::take(128);
         http1::local_response(status, retry_after, keep, self.head.method, &mut out);
         let written = self.conn.write_plain(&out);
-        buffers::give(out);
+        buf::give(out);
         if written.is_err() {
             return false;
         }
@@ -456,7 +456,7 @@ impl Session {
                             let e = ProxyError::from(e);
                             if !e.blames_backend() {
                                 // Out of descriptors or ports: every backend would fail alike.
-                                buffers::give(req);
+                                buf::give(req);
                                 return Err(e);
                             }
                             // Nothing was sent: any method may go to another backend.
@@ -487,13 +487,13 @@ impl Session {
                     last_error = Some(e);
                     continue;
                 }
-                buffers::give(req);
+                buf::give(req);
                 return Err(e);
             }
             self.rbuf.clear();
             match self.await_response(&bconn, body, method).await {
                 Ok(exchanged) => {
-                    buffers::give(req);
+                    buf::give(req);
                     lease.report_response(self.rhead.status, started);
                     return Ok((lease, bconn, exchanged));
                 }
@@ -508,12 +508,12 @@ impl Session {
                 }
                 Err(e) => {
                     lease.report_error(&e);
-                    buffers::give(req);
+                    buf::give(req);
                     return Err(e);
                 }
             }
         }
-        buffers::give(req);
+        buf::give(req);
         Err(last_error.unwrap_or(ProxyError::NoBackend {
             retry_after: Duration::from_secs(1),
         }))
@@ -597,7 +597,7 @@ impl Session {
             client_keep && !self.ctx.draining.get() && !rhead.forces_client_close(self.head.http10);
         // An HTTP/1.0 client gets a chunked body's payload alone: decoded from a scratch buffer.
         let mut dechunk =
-            (self.head.http10 && rhead.body == BodyKind::Chunked).then(|| buffers::take(SLOW_READ));
+            (self.head.http10 && rhead.body == BodyKind::Chunked).then(|| buf::take(SLOW_READ));
 
         // The plaintext to send: the head, then the body as it comes, encrypted once per write so
         // that the client gets full TLS records (a 64 KiB response and its head in five). A body
@@ -609,7 +609,7 @@ impl Session {
             BodyKind::Empty => 0,
             _ => BODY_READ,
         };
-        let mut plain = buffers::take(HEAD_SLACK + rhead.head_len + rest.len() + more);
+        let mut plain = buf::take(HEAD_SLACK + rhead.head_len + rest.len() + more);
         http1::write_response_head(
             self.rbuf.bytes(),
             rhead,
@@ -627,9 +627,9 @@ impl Session {
         let first = match first {
             Ok(adv) => adv,
             Err(e) => {
-                buffers::give(plain);
+                buf::give(plain);
                 if let Some(buf) = dechunk {
-                    buffers::give(buf);
+                    buf::give(buf);
                 }
                 return Err((ProxyError::BadResponseBody(e), false));
             }
@@ -648,9 +648,9 @@ impl Session {
         let outcome = body
             .run(&mut decoder, &mut plain, &mut dechunk, &mut extra)
             .await;
-        buffers::give(plain);
+        buf::give(plain);
         if let Some(buf) = dechunk {
-            buffers::give(buf);
+            buf::give(buf);
         }
         outcome.map_err(|e| (e, true))?;
         Ok(Relayed {
@@ -691,7 +691,7 @@ impl BodyRelay<'_> {
             if !ended {
                 let max = pace.read_max();
                 if plain.capacity() == 0 {
-                    *plain = buffers::take(max);
+                    *plain = buf::take(max);
                 }
                 let got = match dechunk {
                     None => self.read_body(decoder, plain, max, extra)?,
@@ -714,7 +714,7 @@ impl BodyRelay<'_> {
             }
             // Encrypted: the plaintext buffer goes back before any wait, so a relay holds one
             // buffer (the TLS send buffer) while the client or the backend is slow.
-            buffers::give(std::mem::take(plain));
+            buf::give(std::mem::take(plain));
             if self.conn.queued() > 0 {
                 pace = pace.after(flush(self.conn, self.idle).await?);
                 if pace == Pace::Slow {

@@ -19,8 +19,6 @@
 //! before failing. End of stream is reported once the client's close_notify or FIN arrived, after
 //! every byte of plaintext before it.
 
-pub mod engine;
-mod sni;
 #[cfg(test)]
 mod tests;
 
@@ -33,51 +31,12 @@ use compio::buf::{IntoInner, IoBuf};
 use compio::io::AsyncWrite;
 use compio::net::TcpStream;
 use rustls::ServerConfig;
-use rustls::unbuffered::{EncodeError, EncryptError};
 
-use crate::runtime::buffers::LazyBuf;
+use crate::buf::LazyBuf;
 use crate::runtime::recv::recv_with;
 
-pub use engine::TlsEngine;
-
-/// Why the TLS session could not go on.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsIoError {
-    /// The socket failed.
-    #[error("client socket: {0}")]
-    Io(#[from] io::Error),
-    /// The peer broke the TLS protocol (an alert has been queued for it).
-    #[error("client TLS: {0}")]
-    Tls(#[from] rustls::Error),
-    /// The peer closed the connection in the middle of the handshake.
-    #[error("client closed the connection during the handshake")]
-    HandshakeEof,
-    /// The client sent more than this many bytes without completing a record or handshake
-    /// message.
-    #[error("client TLS message exceeds {0} bytes")]
-    MessageTooLarge(usize),
-    /// The client sent 0-RTT data, which ringway never accepts.
-    #[error("client sent TLS early data, which is never accepted")]
-    EarlyData,
-    /// A handshake record could not be queued.
-    #[error("queueing a TLS handshake record: {0}")]
-    Encode(#[from] EncodeError),
-    /// Application data could not be encrypted.
-    #[error("encrypting for the client: {0}")]
-    Encrypt(#[from] EncryptError),
-    /// Application data was written before the handshake ended or after the session closed.
-    #[error("cannot send application data: {0}")]
-    NotWritable(&'static str),
-    /// The session failed earlier; nothing more is read or sent.
-    #[error("the TLS session already failed")]
-    Failed,
-    /// The session was closed (close_notify sent); nothing more is read or sent.
-    #[error("the TLS session is closed")]
-    Closed,
-    /// rustls returned a state this code does not expect.
-    #[error("unexpected TLS state: {0}")]
-    Unexpected(&'static str),
-}
+use crate::tls::TlsEngine;
+pub use crate::tls::TlsIoError;
 
 /// Where decrypted plaintext goes: the connection's lazily held input buffer, or a buffer a
 /// caller fills directly (a request body read straight into the request sent to the backend).

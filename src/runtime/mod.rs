@@ -8,7 +8,6 @@
 //! table are immutable `Arc`s, the backends' health is published in atomics by the health thread,
 //! and everything else mutable is per worker.
 
-pub mod buffers;
 pub mod deadline;
 pub mod event_loop;
 pub mod listener;

@@ -23,7 +23,7 @@ use std::io;
 use compio::io::AsyncReadManaged;
 use compio::net::TcpStream;
 
-use super::buffers;
+use crate::buf;
 
 /// Bytes read at once when the provided-buffer pool is empty: one ring buffer's worth (two
 /// full TLS records), so a degraded receive takes what a pooled one would have.
@@ -61,20 +61,20 @@ pub async fn recv_with<R>(
             Err(e) => return Err(e),
         }
         // The pool is empty: take what is queued on the socket into an owned buffer.
-        let mut owned = buffers::take(max);
+        let mut owned = buf::take(max);
         match recv_queued(stream, &mut owned, max) {
             Ok(Queued::Bytes) => {
                 let out = consume(&mut owned);
-                buffers::give(owned);
+                buf::give(owned);
                 return Ok(Some(out));
             }
             Ok(Queued::End) => {
-                buffers::give(owned);
+                buf::give(owned);
                 return Ok(None);
             }
-            Ok(Queued::Nothing) => buffers::give(owned),
+            Ok(Queued::Nothing) => buf::give(owned),
             Err(e) => {
-                buffers::give(owned);
+                buf::give(owned);
                 return Err(e);
             }
         }

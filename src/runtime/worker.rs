@@ -176,11 +176,11 @@ async fn sweep_pool(ctx: Rc<Context>, idle_timeout: Duration) {
 }
 
 /// Frees, once per period, the buffers of the worker's free lists nobody took since the last
-/// time (see [`super::buffers`]).
+/// time (see [`crate::buf`]).
 async fn trim_buffers() {
     loop {
-        compio::time::sleep(super::buffers::TRIM_PERIOD).await;
-        super::buffers::trim();
+        compio::time::sleep(crate::buf::TRIM_PERIOD).await;
+        crate::buf::trim();
     }
 }
 

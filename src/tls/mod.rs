@@ -24,9 +24,12 @@
 //!   returns names the file.
 #![forbid(unsafe_code)]
 
+mod client_hello;
+pub mod engine;
 mod keys;
+mod options;
+mod resolver;
 mod selfsigned;
-mod sni;
 #[cfg(test)]
 mod tests;
 
@@ -39,12 +42,12 @@ use rustls::crypto::CryptoProvider;
 use rustls::crypto::aws_lc_rs::{self, cipher_suite, kx_group};
 use rustls::server::{NoServerSessionStorage, ProducesTickets, ServerSessionMemoryCache};
 
-use crate::config::TlsOptions;
-
+pub use engine::{TlsEngine, TlsIoError};
 pub use keys::{certified_key_from_der, load_certified_key};
+pub use options::TlsOptions;
+pub use resolver::SniResolver;
 pub use rustls::sign::CertifiedKey;
 pub use selfsigned::{SelfSigned, self_signed};
-pub use sni::SniResolver;
 
 /// The only ALPN protocol ringway negotiates. A client that offers ALPN without it is refused
 /// with a `no_application_protocol` alert (RFC 7301 §3.2); a client that offers no ALPN at all

@@ -2,7 +2,7 @@
 //!
 //! Owns the rustls [`UnbufferedServerConnection`], the received bytes rustls has not consumed
 //! yet, and the encrypted bytes waiting to be sent. Bytes in, plaintext and records out; no
-//! socket is touched here ([`super::TlsConn`] does the I/O).
+//! socket is touched here (the proxy's `TlsConn` does the I/O).
 //!
 //! - Receiving: rustls decrypts the records in place in the caller's buffer (the ring's
 //!   provided buffer); each record's plaintext (which rustls 0.23 still hands out in a `Vec` of
@@ -26,6 +26,7 @@
 //!   read or sent;
 //! - 0-RTT data is never accepted (the server config keeps `max_early_data_size` at 0).
 
+use std::io;
 use std::sync::Arc;
 
 use rustls::ServerConfig;
@@ -35,9 +36,50 @@ use rustls::unbuffered::{
     WriteTraffic,
 };
 
-use super::TlsIoError;
-use super::sni::{Sni, client_hello_sni};
-use crate::runtime::buffers;
+use super::client_hello::{Sni, client_hello_sni};
+use crate::buf;
+
+#[cfg(test)]
+pub(crate) mod tests;
+
+/// Why the TLS session could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsIoError {
+    /// The socket failed.
+    #[error("client socket: {0}")]
+    Io(#[from] io::Error),
+    /// The peer broke the TLS protocol (an alert has been queued for it).
+    #[error("client TLS: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The peer closed the connection in the middle of the handshake.
+    #[error("client closed the connection during the handshake")]
+    HandshakeEof,
+    /// The client sent more than this many bytes without completing a record or handshake
+    /// message.
+    #[error("client TLS message exceeds {0} bytes")]
+    MessageTooLarge(usize),
+    /// The client sent 0-RTT data, which ringway never accepts.
+    #[error("client sent TLS early data, which is never accepted")]
+    EarlyData,
+    /// A handshake record could not be queued.
+    #[error("queueing a TLS handshake record: {0}")]
+    Encode(#[from] EncodeError),
+    /// Application data could not be encrypted.
+    #[error("encrypting for the client: {0}")]
+    Encrypt(#[from] EncryptError),
+    /// Application data was written before the handshake ended or after the session closed.
+    #[error("cannot send application data: {0}")]
+    NotWritable(&'static str),
+    /// The session failed earlier; nothing more is read or sent.
+    #[error("the TLS session already failed")]
+    Failed,
+    /// The session was closed (close_notify sent); nothing more is read or sent.
+    #[error("the TLS session is closed")]
+    Closed,
+    /// rustls returned a state this code does not expect.
+    #[error("unexpected TLS state: {0}")]
+    Unexpected(&'static str),
+}
 
 /// Received bytes kept at most while waiting for the rest of a record or handshake message:
 /// a handshake message as large as rustls accepts (64 KiB) plus one largest record.
@@ -136,7 +178,7 @@ impl TlsEngine {
         if res.is_err() {
             self.failed = true;
             if let Some(buf) = self.pending.take() {
-                buffers::give(buf);
+                buf::give(buf);
             }
         }
         res
@@ -198,11 +240,11 @@ impl TlsEngine {
                 self.check_pending()
             }
             Ok(_) => {
-                buffers::give(buf);
+                buf::give(buf);
                 Ok(())
             }
             Err(e) => {
-                buffers::give(buf);
+                buf::give(buf);
                 Err(e)
             }
         }
@@ -213,7 +255,7 @@ impl TlsEngine {
         if rest.is_empty() || self.peer_closed {
             return;
         }
-        let mut buf = buffers::take(rest.len());
+        let mut buf = buf::take(rest.len());
         buf.extend_from_slice(rest);
         self.pending = Some(buf);
     }
@@ -385,7 +427,7 @@ impl TlsEngine {
         if let Some(mut buf) = pending {
             buf.drain(..used.min(buf.len()));
             if buf.is_empty() || self.failed {
-                buffers::give(buf);
+                buf::give(buf);
             } else {
                 self.pending = Some(buf);
             }
@@ -419,7 +461,7 @@ impl TlsEngine {
         if self.out.buf.is_none() {
             self.out.buf = Some(buf);
         } else {
-            buffers::give(buf);
+            buf::give(buf);
         }
     }
 
@@ -428,7 +470,7 @@ impl TlsEngine {
         if self.out.filled == 0
             && let Some(buf) = self.out.buf.take()
         {
-            buffers::give(buf);
+            buf::give(buf);
         }
     }
 
@@ -442,10 +484,10 @@ impl TlsEngine {
 impl Drop for TlsEngine {
     fn drop(&mut self) {
         if let Some(buf) = self.pending.take() {
-            buffers::give(buf);
+            buf::give(buf);
         }
         if let Some(buf) = self.out.buf.take() {
-            buffers::give(buf);
+            buf::give(buf);
         }
     }
 }
@@ -541,7 +583,7 @@ impl Outgoing {
         mut write: impl FnMut(&mut [u8]) -> Result<usize, E>,
         needs: impl Fn(&E) -> Option<usize>,
     ) -> Result<(), E> {
-        let buf = self.buf.get_or_insert_with(|| buffers::take(hint));
+        let buf = self.buf.get_or_insert_with(|| buf::take(hint));
         let mut want = self.filled + hint;
         loop {
             if buf.len() < want {
