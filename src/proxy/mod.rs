@@ -9,73 +9,87 @@
 
 pub mod error;
 pub mod lease;
+pub mod plan;
 pub mod session;
 pub mod tls_conn;
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
-use rustls::ServerConfig;
+use compio::net::TcpStream;
 
-use crate::http1::Limits;
-use crate::route::Router;
-use crate::upstream::group::{Group, Table};
+use crate::runtime::{Handler, Load, Worker};
+use crate::upstream::group::Group;
 use crate::upstream::{BackendConn, ConnPool};
 
-pub use session::serve;
+pub use plan::{ListenerPlan, Plan, PoolSettings, Timeouts};
 
-/// Timeouts that apply to every connection of a worker.
-#[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
-    /// TLS handshake, from accept.
-    pub handshake: Duration,
-    /// A whole request head, from its first byte.
-    pub request_head: Duration,
-    /// Idle time between two requests on a kept-alive client connection.
-    pub keepalive: Duration,
-    /// Inactivity while a body streams, in either direction.
-    pub body: Duration,
-    /// Connecting to a backend.
-    pub connect: Duration,
-    /// Waiting for the backend's response head once the request is sent.
-    pub response: Duration,
-}
-
-/// One listener as a worker sees it.
-pub struct ListenerCtx {
-    /// The TLS configuration (certificates, tickets) shared by every worker.
-    pub tls: Arc<ServerConfig>,
-    /// Which upstream serves a request, by Host and path.
-    pub router: Arc<Router>,
-}
-
-/// What a worker counts: its open connections (for the per-worker cap) and requests in flight
-/// (for the graceful drain).
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Client connections open now. (Requests in flight are counted by the event loop:
-    /// [`crate::runtime::event_loop::in_flight`].)
-    pub connections: Cell<usize>,
-}
-
-/// Per-worker state shared by the worker's connection tasks.
+/// One worker's proxy: the plan it serves and the state its connections share.
 pub struct Context {
-    /// Every backend of every upstream, with its published health (shared by all workers).
-    pub table: Arc<Table>,
+    /// What this worker serves: listeners, upstreams, limits, timeouts (shared by all workers).
+    pub plan: Arc<Plan>,
     /// This worker's view of each upstream (policy state, in-flight counts, ejections), by
     /// upstream index.
     pub groups: Vec<Group>,
     /// Idle keep-alive connections to backends, by table index.
     pub pool: RefCell<ConnPool<BackendConn>>,
-    /// Framing limits.
-    pub limits: Limits,
-    /// Timeouts.
-    pub timeouts: Timeouts,
-    /// Client connections a worker holds at most; more are closed at accept.
-    pub max_connections: usize,
+    /// The worker's load: connections open, requests in flight.
+    pub load: Rc<Load>,
     /// Set when the worker is draining: responses say `Connection: close`.
     pub draining: Cell<bool>,
-    /// Counters.
-    pub counters: Counters,
+}
+
+impl Context {
+    /// The proxy of `worker`, serving `plan`.
+    pub fn new(plan: Arc<Plan>, worker: Worker) -> Self {
+        let groups = plan
+            .upstreams
+            .iter()
+            .enumerate()
+            .map(|(u, spec)| {
+                // Each worker's policies draw from their own random sequence.
+                let seed = (worker.index as u64) << 32 | u as u64;
+                Group::new(spec.clone(), plan.table.clone(), seed)
+            })
+            .collect();
+        let pool = ConnPool::new(plan.table.len(), plan.pool.max_idle, plan.pool.idle_timeout);
+        Self {
+            groups,
+            pool: RefCell::new(pool),
+            load: worker.load,
+            draining: Cell::new(false),
+            plan,
+        }
+    }
+}
+
+impl Handler for Context {
+    fn serve(
+        self: Rc<Self>,
+        listener: usize,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) -> impl Future<Output = ()> + 'static {
+        session::serve(self, listener, stream, peer)
+    }
+
+    async fn housekeeping(self: Rc<Self>) {
+        let period = self.plan.pool.sweep_period();
+        loop {
+            compio::time::sleep(period).await;
+            self.pool.borrow_mut().sweep(Instant::now());
+        }
+    }
+
+    fn drain(&self) {
+        self.draining.set(true);
+    }
+
+    fn stop(&self) {
+        self.pool.borrow_mut().clear();
+    }
 }

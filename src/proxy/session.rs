@@ -22,7 +22,6 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::runtime::deadline::{after, coarse_now, deadline as until, within};
-use crate::runtime::event_loop::InFlight;
 use compio::BufResult;
 use compio::buf::{IntoInner, IoBuf};
 use compio::io::AsyncWriteExt;
@@ -43,7 +42,7 @@ use crate::upstream::{self, BackendConn};
 use super::error::{ProxyError, Side};
 use super::lease::Lease;
 use super::tls_conn::TlsConn;
-use super::{Context, ListenerCtx};
+use super::Context;
 
 /// Request bodies up to this size (Content-Length) are read whole before the request is sent.
 const SMALL_BODY: usize = 64 * 1024;
@@ -56,11 +55,11 @@ const SMALL_BODY: usize = 64 * 1024;
 const CLIENT_NOTSENT_LOWAT: u32 = 128 * 1024;
 
 /// Serves one accepted client connection until it closes.
-pub async fn serve(ctx: Rc<Context>, listener: Rc<ListenerCtx>, tcp: TcpStream, peer: SocketAddr) {
+pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: SocketAddr) {
     if let Err(e) = socket2::SockRef::from(&tcp).set_tcp_notsent_lowat(CLIENT_NOTSENT_LOWAT) {
         tracing::debug!(%peer, "TCP_NOTSENT_LOWAT: {e}");
     }
-    let conn = match TlsConn::new(tcp, listener.tls.clone()) {
+    let conn = match TlsConn::new(tcp, ctx.plan.listeners[listener].tls.clone()) {
         Ok(conn) => conn,
         Err(e) => {
             tracing::debug!(%peer, "cannot start TLS: {e}");
@@ -79,7 +78,7 @@ pub async fn serve(ctx: Rc<Context>, listener: Rc<ListenerCtx>, tcp: TcpStream, 
         rhead: ResponseHead::new(),
     };
     let handshake = session.conn.handshake(&mut session.inbuf);
-    match within(session.ctx.timeouts.handshake, handshake).await {
+    match within(session.ctx.plan.timeouts.handshake, handshake).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::debug!(%peer, "TLS handshake failed: {e}");
@@ -95,7 +94,8 @@ pub async fn serve(ctx: Rc<Context>, listener: Rc<ListenerCtx>, tcp: TcpStream, 
 
 struct Session {
     ctx: Rc<Context>,
-    listener: Rc<ListenerCtx>,
+    /// The listener the connection came in on (an index into the plan's listeners).
+    listener: usize,
     conn: TlsConn,
     peer: SocketAddr,
     /// Plaintext from the client not yet consumed (a request head, body bytes, pipelined requests).
@@ -132,7 +132,7 @@ impl Session {
                     return;
                 }
             }
-            let in_flight = InFlight::start();
+            let in_flight = self.ctx.load.start_request();
             // Boxed: the exchange's state (backend I/O, timers, upload and relay) exists only
             // while a request is in flight, so an idle connection's task stays small.
             let keep = Box::pin(self.exchange()).await;
@@ -149,11 +149,11 @@ impl Session {
 
     /// Reads until `self.head` holds a complete, valid request head.
     async fn read_head(&mut self) -> HeadRead {
-        let timeouts = self.ctx.timeouts;
+        let timeouts = self.ctx.plan.timeouts;
         let mut deadline: Option<Instant> = None;
         loop {
             if !self.inbuf.is_empty() {
-                match http1::parse_request(self.inbuf.bytes(), &self.ctx.limits, &mut self.head) {
+                match http1::parse_request(self.inbuf.bytes(), &self.ctx.plan.limits, &mut self.head) {
                     Ok(Parsed::Complete) => return HeadRead::Ready,
                     Ok(Parsed::Partial) => {}
                     Err(e) => {
@@ -181,7 +181,7 @@ impl Session {
     /// Sends a pre-built error response; the caller closes the connection.
     async fn reject(&mut self, status: u16) {
         if self.conn.write_plain(http1::error_response(status)).is_ok() {
-            let _ = within(self.ctx.timeouts.body, self.conn.close()).await;
+            let _ = within(self.ctx.plan.timeouts.body, self.conn.close()).await;
         }
     }
 
@@ -201,7 +201,7 @@ impl Session {
             proto: "https",
         };
         http1::write_request_head(self.inbuf.bytes(), &self.head, &forwarding, &mut req);
-        let mut body = BodyDecoder::new(self.head.body, &ctx.limits);
+        let mut body = BodyDecoder::new(self.head.body, &ctx.plan.limits);
         let early = match body.advance(&self.inbuf.bytes()[head_len..]) {
             Ok(adv) => adv.consumed,
             Err(e) => {
@@ -295,7 +295,7 @@ impl Session {
     async fn read_small_body(&mut self, req: &mut Vec<u8>, body: &mut BodyDecoder) -> bool {
         while !body.is_done() {
             let before = req.len();
-            let read = within(self.ctx.timeouts.body, self.conn.read_plain(req, true)).await;
+            let read = within(self.ctx.plan.timeouts.body, self.conn.read_plain(req, true)).await;
             match read {
                 Ok(Ok(0)) | Ok(Err(_)) => return false,
                 Ok(Ok(_)) => {}
@@ -326,7 +326,7 @@ impl Session {
     fn route(&self) -> Result<usize, u16> {
         let buf = self.inbuf.bytes();
         let (host, path) = (self.head.host(buf), self.head.path(buf));
-        let router = &self.listener.router;
+        let router = &self.ctx.plan.listeners[self.listener].router;
         match router.route(host, path, None) {
             Routed::Upstream(group) => Ok(group),
             Routed::Misdirected => Err(421),
@@ -378,11 +378,11 @@ impl Session {
             return false;
         }
         if !keep {
-            let _ = within(self.ctx.timeouts.body, self.conn.close()).await;
+            let _ = within(self.ctx.plan.timeouts.body, self.conn.close()).await;
             return false;
         }
         matches!(
-            within(self.ctx.timeouts.body, self.conn.flush()).await,
+            within(self.ctx.plan.timeouts.body, self.conn.flush()).await,
             Ok(Ok(()))
         )
     }
@@ -449,8 +449,8 @@ impl Session {
             let bconn = match pooled {
                 Some(bconn) => bconn,
                 None => {
-                    let addr = self.ctx.table.backend(backend).addr;
-                    match upstream::connect(addr, self.ctx.timeouts.connect).await {
+                    let addr = self.ctx.plan.table.backend(backend).addr;
+                    match upstream::connect(addr, self.ctx.plan.timeouts.connect).await {
                         Ok(bconn) => bconn,
                         Err(e) => {
                             let e = ProxyError::from(e);
@@ -472,7 +472,7 @@ impl Session {
             let started = timed.then(Instant::now);
             let mut stream = &bconn.stream;
             let BufResult(res, returned) =
-                match within(self.ctx.timeouts.body, stream.write_all(req)).await {
+                match within(self.ctx.plan.timeouts.body, stream.write_all(req)).await {
                     Ok(r) => r,
                     Err(_) => {
                         lease.report_failure();
@@ -527,8 +527,8 @@ impl Session {
         body: &mut BodyDecoder,
         method: Method,
     ) -> Result<Exchanged, ProxyError> {
-        let timeouts = self.ctx.timeouts;
-        let limits = &self.ctx.limits;
+        let timeouts = self.ctx.plan.timeouts;
+        let limits = &self.ctx.plan.limits;
         let expect_continue = self.head.expect_continue;
         let Session {
             conn,
@@ -587,9 +587,9 @@ impl Session {
         bconn: &BackendConn,
         client_keep: bool,
     ) -> Result<Relayed, (ProxyError, bool)> {
-        let idle = self.ctx.timeouts.body;
+        let idle = self.ctx.plan.timeouts.body;
         let rhead = &self.rhead;
-        let mut decoder = BodyDecoder::new(rhead.body, &response_limits(&self.ctx.limits));
+        let mut decoder = BodyDecoder::new(rhead.body, &response_limits(&self.ctx.plan.limits));
         // A close-delimited body ends only when the connection does; a draining worker closes
         // every connection after its response; an HTTP/1.0 client cannot read chunked, so it
         // gets the payload alone, ended by the close.
@@ -952,14 +952,12 @@ async fn upload_body(
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
     use std::rc::Rc;
     use std::sync::Arc;
     use std::time::Duration;
 
     use super::*;
     use crate::proxy::Timeouts;
-    use crate::upstream::ConnPool;
 
     #[test]
     fn cookie_values() {
@@ -986,16 +984,15 @@ mod tests {
             let cert = crate::tls::self_signed(&["localhost"]).unwrap();
             let key = crate::tls::certified_key_from_der(cert.chain, cert.key).unwrap();
             let tls = crate::tls::server_config(vec![key], &Default::default(), None).unwrap();
-            let listener = Rc::new(ListenerCtx {
-                tls,
-                router: Arc::new(crate::route::Router::new(Vec::new(), None)),
-            });
             let second = Duration::from_secs(1);
             let board = crate::upstream::board::HealthBoard::new(0);
-            let ctx = Rc::new(Context {
+            let plan = crate::proxy::Plan {
+                listeners: vec![crate::proxy::ListenerPlan {
+                    tls,
+                    router: crate::route::Router::new(Vec::new(), None),
+                }],
                 table: Arc::new(crate::upstream::group::Table::new(Vec::new(), board)),
-                groups: Vec::new(),
-                pool: RefCell::new(ConnPool::new(0, 0, second)),
+                upstreams: Vec::new(),
                 limits: Limits::default(),
                 timeouts: Timeouts {
                     handshake: second,
@@ -1005,11 +1002,17 @@ mod tests {
                     connect: second,
                     response: second,
                 },
-                max_connections: 1,
-                draining: Default::default(),
-                counters: Default::default(),
-            });
-            let task = serve(ctx, listener, tcp, peer);
+                pool: crate::proxy::PoolSettings {
+                    max_idle: 0,
+                    idle_timeout: second,
+                },
+            };
+            let worker = crate::runtime::Worker {
+                index: 0,
+                load: Default::default(),
+            };
+            let ctx = Rc::new(Context::new(Arc::new(plan), worker));
+            let task = serve(ctx, 0, tcp, peer);
             let size = std::mem::size_of_val(&task);
             assert!(size <= 4096, "connection task is {size} bytes");
         });

@@ -19,12 +19,11 @@
 //!   inside the ring count too) against the wall clock over windows of [`WINDOW`], stops
 //!   gathering above [`SATURATED`] of a core and resumes below [`UNSATURATED`].
 //!
-//! Also owns the worker's count of requests in flight ([`InFlight`]), which the pacer and the
-//! graceful stop read.
+//! Reads the worker's count of requests in flight from its [`Load`].
 //!
 //! Invariants: the loop never sleeps while a task is ready; a gathering sleep is bounded by
 //! [`Pacing::max_gather`]; timers keep firing (each enter also wakes expired timers); the
-//! counters are thread-local (one per worker).
+//! poll counter is thread-local (one loop per thread).
 
 use std::cell::Cell;
 use std::future::Future;
@@ -33,6 +32,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use compio::runtime::{JoinHandle, Runtime};
+
+use super::load::Load;
 
 /// How the loop waits for completions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,36 +149,14 @@ impl Pacer {
 }
 
 thread_local! {
+    /// Connection-task polls on this thread's loop: written by [`Counted`], read by [`run`]
+    /// around each `runtime.run()`. A thread-local because a task's wrapper has no other way
+    /// to reach the loop that polls it; it is the loop's own instrument, not a worker counter.
     static POLLS: Cell<u32> = const { Cell::new(0) };
-    static IN_FLIGHT: Cell<usize> = const { Cell::new(0) };
 }
 
 fn polls() -> u32 {
     POLLS.with(Cell::get)
-}
-
-/// Requests in flight on this worker.
-pub fn in_flight() -> usize {
-    IN_FLIGHT.with(Cell::get)
-}
-
-/// One request in flight on this worker, from its head to the end of its response; counted
-/// until dropped, however the request ends.
-#[derive(Debug)]
-pub struct InFlight(());
-
-impl InFlight {
-    /// Counts a request as in flight.
-    pub fn start() -> Self {
-        IN_FLIGHT.with(|n| n.set(n.get() + 1));
-        Self(())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        IN_FLIGHT.with(|n| n.set(n.get().saturating_sub(1)));
-    }
 }
 
 pin_project_lite::pin_project! {
@@ -210,6 +189,7 @@ impl<F: Future> Future for Counted<F> {
 pub fn run<T: 'static>(
     runtime: &Runtime,
     pacing: Pacing,
+    load: &Load,
     future: impl Future<Output = T> + 'static,
 ) -> Result<T, compio::runtime::JoinError> {
     runtime.enter(|| {
@@ -232,7 +212,7 @@ pub fn run<T: 'static>(
                 runtime.poll_with(Some(Duration::ZERO));
                 continue;
             }
-            match pacer.wait(in_flight(), Instant::now(), thread_cpu_time) {
+            match pacer.wait(load.in_flight(), Instant::now(), thread_cpu_time) {
                 Wait::First => runtime.poll(),
                 Wait::Gather(d) => {
                     std::thread::sleep(d);
@@ -374,25 +354,9 @@ mod tests {
     }
 
     #[test]
-    fn in_flight_requests_are_counted_until_dropped() {
-        std::thread::spawn(|| {
-            assert_eq!(in_flight(), 0);
-            let a = InFlight::start();
-            let b = InFlight::start();
-            assert_eq!(in_flight(), 2);
-            drop(a);
-            assert_eq!(in_flight(), 1);
-            drop(b);
-            assert_eq!(in_flight(), 0);
-        })
-        .join()
-        .unwrap();
-    }
-
-    #[test]
     fn counted_tasks_are_counted_and_the_loop_returns_their_output() {
         let rt = compio::runtime::Runtime::new().unwrap();
-        let out = run(&rt, Pacing::default(), async {
+        let out = run(&rt, Pacing::default(), &Load::default(), async {
             let before = polls();
             let tasks: Vec<_> = (0..8u32)
                 .map(|i| {

@@ -1,37 +1,37 @@
-//! Worker threads, pinning, ring setup, listeners and buffer pools.
+//! Worker threads, pinning, ring setup, listeners, the event loop and its clock.
 //!
 //! Owns the threads and the io_uring rings. [`Server::start`] binds every listening socket in the
 //! calling thread (so bind errors are startup errors), then starts one worker per core: each
 //! pins itself, builds its own compio runtime (io_uring with SINGLE_ISSUER and DEFER_TASKRUN and
-//! a provided-buffer pool) on its own thread, and accepts on its own SO_REUSEPORT sockets.
-//! Nothing is shared between workers on the request path: the TLS configurations and backend
-//! table are immutable `Arc`s, the backends' health is published in atomics by the health thread,
-//! and everything else mutable is per worker.
+//! a provided-buffer pool) on its own thread, builds its [`Handler`] there, and accepts on its
+//! own SO_REUSEPORT sockets.
+//!
+//! This layer knows nothing of TLS or HTTP: what a connection is for is the handler's business
+//! (the proxy's). It imports only the buffer free list ([`crate::buf`]) from the crate.
 
 pub mod deadline;
 pub mod event_loop;
 pub mod listener;
+pub mod load;
 pub mod memory;
 pub mod recv;
 pub mod rlimits;
 mod worker;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::num::NonZero;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use rustls::ServerConfig;
-
-use crate::http1::Limits;
-use crate::proxy::Timeouts;
-use crate::route::Router;
-use crate::upstream::group::{Table, UpstreamSpec};
+use compio::net::TcpStream;
 
 pub use listener::ListenError;
+pub use load::{InFlight, Load};
 
 /// Bytes per provided buffer: two full TLS records, so a 16 KiB upload with its head arrives
 /// in one receive.
@@ -98,46 +98,64 @@ impl RingConfig {
     }
 }
 
-/// One listener to serve.
-#[derive(Clone)]
-pub struct ListenerPlan {
+/// One listening address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen {
     /// The address to listen on (port 0 picks a free port).
     pub addr: SocketAddr,
     /// The accept backlog.
     pub backlog: u32,
-    /// TLS for this listener.
-    pub tls: Arc<ServerConfig>,
-    /// Which upstream serves a request (indexes into [`Plan::upstreams`]).
-    pub router: Arc<Router>,
 }
 
-/// Everything the workers need, immutable once started.
-#[derive(Clone)]
-pub struct Plan {
+/// How the workers run, immutable once started.
+#[derive(Debug, Clone)]
+pub struct Settings {
     /// Worker threads to start.
     pub workers: usize,
-    /// Listeners.
-    pub listeners: Vec<ListenerPlan>,
-    /// Every backend of every upstream, with the published health.
-    pub table: Arc<Table>,
-    /// The upstreams; each worker builds its own view ([`Group`](crate::upstream::group::Group)).
-    pub upstreams: Vec<Arc<UpstreamSpec>>,
-    /// HTTP framing limits.
-    pub limits: Limits,
-    /// Connection timeouts.
-    pub timeouts: Timeouts,
+    /// Listening addresses, in the order handlers know them by.
+    pub listeners: Vec<Listen>,
     /// How long a graceful stop waits for in-flight requests.
     pub drain: Duration,
-    /// Idle connections kept per backend per worker.
-    pub pool_max_idle: usize,
-    /// How long an idle backend connection is kept.
-    pub pool_idle_timeout: Duration,
-    /// Client connections per worker at most.
+    /// Client connections per worker at most; more are closed at accept.
     pub max_connections: usize,
     /// Ring sizing.
     pub ring: RingConfig,
     /// How the workers' event loops wait for completions.
     pub pacing: event_loop::Pacing,
+}
+
+/// What a worker is given to build its handler with, on its own thread.
+pub struct Worker {
+    /// The worker's index, from 0.
+    pub index: usize,
+    /// The worker's load: the handler counts its requests in flight here.
+    pub load: Rc<Load>,
+}
+
+/// The application's side of a worker: what it does with each accepted connection.
+///
+/// Built once per worker, on the worker's thread (so it may hold `Rc`s and `Cell`s), and
+/// shared by that worker's connection tasks.
+pub trait Handler: 'static {
+    /// Serves one connection accepted on listener `listener` (an index into
+    /// [`Settings::listeners`]) until it closes.
+    fn serve(
+        self: Rc<Self>,
+        listener: usize,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) -> impl Future<Output = ()> + 'static;
+
+    /// Housekeeping that runs beside the accept loops until the worker stops accepting (idle
+    /// connection sweeps and the like).
+    fn housekeeping(self: Rc<Self>) -> impl Future<Output = ()> + 'static;
+
+    /// The worker stopped accepting: requests in flight finish, then their connections close.
+    fn drain(&self);
+
+    /// The drain is over (every request answered, or the drain timeout passed): release what
+    /// is idle before the worker exits.
+    fn stop(&self);
 }
 
 /// Why the server could not start.
@@ -163,7 +181,7 @@ pub enum StartError {
 pub struct Server {
     workers: Vec<JoinHandle<()>>,
     shutdown: Arc<AtomicBool>,
-    /// The address each listener is bound to, in plan order.
+    /// The address each listener is bound to, in [`Settings::listeners`] order.
     pub bound: Vec<SocketAddr>,
 }
 
@@ -173,13 +191,18 @@ pub fn available_cores() -> Vec<core_affinity::CoreId> {
 }
 
 impl Server {
-    /// Binds every listener and starts the workers; returns once all of them are serving.
-    pub fn start(plan: Plan) -> Result<Server, StartError> {
-        let workers = plan.workers.max(1);
+    /// Binds every listener and starts the workers, each with the handler `make` builds on
+    /// the worker's thread; returns once all of them are serving.
+    pub fn start<H, F>(settings: Settings, make: F) -> Result<Server, StartError>
+    where
+        H: Handler,
+        F: Fn(Worker) -> H + Send + Sync + 'static,
+    {
+        let workers = settings.workers.max(1);
         let mut per_worker: Vec<Vec<(std::net::TcpListener, usize)>> =
             (0..workers).map(|_| Vec::new()).collect();
-        let mut bound = Vec::with_capacity(plan.listeners.len());
-        for (index, listener) in plan.listeners.iter().enumerate() {
+        let mut bound = Vec::with_capacity(settings.listeners.len());
+        for (index, listener) in settings.listeners.iter().enumerate() {
             let (sockets, addr) =
                 listener::bind_reuseport(listener.addr, listener.backlog, workers)?;
             bound.push(addr);
@@ -189,18 +212,30 @@ impl Server {
         }
 
         let cores = available_cores();
-        let plan = Arc::new(plan);
+        let settings = Arc::new(settings);
+        let make = Arc::new(make);
         let shutdown = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut handles = Vec::with_capacity(workers);
         for (index, sockets) in per_worker.into_iter().enumerate() {
             let core = (!cores.is_empty()).then(|| cores[index % cores.len()]);
-            let plan = plan.clone();
+            let settings = settings.clone();
+            let make = make.clone();
             let shutdown = shutdown.clone();
             let ready = ready_tx.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("ringway-w{index}"))
-                .spawn(move || worker::run(index, core, sockets, plan, shutdown, ready))
+                .spawn(move || {
+                    let start = worker::Start {
+                        index,
+                        core,
+                        sockets,
+                        settings,
+                        shutdown,
+                        ready,
+                    };
+                    worker::run(start, &*make)
+                })
                 .map_err(StartError::Spawn)?;
             handles.push(handle);
         }

@@ -1,10 +1,8 @@
 //! One worker: a pinned thread with its own ring, accept loops and connection tasks.
 //!
-//! Owns the per-worker [`Context`] and the accept loops. On shutdown it stops accepting, lets
-//! in-flight requests finish (responses then say `Connection: close`) up to the drain timeout,
-//! and returns; dropping the runtime closes idle connections.
-
-use std::cell::RefCell;
+//! Owns the accept loops, the per-worker connection cap and the graceful stop. On shutdown it
+//! stops accepting, tells the handler to drain, lets in-flight requests finish up to the drain
+//! timeout, tells the handler to stop, and returns; dropping the runtime closes what is left.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -15,29 +13,40 @@ use std::time::{Duration, Instant};
 use compio::net::TcpListener;
 use futures_util::future::{Either, join_all, select};
 
-use crate::proxy::{self, Context, Counters, ListenerCtx};
-use crate::upstream::ConnPool;
-use crate::upstream::group::Group;
-
-use super::Plan;
+use super::{Handler, Load, Settings, Worker};
 
 /// How often a worker looks at the shutdown flag.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
+/// How often a draining worker looks whether requests are still in flight.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
 /// Pause after an accept error that will repeat at once (EMFILE, ENFILE, ENOMEM).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Pause after any other accept error, so that a persistent one does not spin the worker.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
 
 type Ready = mpsc::Sender<Result<(), (usize, String)>>;
 
-pub(super) fn run(
-    index: usize,
-    core: Option<core_affinity::CoreId>,
-    sockets: Vec<(std::net::TcpListener, usize)>,
-    plan: Arc<Plan>,
-    shutdown: Arc<AtomicBool>,
-    ready: Ready,
-) {
+/// What a worker thread starts with.
+pub(super) struct Start {
+    pub index: usize,
+    pub core: Option<core_affinity::CoreId>,
+    /// This worker's listening sockets, each with its listener's index.
+    pub sockets: Vec<(std::net::TcpListener, usize)>,
+    pub settings: Arc<Settings>,
+    pub shutdown: Arc<AtomicBool>,
+    pub ready: Ready,
+}
+
+pub(super) fn run<H: Handler>(start: Start, make: &dyn Fn(Worker) -> H) {
+    let Start {
+        index,
+        core,
+        settings,
+        ready,
+        ..
+    } = &start;
     if let Some(core) = core
-        && !core_affinity::set_for_current(core)
+        && !core_affinity::set_for_current(*core)
     {
         tracing::warn!(
             worker = index,
@@ -45,77 +54,49 @@ pub(super) fn run(
             "could not pin worker to its core"
         );
     }
-    let runtime = match super::build_runtime(&plan.ring, true) {
+    let runtime = match super::build_runtime(&settings.ring, true) {
         Ok(rt) => rt,
         Err(e) => {
             tracing::debug!("io_uring with DEFER_TASKRUN unavailable ({e}); trying without");
-            match super::build_runtime(&plan.ring, false) {
+            match super::build_runtime(&settings.ring, false) {
                 Ok(rt) => rt,
                 Err(e) => {
-                    let _ = ready.send(Err((index, format!("cannot set up io_uring: {e}"))));
+                    let _ = ready.send(Err((*index, format!("cannot set up io_uring: {e}"))));
                     return;
                 }
             }
         }
     };
+    let load = Rc::new(Load::default());
+    let pacing = settings.pacing;
+    let index = *index;
+    // The handler is built inside the runtime: it may start tasks or use the ring.
+    let handler = runtime.enter(|| {
+        Rc::new(make(Worker {
+            index,
+            load: load.clone(),
+        }))
+    });
     // The worker runs as a task, and the event loop turns until it ends.
-    let pacing = plan.pacing;
-    let worker = super::event_loop::run(
-        &runtime,
-        pacing,
-        serve(index, sockets, plan, shutdown, ready),
-    );
+    let worker = super::event_loop::run(&runtime, pacing, &load, serve(start, handler, load.clone()));
     if worker.is_err() {
         tracing::error!(worker = index, "worker task panicked");
     }
 }
 
-async fn serve(
-    index: usize,
-    sockets: Vec<(std::net::TcpListener, usize)>,
-    plan: Arc<Plan>,
-    shutdown: Arc<AtomicBool>,
-    ready: Ready,
-) {
-    let listeners: Vec<Rc<ListenerCtx>> = plan
-        .listeners
-        .iter()
-        .map(|l| {
-            Rc::new(ListenerCtx {
-                tls: l.tls.clone(),
-                router: l.router.clone(),
-            })
-        })
-        .collect();
-    let groups = plan
-        .upstreams
-        .iter()
-        .enumerate()
-        .map(|(u, spec)| {
-            // Each worker's policies draw from their own random sequence.
-            let seed = (index as u64) << 32 | u as u64;
-            Group::new(spec.clone(), plan.table.clone(), seed)
-        })
-        .collect();
-    let ctx = Rc::new(Context {
-        table: plan.table.clone(),
-        groups,
-        pool: RefCell::new(ConnPool::new(
-            plan.table.len(),
-            plan.pool_max_idle,
-            plan.pool_idle_timeout,
-        )),
-        limits: plan.limits,
-        timeouts: plan.timeouts,
-        max_connections: plan.max_connections,
-        draining: Default::default(),
-        counters: Counters::default(),
-    });
-
+async fn serve<H: Handler>(start: Start, handler: Rc<H>, load: Rc<Load>) {
+    let Start {
+        index,
+        sockets,
+        settings,
+        shutdown,
+        ready,
+        ..
+    } = start;
     let mut bound = Vec::with_capacity(sockets.len());
-    for (socket, li) in sockets {
+    for (socket, listener) in sockets {
         match TcpListener::from_std(socket) {
-            Ok(l) => bound.push((l, listeners[li].clone())),
+            Ok(l) => bound.push((l, listener)),
             Err(e) => {
                 let _ = ready.send(Err((index, format!("cannot register listener: {e}"))));
                 return;
@@ -124,20 +105,20 @@ async fn serve(
     }
     let _ = ready.send(Ok(()));
 
-    let sweeper = compio::runtime::spawn(sweep_pool(ctx.clone(), plan.pool_idle_timeout));
+    let housekeeping = compio::runtime::spawn(handler.clone().housekeeping());
     let trimmer = compio::runtime::spawn(trim_buffers());
     let ticker = compio::runtime::spawn(super::deadline::run_ticker());
     let stop = std::pin::pin!(wait_for(shutdown));
     {
-        let accepting = bound
-            .iter()
-            .map(|(l, lctx)| accept_loop(ctx.clone(), l, lctx.clone()));
+        let accepting = bound.iter().map(|(l, listener)| {
+            accept_loop(&handler, &load, l, *listener, settings.max_connections)
+        });
         let accept_all = std::pin::pin!(join_all(accepting));
         if let Either::Right(_) = select(stop, accept_all).await {
             tracing::error!(worker = index, "accept loops ended");
         }
     }
-    drop(sweeper);
+    drop(housekeeping);
     drop(trimmer);
     // Close the listening sockets now, so the kernel stops queueing connections for us.
     for (listener, _) in bound {
@@ -145,33 +126,25 @@ async fn serve(
     }
 
     // Graceful stop: no more accepts; let in-flight requests finish.
-    ctx.draining.set(true);
-    let deadline = Instant::now() + plan.drain;
-    while super::event_loop::in_flight() > 0 && Instant::now() < deadline {
-        compio::time::sleep(Duration::from_millis(20)).await;
+    handler.drain();
+    let deadline = Instant::now() + settings.drain;
+    while load.in_flight() > 0 && Instant::now() < deadline {
+        compio::time::sleep(DRAIN_POLL).await;
     }
-    if super::event_loop::in_flight() > 0 {
+    if load.in_flight() > 0 {
         tracing::warn!(
             worker = index,
-            in_flight = super::event_loop::in_flight(),
+            in_flight = load.in_flight(),
             "drain timeout: closing requests still in flight"
         );
     }
-    ctx.pool.borrow_mut().clear();
+    handler.stop();
     drop(ticker);
 }
 
 async fn wait_for(flag: Arc<AtomicBool>) {
     while !flag.load(Ordering::Relaxed) {
         compio::time::sleep(SHUTDOWN_POLL).await;
-    }
-}
-
-async fn sweep_pool(ctx: Rc<Context>, idle_timeout: Duration) {
-    let period = (idle_timeout / 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
-    loop {
-        compio::time::sleep(period).await;
-        ctx.pool.borrow_mut().sweep(Instant::now());
     }
 }
 
@@ -184,35 +157,30 @@ async fn trim_buffers() {
     }
 }
 
-/// Decrements the connection count when a connection task ends (or is dropped).
-struct ConnGuard(Rc<Context>);
-
-impl Drop for ConnGuard {
-    fn drop(&mut self) {
-        let c = &self.0.counters.connections;
-        c.set(c.get().saturating_sub(1));
-    }
-}
-
-async fn accept_loop(ctx: Rc<Context>, listener: &TcpListener, lctx: Rc<ListenerCtx>) {
+async fn accept_loop<H: Handler>(
+    handler: &Rc<H>,
+    load: &Rc<Load>,
+    listener: &TcpListener,
+    index: usize,
+    max_connections: usize,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let open = ctx.counters.connections.get();
-                if open >= ctx.max_connections {
+                let open = load.connections();
+                if open >= max_connections {
                     tracing::debug!(%peer, open, "connection limit reached: refusing");
                     drop(stream);
                     continue;
                 }
-                ctx.counters.connections.set(open + 1);
-                let guard = ConnGuard(ctx.clone());
-                let (ctx, lctx) = (ctx.clone(), lctx.clone());
+                let guard = load.open_connection();
+                let handler = handler.clone();
                 // The serve future is created inside the task: built outside and moved in, it
                 // would be stored twice in the task (once as the captured value, once as the
                 // awaited one), and an idle connection costs its task's size.
                 compio::runtime::spawn(super::event_loop::Counted::new(async move {
                     let _guard = guard;
-                    proxy::serve(ctx, lctx, stream, peer).await;
+                    handler.serve(index, stream, peer).await;
                 }))
                 .detach();
             }
@@ -225,7 +193,7 @@ async fn accept_loop(ctx: Rc<Context>, listener: &TcpListener, lctx: Rc<Listener
                 }
                 _ => {
                     tracing::warn!("accept: {e}");
-                    compio::time::sleep(Duration::from_millis(10)).await;
+                    compio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                 }
             },
         }

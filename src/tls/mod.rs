@@ -24,7 +24,7 @@
 //!   returns names the file.
 #![forbid(unsafe_code)]
 
-mod client_hello;
+pub(crate) mod client_hello;
 pub mod engine;
 mod keys;
 mod options;

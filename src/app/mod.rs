@@ -6,26 +6,24 @@
 //! line, and signals (SIGTERM/SIGINT: stop accepting, drain, exit 0; a second signal exits at
 //! once).
 
+mod plan;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use crate::config::{
     BackendConfig, CertificateConfig, CheckKind, Config, ConfigError, HashKey, HealthCheckConfig,
     ListenerConfig, Policy, TlsOptions, UpstreamConfig,
 };
-use crate::http1::Limits;
-use crate::proxy::Timeouts;
+use crate::proxy::{self, ListenerPlan};
 use crate::route::Router;
-use crate::runtime::event_loop::Pacing;
-use crate::runtime::{self, ListenerPlan, Plan, RingConfig, Server, StartError};
+use crate::runtime::{self, Listen, Server, StartError};
 use crate::tls::{self, TlsError};
-use crate::upstream::board::HealthBoard;
-use crate::upstream::checker::{CheckTarget, Checker};
-use crate::upstream::group::{BackendSpec, KeySource, Table, UpstreamSpec};
-use crate::upstream::health::OutlierPolicy;
+use crate::upstream::checker::Checker;
+
+pub use plan::{Compiled, compile};
 
 /// Why ringway could not run.
 #[derive(Debug, thiserror::Error)]
@@ -139,21 +137,11 @@ pub fn run_quick(quick: QuickStart) -> Result<(), AppError> {
 pub fn run(config: Config) -> Result<(), AppError> {
     init_logging(&config.log.level);
     config.validate()?;
-    // One ticketer for every listener and worker: a reconnect may land on any core.
-    let ticketer = tls::ticketer()?;
-    let mut listeners = Vec::with_capacity(config.listeners.len());
-    for (index, listener) in config.listeners.iter().enumerate() {
-        let tls = listener.server_config(index, Some(ticketer.clone()))?;
-        listeners.push(ListenerPlan {
-            addr: listener.address,
-            backlog: listener.backlog,
-            tls,
-            router: Arc::new(listener.router()),
-        });
-    }
-    let upstreams = Upstreams::from_config(&config.upstreams);
-    serve(plan_from(&config, listeners, &upstreams), upstreams, |_| {})
+    serve(compile(&config)?, |_| {})
 }
+
+/// The accept backlog of the demo's listener.
+const DEMO_BACKLOG: u32 = ListenerConfig::DEFAULT_BACKLOG;
 
 /// `ringway demo`: a self-signed certificate, two demo backends, one listener.
 pub fn demo(listen: SocketAddr, workers: Option<usize>) -> Result<(), AppError> {
@@ -170,139 +158,61 @@ pub fn demo(listen: SocketAddr, workers: Option<usize>) -> Result<(), AppError> 
         }],
         ..Config::default()
     };
-    let tls = tls::server_config(vec![key], &TlsOptions::default(), Some(tls::ticketer()?))?;
-    let listeners = vec![ListenerPlan {
+    // The demo's listener is not in the configuration: its certificate exists only in memory.
+    let mut compiled = compile(&config)?;
+    let tls = tls::server_config(vec![key], &TlsOptions::default(), Some(compiled.ticketer.clone()))?;
+    compiled.settings.listeners.push(Listen {
         addr: listen,
-        backlog: 4096,
+        backlog: DEMO_BACKLOG,
+    });
+    compiled.plan.listeners.push(ListenerPlan {
         tls,
-        router: Arc::new(Router::new(Vec::new(), Some(0))),
-    }];
-    let upstreams = Upstreams::from_config(&config.upstreams);
-    let plan = plan_from(&config, listeners, &upstreams);
-    serve(plan, upstreams, |bound| {
+        router: Router::new(Vec::new(), Some(0)),
+    });
+    let workers = compiled.settings.workers;
+    serve(compiled, |bound| {
         for addr in bound {
-            println!("ringway demo: https://{addr}/ (self-signed certificate, two demo backends)");
-            println!("try:  curl -k https://localhost:{}/", addr.port());
+            println!(
+                "ringway demo: https://{addr}/ ({workers} worker(s), self-signed certificate, \
+                 two demo backends)"
+            );
+            println!("try:  curl -k https://{}/", hint_address(*addr));
         }
     })
 }
 
-/// The upstreams of a configuration as the workers and the health thread need them.
-struct Upstreams {
-    table: Arc<Table>,
-    specs: Vec<Arc<UpstreamSpec>>,
-    checks: Vec<CheckTarget>,
-}
-
-impl Upstreams {
-    fn from_config(upstreams: &[UpstreamConfig]) -> Self {
-        let count = upstreams.iter().map(|u| u.backends.len()).sum();
-        let board = HealthBoard::new(count);
-        let mut backends = Vec::with_capacity(count);
-        let mut specs = Vec::with_capacity(upstreams.len());
-        let mut checks = Vec::new();
-        for up in upstreams {
-            let first = backends.len();
-            let check = up.health_check.clone().map(Arc::new);
-            for b in &up.backends {
-                if let Some(spec) = &check {
-                    checks.push(CheckTarget {
-                        board_index: backends.len(),
-                        addr: b.address,
-                        pool: up.name.clone(),
-                        spec: spec.clone(),
-                    });
-                }
-                backends.push(BackendSpec {
-                    addr: b.address,
-                    weight: b.weight,
-                    max_connections: b.max_connections,
-                    backup: b.backup,
-                });
-            }
-            let o = &up.outlier;
-            specs.push(Arc::new(UpstreamSpec {
-                name: up.name.clone(),
-                policy: up.policy,
-                key: up.hash.as_ref().map(|h| match h {
-                    HashKey::ClientIp => KeySource::ClientIp,
-                    HashKey::Header(name) => KeySource::Header(name.as_str().into()),
-                    HashKey::Cookie(name) => KeySource::Cookie(name.as_str().into()),
-                }),
-                slow_start: up.slow_start,
-                outlier: OutlierPolicy {
-                    consecutive_failures: o.consecutive_failures,
-                    consecutive_5xx: o.consecutive_5xx,
-                    base: o.base_ejection,
-                    max: o.max_ejection,
-                    max_ejected_percent: o.max_ejected_percent,
-                },
-                backends: first..backends.len(),
-                down_for: up
-                    .health_check
-                    .as_ref()
-                    .map_or(Duration::from_secs(1), |h| h.interval * h.rise),
-            }));
-        }
-        Self {
-            table: Arc::new(Table::new(backends, board)),
-            specs,
-            checks,
-        }
+/// The address to show in the demo's hint: `localhost` (the certificate's name) for a loopback
+/// or unspecified address, else the address itself.
+fn hint_address(addr: SocketAddr) -> String {
+    if addr.ip().is_loopback() || addr.ip().is_unspecified() {
+        format!("localhost:{}", addr.port())
+    } else {
+        addr.to_string()
     }
 }
 
-fn plan_from(config: &Config, listeners: Vec<ListenerPlan>, upstreams: &Upstreams) -> Plan {
-    let t = &config.timeouts;
-    let l = &config.limits;
-    Plan {
-        workers: config
-            .workers
-            .unwrap_or_else(|| runtime::available_cores().len())
-            .max(1),
-        listeners,
-        table: upstreams.table.clone(),
-        upstreams: upstreams.specs.clone(),
-        limits: Limits {
-            max_request_line: l.request_line,
-            max_head: l.head,
-            max_headers: l.headers,
-            max_body: l.body,
-            max_trailer: l.trailer,
-        },
-        timeouts: Timeouts {
-            handshake: t.handshake,
-            request_head: t.request_head,
-            keepalive: t.keepalive,
-            body: t.body,
-            connect: t.connect,
-            response: t.response,
-        },
-        drain: t.drain,
-        pool_max_idle: config.pool.max_idle_per_backend,
-        pool_idle_timeout: config.pool.idle_timeout,
-        max_connections: l.connections_per_worker,
-        ring: RingConfig::for_load(l.connections_per_worker, config.ring_buffers),
-        pacing: Pacing {
-            max_gather: config.batch_wait,
-            ..Pacing::default()
-        },
-    }
-}
+/// Client connections per worker below which a lowered cap is worth a warning, not a note.
+const FEW_CONNECTIONS: usize = 256;
+
+/// Locked memory to budget per submission entry of an io_uring ring, on kernels that count it:
+/// a generous bound on the 64-byte submission entry, its four 16-byte completion entries (the
+/// completion queue is four times larger) and the rings' index arrays, rounded up to pages.
+const RING_BYTES_PER_ENTRY: u64 = 64 * 5;
 
 /// Raises the open-files limit as far as allowed; when it stays below what the connection cap
 /// needs, lowers the cap to what fits (as HAProxy derives maxconn from `ulimit -n`) and says so.
-fn check_limits(plan: &mut Plan) {
+fn check_limits(compiled: &mut Compiled) {
     use crate::runtime::rlimits;
-    let workers = plan.workers as u64;
-    let connections = workers.saturating_mul(plan.max_connections as u64);
+    let (settings, plan) = (&mut compiled.settings, &compiled.plan);
+    let workers = settings.workers as u64;
+    let connections = workers.saturating_mul(settings.max_connections as u64);
     // Idle backend connections are what earlier requests left behind: budget at most one per
     // client connection, whatever the per-backend cap allows.
     let pooled = workers
         .saturating_mul(plan.table.len() as u64)
-        .saturating_mul(plan.pool_max_idle as u64)
+        .saturating_mul(plan.pool.max_idle as u64)
         .min(connections);
-    let listeners = workers.saturating_mul(plan.listeners.len() as u64);
+    let listeners = workers.saturating_mul(settings.listeners.len() as u64);
     let needed = rlimits::files_needed(connections, pooled, listeners);
     match rlimits::ensure_open_files(needed) {
         Ok(limit) if limit.after < limit.needed => {
@@ -310,15 +220,15 @@ fn check_limits(plan: &mut Plan) {
                 .after
                 .saturating_sub(rlimits::files_needed(0, pooled, listeners));
             let fits = usize::try_from(spare / 2 / workers.max(1)).unwrap_or(usize::MAX);
-            let configured = plan.max_connections;
-            plan.max_connections = fits.clamp(1, configured);
+            let configured = settings.max_connections;
+            settings.max_connections = fits.clamp(1, configured);
             let message = format!(
                 "open files limit {} allows {} client connections per worker \
                  (limits.connections_per_worker = {configured}); raise `ulimit -n` \
                  (systemd: LimitNOFILE={}) to allow more",
-                limit.after, plan.max_connections, limit.needed
+                limit.after, settings.max_connections, limit.needed
             );
-            if plan.max_connections < 256 {
+            if settings.max_connections < FEW_CONNECTIONS {
                 tracing::warn!("{message}");
             } else {
                 tracing::info!("{message}");
@@ -333,8 +243,9 @@ fn check_limits(plan: &mut Plan) {
         Err(e) => tracing::warn!("cannot read or raise the open files limit: {e}"),
     }
     if rlimits::kernel_counts_uring_memlock() {
-        let ring_bytes = (plan.ring.buffers as u64 * plan.ring.buffer_len as u64)
-            .saturating_add(u64::from(plan.ring.entries) * 64 * 5)
+        let ring = &settings.ring;
+        let ring_bytes = (ring.buffers as u64 * ring.buffer_len as u64)
+            .saturating_add(u64::from(ring.entries) * RING_BYTES_PER_ENTRY)
             .saturating_mul(workers);
         match rlimits::memlock_limit() {
             Ok(limit) if limit < ring_bytes => tracing::warn!(
@@ -346,19 +257,23 @@ fn check_limits(plan: &mut Plan) {
     }
 }
 
-fn serve(
-    mut plan: Plan,
-    upstreams: Upstreams,
-    on_started: impl FnOnce(&[SocketAddr]),
-) -> Result<(), AppError> {
+fn serve(mut compiled: Compiled, on_started: impl FnOnce(&[SocketAddr])) -> Result<(), AppError> {
     runtime::memory::keep_heap_off_huge_pages();
-    check_limits(&mut plan);
-    let workers = plan.workers;
+    check_limits(&mut compiled);
+    let Compiled {
+        settings,
+        plan,
+        checks,
+        ..
+    } = compiled;
+    let workers = settings.workers;
+    let plan = Arc::new(plan);
     let table = plan.table.clone();
-    let server = Server::start(plan)?;
+    let server = Server::start(settings, move |worker| {
+        proxy::Context::new(plan.clone(), worker)
+    })?;
     // One health thread checks every backend once per interval, for all workers.
-    let checker =
-        Checker::spawn(upstreams.table.board_arc(), upstreams.checks).map_err(AppError::Health)?;
+    let checker = Checker::spawn(table.board_arc(), checks).map_err(AppError::Health)?;
     let flag = server.shutdown_flag();
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,

@@ -1,0 +1,175 @@
+//! Compiling a validated configuration into what the program runs.
+//!
+//! Owns the one place where the configuration's model ([`crate::config`], the file's shape)
+//! becomes the domain's own types: the runtime's [`Settings`] (workers, listening addresses,
+//! ring, pacing, drain), the proxy's immutable [`Plan`] (TLS configurations with one ticketer
+//! shared by every listener and worker, routers, the backend table and upstreams, limits,
+//! timeouts, pool), and the health checker's targets. Nothing else converts configuration
+//! values; where the file's shape already is a domain type (a balancing policy, a health
+//! check, TLS options), the configuration holds that type itself.
+//!
+//! Invariants: compiling reads certificate files but starts nothing; a failure leaves nothing
+//! behind, so a reload can compile the next plan beside a running one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::server::ProducesTickets;
+
+use crate::config::{Config, HashKey, UpstreamConfig};
+use crate::http1::Limits;
+use crate::proxy::{ListenerPlan, Plan, PoolSettings, Timeouts};
+use crate::runtime::event_loop::Pacing;
+use crate::runtime::{self, Listen, RingConfig, Settings};
+use crate::tls;
+use crate::upstream::board::HealthBoard;
+use crate::upstream::checker::CheckTarget;
+use crate::upstream::group::{BackendSpec, KeySource, Table, UpstreamSpec};
+use crate::upstream::health::OutlierPolicy;
+
+use super::AppError;
+
+/// The `Retry-After` for a backend marked down when its upstream has no active checks (with
+/// checks: interval × rise, the soonest it can come back).
+const DOWN_WITHOUT_CHECKS: Duration = Duration::from_secs(1);
+
+/// A configuration, compiled.
+pub struct Compiled {
+    /// How the workers run.
+    pub settings: Settings,
+    /// What the workers' proxies serve.
+    pub plan: Plan,
+    /// The backends the health thread checks.
+    pub checks: Vec<CheckTarget>,
+    /// The session ticketer every listener shares (a reconnect may land on any worker).
+    pub ticketer: Arc<dyn ProducesTickets>,
+}
+
+/// Compiles a validated `config`: loads its certificates, builds its TLS configurations,
+/// routers, backend table and upstreams.
+pub fn compile(config: &Config) -> Result<Compiled, AppError> {
+    // One ticketer for every listener and worker: a reconnect may land on any core.
+    let ticketer = tls::ticketer()?;
+    let mut listeners = Vec::with_capacity(config.listeners.len());
+    let mut listening = Vec::with_capacity(config.listeners.len());
+    for (index, listener) in config.listeners.iter().enumerate() {
+        listeners.push(ListenerPlan {
+            tls: listener.server_config(index, Some(ticketer.clone()))?,
+            router: listener.router(),
+        });
+        listening.push(Listen {
+            addr: listener.address,
+            backlog: listener.backlog,
+        });
+    }
+    let upstreams = compile_upstreams(&config.upstreams);
+    let t = &config.timeouts;
+    let l = &config.limits;
+    let plan = Plan {
+        listeners,
+        table: upstreams.table,
+        upstreams: upstreams.specs,
+        limits: Limits {
+            max_request_line: l.request_line,
+            max_head: l.head,
+            max_headers: l.headers,
+            max_body: l.body,
+            max_trailer: l.trailer,
+        },
+        timeouts: Timeouts {
+            handshake: t.handshake,
+            request_head: t.request_head,
+            keepalive: t.keepalive,
+            body: t.body,
+            connect: t.connect,
+            response: t.response,
+        },
+        pool: PoolSettings {
+            max_idle: config.pool.max_idle_per_backend,
+            idle_timeout: config.pool.idle_timeout,
+        },
+    };
+    let settings = Settings {
+        workers: config
+            .workers
+            .unwrap_or_else(|| runtime::available_cores().len())
+            .max(1),
+        listeners: listening,
+        drain: t.drain,
+        max_connections: l.connections_per_worker,
+        ring: RingConfig::for_load(l.connections_per_worker, config.ring_buffers),
+        pacing: Pacing {
+            max_gather: config.batch_wait,
+            ..Pacing::default()
+        },
+    };
+    Ok(Compiled {
+        settings,
+        plan,
+        checks: upstreams.checks,
+        ticketer,
+    })
+}
+
+/// The upstreams of a configuration as the workers and the health thread need them.
+struct Upstreams {
+    table: Arc<Table>,
+    specs: Vec<Arc<UpstreamSpec>>,
+    checks: Vec<CheckTarget>,
+}
+
+fn compile_upstreams(upstreams: &[UpstreamConfig]) -> Upstreams {
+    let count = upstreams.iter().map(|u| u.backends.len()).sum();
+    let board = HealthBoard::new(count);
+    let mut backends = Vec::with_capacity(count);
+    let mut specs = Vec::with_capacity(upstreams.len());
+    let mut checks = Vec::new();
+    for up in upstreams {
+        let first = backends.len();
+        let check = up.health_check.clone().map(Arc::new);
+        for b in &up.backends {
+            if let Some(spec) = &check {
+                checks.push(CheckTarget {
+                    board_index: backends.len(),
+                    addr: b.address,
+                    pool: up.name.clone(),
+                    spec: spec.clone(),
+                });
+            }
+            backends.push(BackendSpec {
+                addr: b.address,
+                weight: b.weight,
+                max_connections: b.max_connections,
+                backup: b.backup,
+            });
+        }
+        let o = &up.outlier;
+        specs.push(Arc::new(UpstreamSpec {
+            name: up.name.clone(),
+            policy: up.policy,
+            key: up.hash.as_ref().map(|h| match h {
+                HashKey::ClientIp => KeySource::ClientIp,
+                HashKey::Header(name) => KeySource::Header(name.as_str().into()),
+                HashKey::Cookie(name) => KeySource::Cookie(name.as_str().into()),
+            }),
+            slow_start: up.slow_start,
+            outlier: OutlierPolicy {
+                consecutive_failures: o.consecutive_failures,
+                consecutive_5xx: o.consecutive_5xx,
+                base: o.base_ejection,
+                max: o.max_ejection,
+                max_ejected_percent: o.max_ejected_percent,
+            },
+            backends: first..backends.len(),
+            down_for: up
+                .health_check
+                .as_ref()
+                .map_or(DOWN_WITHOUT_CHECKS, |h| h.interval * h.rise),
+        }));
+    }
+    Upstreams {
+        table: Arc::new(Table::new(backends, board)),
+        specs,
+        checks,
+    }
+}

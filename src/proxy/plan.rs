@@ -1,0 +1,104 @@
+//! The compiled plan: everything a worker's proxy serves, immutable once built.
+//!
+//! Owns the data-plane's view of a configuration: each listener's TLS configuration and
+//! router, the backend table and the upstreams, the framing limits, the timeouts and the idle
+//! pool's settings. The application compiles it once from a validated configuration
+//! (`app::plan`) and every worker reads it through one handle, `Context::plan`.
+//!
+//! Invariants: a plan is never mutated once built; it holds no per-worker state (a worker's
+//! policy positions, ejections, idle connections live in its `Context`, built from the plan);
+//! indexes are positions in this plan (listener `i` is the runtime's listener `i`; a router
+//! names upstreams by their index in [`Plan::upstreams`]). Replacing a worker's plan (a reload)
+//! therefore means swapping one `Arc` between two requests, not touching the data path.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::ServerConfig;
+
+use crate::http1::Limits;
+use crate::route::Router;
+use crate::upstream::group::{Table, UpstreamSpec};
+
+/// Timeouts that apply to every connection of a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TLS handshake, from accept.
+    pub handshake: Duration,
+    /// A whole request head, from its first byte.
+    pub request_head: Duration,
+    /// Idle time between two requests on a kept-alive client connection.
+    pub keepalive: Duration,
+    /// Inactivity while a body streams, in either direction.
+    pub body: Duration,
+    /// Connecting to a backend.
+    pub connect: Duration,
+    /// Waiting for the backend's response head once the request is sent.
+    pub response: Duration,
+}
+
+/// The idle backend connections a worker keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Idle connections kept per backend per worker.
+    pub max_idle: usize,
+    /// How long an idle backend connection is kept.
+    pub idle_timeout: Duration,
+}
+
+/// The shortest time between two sweeps of the idle pool.
+const MIN_SWEEP_PERIOD: Duration = Duration::from_millis(100);
+/// The longest time between two sweeps of the idle pool.
+const MAX_SWEEP_PERIOD: Duration = Duration::from_secs(5);
+
+impl PoolSettings {
+    /// How often expired idle connections are closed: twice per idle timeout, so none outlives
+    /// it by more than half, within [`MIN_SWEEP_PERIOD`] and [`MAX_SWEEP_PERIOD`].
+    pub fn sweep_period(&self) -> Duration {
+        (self.idle_timeout / 2).clamp(MIN_SWEEP_PERIOD, MAX_SWEEP_PERIOD)
+    }
+}
+
+/// One listener as the proxy serves it.
+pub struct ListenerPlan {
+    /// The TLS configuration (certificates, tickets), shared by every worker.
+    pub tls: Arc<ServerConfig>,
+    /// Which upstream serves a request (indexes into [`Plan::upstreams`]).
+    pub router: Router,
+}
+
+/// What the proxy serves.
+pub struct Plan {
+    /// Listeners, in the runtime's listener order.
+    pub listeners: Vec<ListenerPlan>,
+    /// Every backend of every upstream, with the published health.
+    pub table: Arc<Table>,
+    /// The upstreams; each worker builds its own view
+    /// ([`Group`](crate::upstream::group::Group)).
+    pub upstreams: Vec<Arc<UpstreamSpec>>,
+    /// HTTP framing limits.
+    pub limits: Limits,
+    /// Connection timeouts.
+    pub timeouts: Timeouts,
+    /// Idle backend connections.
+    pub pool: PoolSettings,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_is_swept_twice_per_idle_timeout_within_bounds() {
+        let period = |secs: f64| {
+            PoolSettings {
+                max_idle: 1,
+                idle_timeout: Duration::from_secs_f64(secs),
+            }
+            .sweep_period()
+        };
+        assert_eq!(period(4.0), Duration::from_secs(2));
+        assert_eq!(period(0.01), MIN_SWEEP_PERIOD);
+        assert_eq!(period(3600.0), MAX_SWEEP_PERIOD);
+    }
+}
