@@ -90,6 +90,27 @@ fn code_of(line: &str) -> String {
         match c {
             '"' => in_str = true,
             '/' if chars.peek() == Some(&'/') => break,
+            // A char literal ('{', '\''): left out, so that it counts as no brace.
+            '\'' => {
+                let mut ahead = chars.clone();
+                match (ahead.next(), ahead.next()) {
+                    (Some('\\'), _) => {
+                        chars.next();
+                        chars.next();
+                        while let Some(c) = chars.next() {
+                            if c == '\'' {
+                                break;
+                            }
+                        }
+                    }
+                    (Some(_), Some('\'')) => {
+                        chars.next();
+                        chars.next();
+                    }
+                    // A lifetime.
+                    _ => out.push(c),
+                }
+            }
             _ => out.push(c),
         }
     }
@@ -200,14 +221,49 @@ fn push_member(found: &mut Vec<Vec<String>>, base: &[String], member: &str) {
     found.push(path);
 }
 
+/// The name of the inline module a line opens (`mod tests {`, `pub(crate) mod x {`).
+fn inline_module(code: &str) -> Option<String> {
+    let mut words = code.split_whitespace().skip_while(|w| w.starts_with("pub"));
+    if words.next()? != "mod" {
+        return None;
+    }
+    let name = words.next()?;
+    let name = name.trim_end_matches('{');
+    let opens = code.trim_end().ends_with('{');
+    (opens && !name.is_empty() && name.chars().all(is_ident)).then(|| name.to_owned())
+}
+
 /// The paths of one source file that go up or sideways.
 fn check_source(module: &[String], text: &str) -> Vec<Violation> {
     let Some(from) = unit_of(module) else {
         return Vec::new();
     };
     let mut violations = Vec::new();
+    // Inline modules (`mod tests { ... }`): the module path of each line, and the brace depth
+    // at which each inline module opened.
+    let mut here = module.to_vec();
+    let mut opened: Vec<usize> = Vec::new();
+    let mut depth = 0usize;
     for (n, line) in text.lines().enumerate() {
-        for target in referenced(module, &code_of(line)) {
+        let code = code_of(line);
+        if let Some(name) = inline_module(&code) {
+            here.push(name);
+            opened.push(depth);
+        }
+        for c in code.chars() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth = depth.saturating_sub(1);
+                    if opened.last() == Some(&depth) {
+                        opened.pop();
+                        here.pop();
+                    }
+                }
+                _ => {}
+            }
+        }
+        for target in referenced(&here, &code) {
             let Some(to) = unit_of(&target) else {
                 continue;
             };
@@ -294,6 +350,10 @@ fn the_guard_fails_on_an_upward_import() {
         ("upstream::group", "use super::checker::CheckTarget;\n"),
         ("upstream::health", "use super::super::proxy::Plan;\n"),
         ("http1::body", "use crate::tls::TlsEngine;\n"),
+        (
+            "upstream::pool",
+            "#[cfg(test)]\nmod tests {\n    use super::*;\n}\nuse super::connect;\n",
+        ),
         ("buf", "use crate::http1::Limits;\n"),
     ];
     for (from, source) in upward {
@@ -313,6 +373,10 @@ fn downward_paths_comments_and_strings_pass() {
         ("tls", "let s = \"crate::proxy::x\"; // crate::app\n"),
         ("app::plan", "use crate::proxy::{ListenerPlan, Plan};\n"),
         ("config", "pub use crate::upstream::checker::CheckSpec;\n"),
+        (
+            "upstream::board",
+            "#[cfg(test)]\nmod tests {\n    use super::*;\n    let c = '{';\n}\n",
+        ),
     ];
     for (from, source) in fine {
         let found = check_source(&module(from), source);
