@@ -36,9 +36,7 @@ fn unit_of(module: &[String]) -> Option<(&'static str, u8)> {
     let joined = module.join("::");
     UNITS
         .iter()
-        .filter(|(prefix, _, _)| {
-            joined == *prefix || joined.starts_with(&format!("{prefix}::"))
-        })
+        .filter(|(prefix, _, _)| joined == *prefix || joined.starts_with(&format!("{prefix}::")))
         .max_by_key(|(prefix, _, _)| prefix.len())
         .map(|&(_, unit, rank)| (unit, rank))
 }
@@ -97,7 +95,7 @@ fn code_of(line: &str) -> String {
                     (Some('\\'), _) => {
                         chars.next();
                         chars.next();
-                        while let Some(c) = chars.next() {
+                        for c in chars.by_ref() {
                             if c == '\'' {
                                 break;
                             }
@@ -205,11 +203,7 @@ fn referenced(module: &[String], code: &str) -> Vec<Vec<String>> {
 }
 
 fn push_member(found: &mut Vec<Vec<String>>, base: &[String], member: &str) {
-    let first: String = member
-        .trim()
-        .chars()
-        .take_while(|&c| is_ident(c))
-        .collect();
+    let first: String = member.trim().chars().take_while(|&c| is_ident(c)).collect();
     if first.is_empty() || first == "self" {
         if !base.is_empty() {
             found.push(base.to_vec());
@@ -346,7 +340,10 @@ fn the_guard_fails_on_an_upward_import() {
         ("runtime::worker", "use crate::proxy::Context;\n"),
         ("runtime", "use crate::{buf, proxy::{self, Plan}};\n"),
         ("tls", "pub use crate::config::TlsOptions;\n"),
-        ("tls::engine", "fn f() { let _ = crate::runtime::recv::readable; }\n"),
+        (
+            "tls::engine",
+            "fn f() { let _ = crate::runtime::recv::readable; }\n",
+        ),
         ("upstream::group", "use super::checker::CheckTarget;\n"),
         ("upstream::health", "use super::super::proxy::Plan;\n"),
         ("http1::body", "use crate::tls::TlsEngine;\n"),
@@ -365,11 +362,23 @@ fn the_guard_fails_on_an_upward_import() {
 #[test]
 fn downward_paths_comments_and_strings_pass() {
     let fine = [
-        ("proxy::session", "use crate::runtime::recv::{readable, recv_with};\n"),
-        ("proxy", "use crate::{buf, http1::{self, Limits}, upstream::group::Group};\n"),
-        ("upstream", "pub use pool::ConnPool; use super::board::HealthBoard;\n"),
+        (
+            "proxy::session",
+            "use crate::runtime::recv::{readable, recv_with};\n",
+        ),
+        (
+            "proxy",
+            "use crate::{buf, http1::{self, Limits}, upstream::group::Group};\n",
+        ),
+        (
+            "upstream",
+            "pub use pool::ConnPool; use super::board::HealthBoard;\n",
+        ),
         ("runtime::worker", "use super::{Handler, Load};\n"),
-        ("runtime", "//! Unlike [`crate::proxy`], this knows no HTTP.\n"),
+        (
+            "runtime",
+            "//! Unlike [`crate::proxy`], this knows no HTTP.\n",
+        ),
         ("tls", "let s = \"crate::proxy::x\"; // crate::app\n"),
         ("app::plan", "use crate::proxy::{ListenerPlan, Plan};\n"),
         ("config", "pub use crate::upstream::checker::CheckSpec;\n"),
@@ -386,8 +395,14 @@ fn downward_paths_comments_and_strings_pass() {
 
 #[test]
 fn every_layer_resolves() {
-    assert_eq!(unit_of(&module("upstream::pool")), Some(("upstream state", 2)));
-    assert_eq!(unit_of(&module("upstream::checker")), Some(("upstream I/O", 3)));
+    assert_eq!(
+        unit_of(&module("upstream::pool")),
+        Some(("upstream state", 2))
+    );
+    assert_eq!(
+        unit_of(&module("upstream::checker")),
+        Some(("upstream I/O", 3))
+    );
     assert_eq!(unit_of(&module("upstream")), Some(("upstream I/O", 3)));
     assert_eq!(unit_of(&module("tls::engine::tests")), Some(("tls", 1)));
     assert_eq!(unit_of(&module("nothing")), None);

@@ -4,9 +4,11 @@
 //! it is: the client's, the backend's, or this process's own ([`Side::Internal`]: it ran out
 //! of descriptors, memory, local ports or kernel buffers). Only a backend's failures count
 //! against it (passive ejection) or justify trying another backend; a local shortage would
-//! fail the same way on every backend. Its [`ProxyError::status`] is the response the client
-//! gets when nothing of the response has been sent yet; once response bytes are out, the only
-//! honest signal left is closing the connection.
+//! fail the same way on every backend. Its [`ProxyError::retry`] says whether the request may
+//! be sent to a backend again, and on what condition ([`Retry`]); the exchange rules
+//! (`rules::Attempts`) combine it with what the request is. Its [`ProxyError::status`] is the
+//! response the client gets when nothing of the response has been sent yet; once response
+//! bytes are out, the only honest signal left is closing the connection.
 
 #![forbid(unsafe_code)]
 
@@ -89,7 +91,36 @@ pub fn is_local_exhaustion(e: &io::Error) -> bool {
         || crate::runtime::recv::is_pool_empty(e)
 }
 
+/// Whether a request that failed one way may be sent to a backend again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Nothing of the request reached a backend (its connection could not be made): any
+    /// request may be tried on another.
+    NothingSent,
+    /// The backend failed before answering (it closed, reset, or would not take the
+    /// request's bytes): a request may be sent again if it is idempotent and held whole.
+    IfReplayable,
+    /// Never: the failure is the client's or this process's (every backend would fail alike),
+    /// or the backend timed out, stalled or answered badly (a retry would double the wait, or
+    /// the request may have been acted upon).
+    Never,
+}
+
 impl ProxyError {
+    /// Whether the request may be sent to a backend again after this failure.
+    pub fn retry(&self) -> Retry {
+        if !self.blames_backend() {
+            return Retry::Never;
+        }
+        match self {
+            Self::Connect(_) => Retry::NothingSent,
+            Self::BackendWrite(_) | Self::BackendRead(_) | Self::BackendClosedEarly => {
+                Retry::IfReplayable
+            }
+            _ => Retry::Never,
+        }
+    }
+
     /// The side that failed.
     pub fn side(&self) -> Side {
         match self {
@@ -135,6 +166,44 @@ mod tests {
     use std::net::SocketAddr;
 
     use super::*;
+
+    #[test]
+    fn retry_follows_what_reached_the_backend() {
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let refused = ProxyError::Connect(ConnectError::Io {
+            addr,
+            source: os(libc::ECONNREFUSED),
+        });
+        let timed_out = ProxyError::Connect(ConnectError::Timeout {
+            addr,
+            timeout: std::time::Duration::from_secs(1),
+        });
+        assert_eq!(refused.retry(), Retry::NothingSent);
+        assert_eq!(timed_out.retry(), Retry::NothingSent);
+        for e in [
+            ProxyError::BackendWrite(os(libc::EPIPE)),
+            ProxyError::BackendRead(os(libc::ECONNRESET)),
+            ProxyError::BackendClosedEarly,
+        ] {
+            assert_eq!(e.retry(), Retry::IfReplayable, "{e}");
+        }
+        for e in [
+            ProxyError::ResponseTimeout,
+            ProxyError::BackendStalled,
+            ProxyError::BackendClosedMidBody,
+            ProxyError::NoBackend {
+                retry_after: std::time::Duration::from_secs(1),
+            },
+            // A local shortage fails alike everywhere.
+            ProxyError::BackendRead(os(libc::ENOBUFS)),
+            ProxyError::Connect(ConnectError::Io {
+                addr,
+                source: os(libc::EMFILE),
+            }),
+        ] {
+            assert_eq!(e.retry(), Retry::Never, "{e}");
+        }
+    }
 
     fn os(code: i32) -> io::Error {
         io::Error::from_raw_os_error(code)
@@ -200,6 +269,7 @@ mod tests {
             assert_eq!(e.status(), status, "{e}");
         }
         let client = ProxyError::Client(TlsIoError::Io(os(libc::ECONNRESET)));
+        assert_eq!(client.retry(), Retry::Never);
         assert_eq!(client.side(), Side::Client);
         assert!(!client.blames_backend());
     }

@@ -28,24 +28,30 @@ use compio::io::AsyncWriteExt;
 use compio::net::TcpStream;
 use futures_util::future::{Either, select};
 
-use crate::balance;
 use crate::buf::{self, LazyBuf};
 use crate::http1::{
     self, BodyDecoder, BodyKind, CONTINUE_100, Forwarding, Limits, Method, Parsed, RequestHead,
     ResponseHead,
 };
-use crate::route::Routed;
 use crate::runtime::recv::{Queued, readable, recv_queued, recv_with};
-use crate::upstream::group::{Choice, KeySource};
+use crate::upstream::group::Choice;
 use crate::upstream::{self, BackendConn};
 
+use super::Context;
 use super::error::{ProxyError, Side};
 use super::lease::Lease;
+use super::rules::{self, AfterFailure, Answer, Attempts, ClientKeep, NO_BACKEND_RETRY_AFTER};
 use super::tls_conn::TlsConn;
-use super::Context;
 
-/// Request bodies up to this size (Content-Length) are read whole before the request is sent.
-const SMALL_BODY: usize = 64 * 1024;
+/// Bytes the re-serialized request head may add to the client's (forwarding fields).
+const REQUEST_HEAD_SLACK: usize = 1024;
+
+/// Bytes of a response ringway answers itself (a status line and a few fields).
+const LOCAL_RESPONSE_LEN: usize = 128;
+
+/// The first allocation of a connection's input buffer and of its response-head buffer: a
+/// typical request or response head.
+const HEAD_BUFFER: usize = 4096;
 
 /// Bytes the kernel may hold unsent for a client (TCP_NOTSENT_LOWAT): beyond them a write to a
 /// client that reads slowly takes only part of what it is offered, which is how the relay
@@ -72,8 +78,8 @@ pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: Sock
         listener,
         conn,
         peer,
-        inbuf: LazyBuf::new(4096),
-        rbuf: LazyBuf::new(4096),
+        inbuf: LazyBuf::new(HEAD_BUFFER),
+        rbuf: LazyBuf::new(HEAD_BUFFER),
         head: RequestHead::new(),
         rhead: ResponseHead::new(),
     };
@@ -153,7 +159,11 @@ impl Session {
         let mut deadline: Option<Instant> = None;
         loop {
             if !self.inbuf.is_empty() {
-                match http1::parse_request(self.inbuf.bytes(), &self.ctx.plan.limits, &mut self.head) {
+                match http1::parse_request(
+                    self.inbuf.bytes(),
+                    &self.ctx.plan.limits,
+                    &mut self.head,
+                ) {
                     Ok(Parsed::Complete) => return HeadRead::Ready,
                     Ok(Parsed::Partial) => {}
                     Err(e) => {
@@ -189,13 +199,13 @@ impl Session {
     async fn exchange(&mut self) -> bool {
         let ctx = self.ctx.clone();
         let method = self.head.method;
-        let client_keep = self.head.keep_alive && !ctx.draining.get();
+        let keep = ClientKeep::new(self.head.keep_alive, self.head.http10, ctx.draining.get());
         let head_len = self.head.head_len;
-        let small = self.small_body();
+        let small = rules::small_body(&self.head);
 
         // The re-serialized head, then the body bytes that came with it and, for a small body,
         // the rest of it, read straight in: the request goes out in one send.
-        let mut req = buf::take(1024 + head_len + small);
+        let mut req = buf::take(REQUEST_HEAD_SLACK + head_len + small);
         let forwarding = Forwarding {
             client_ip: self.peer.ip(),
             proto: "https",
@@ -223,68 +233,56 @@ impl Session {
             buf::give(req);
             return false;
         }
-        // A request ringway answers itself leaves the connection usable when its body is in
-        // (HTTP/1.0 clients, which would need `Connection: keep-alive`, are answered with a close).
-        let local_keep = client_keep && body.is_done() && !self.head.http10;
+        let local_keep = keep.after_local_answer(body.is_done());
 
         let group = match routed {
             Ok(group) => group,
             Err(status) => {
                 buf::give(req);
-                return self.answer(status, None, local_keep).await;
+                return self.respond(Answer::unrouted(status, local_keep)).await;
             }
         };
         let sent = self.send(req, &mut body, method, group, key).await;
         let (lease, bconn, exchanged) = match sent {
-            Ok(ok) => ok,
-            Err(ProxyError::NoBackend { retry_after }) => {
-                tracing::debug!(peer = %self.peer, upstream = %ctx.groups[group].spec().name,
-                    "no backend available");
-                let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-                return self.answer(503, Some(seconds), local_keep).await;
-            }
-            Err(e) if e.side() == Side::Internal => {
-                // This process is short of something; the client may try again shortly.
-                self.log_failure(&e);
-                return self.answer(503, Some(1), local_keep).await;
-            }
+            Ok(sent) => sent,
             Err(e) => {
-                self.log_failure(&e);
-                self.reject(e.status()).await;
-                return false;
+                if let ProxyError::NoBackend { .. } = e {
+                    tracing::debug!(peer = %self.peer, upstream = %ctx.groups[group].spec().name,
+                        "no backend available");
+                } else {
+                    self.log_failure(&e);
+                }
+                return self
+                    .respond(Answer::for_failure(&e, local_keep, false))
+                    .await;
             }
         };
 
-        let client_keep = client_keep && exchanged.request_complete;
+        let client_keep = keep.after_response(
+            exchanged.request_complete,
+            ctx.draining.get(),
+            self.rhead.forces_client_close(self.head.http10),
+        );
         match self.relay_response(&bconn, client_keep).await {
             Ok(relayed) => {
-                if relayed.backend_reusable && exchanged.request_complete {
+                if rules::backend_reusable(
+                    exchanged.request_complete,
+                    relayed.backend_keep,
+                    relayed.extra,
+                    relayed.close_delimited,
+                ) {
                     ctx.pool
                         .borrow_mut()
                         .checkin(lease.backend(), bconn, coarse_now());
                 }
-                relayed.client_keep
+                client_keep
             }
             Err((e, head_sent)) => {
                 self.log_failure(&e);
                 lease.report_error(&e);
-                if !head_sent {
-                    self.reject(e.status()).await;
-                }
-                false
+                self.respond(Answer::for_failure(&e, false, head_sent))
+                    .await
             }
-        }
-    }
-
-    /// The length of the request body when it is small enough (a Content-Length up to
-    /// [`SMALL_BODY`], and no `Expect: 100-continue`) to be read whole before a backend is
-    /// chosen, else 0.
-    fn small_body(&self) -> usize {
-        match self.head.body {
-            BodyKind::Length(len) if len <= SMALL_BODY as u64 && !self.head.expect_continue => {
-                len as usize
-            }
-            _ => 0,
         }
     }
 
@@ -321,56 +319,47 @@ impl Session {
         true
     }
 
-    /// The upstream for the request in `self.head`, or the status to answer: 404 for a Host no
-    /// route takes, 421 when it is not the name the client asked for in TLS.
+    /// The upstream for the request in `self.head`, or the status to answer (see
+    /// [`rules::route_status`]).
     fn route(&self) -> Result<usize, u16> {
         let buf = self.inbuf.bytes();
         let (host, path) = (self.head.host(buf), self.head.path(buf));
         let router = &self.ctx.plan.listeners[self.listener].router;
-        match router.route(host, path, None) {
-            Routed::Upstream(group) => Ok(group),
-            Routed::Misdirected => Err(421),
-            Routed::NotFound => match self.conn.server_name() {
-                // Only now is the SNI needed: to tell a misdirected request from an unknown one.
-                Some(sni) => match router.route(host, path, Some(&sni)) {
-                    Routed::Upstream(group) => Ok(group),
-                    Routed::Misdirected => Err(421),
-                    Routed::NotFound => Err(404),
-                },
-                None => Err(404),
-            },
+        let routed = self
+            .conn
+            .with_server_name(|sni| router.route(host, path, sni));
+        rules::route_status(routed)
+    }
+
+    /// The consistent-hashing key of the request in `self.head` for upstream `group` (see
+    /// [`rules::hash_key`]).
+    fn hash_key(&self, group: usize) -> u64 {
+        match &self.ctx.groups[group].spec().key {
+            Some(source) => rules::hash_key(source, &self.head, self.inbuf.bytes(), self.peer.ip()),
+            None => 0,
         }
     }
 
-    /// The consistent-hashing key of the request in `self.head` for upstream `group`: its
-    /// header or cookie when configured and present, else the client's address.
-    fn hash_key(&self, group: usize) -> u64 {
-        let Some(source) = &self.ctx.groups[group].spec().key else {
-            return 0;
-        };
-        let buf = self.inbuf.bytes();
-        let found = match source {
-            KeySource::ClientIp => None,
-            KeySource::Header(name) => self
-                .head
-                .headers(buf)
-                .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-                .map(|(_, v)| v),
-            KeySource::Cookie(name) => self
-                .head
-                .headers(buf)
-                .filter(|(n, _)| n.eq_ignore_ascii_case(b"cookie"))
-                .find_map(|(_, v)| cookie_value(v, name.as_bytes())),
-        };
-        match found {
-            Some(value) => balance::hash_key(value),
-            None => balance::hash_ip(self.peer.ip()),
+    /// Sends what ringway answers itself, then keeps or closes the connection; returns whether
+    /// it stays open.
+    async fn respond(&mut self, answer: Answer) -> bool {
+        match answer {
+            Answer::Local {
+                status,
+                retry_after,
+                keep,
+            } => self.answer(status, retry_after, keep).await,
+            Answer::Reject(status) => {
+                self.reject(status).await;
+                false
+            }
+            Answer::Close => false,
         }
     }
 
     /// Answers a request ringway handles itself (no route, no backend available).
     async fn answer(&mut self, status: u16, retry_after: Option<u64>, keep: bool) -> bool {
-        let mut out = buf::take(128);
+        let mut out = buf::take(LOCAL_RESPONSE_LEN);
         http1::local_response(status, retry_after, keep, self.head.method, &mut out);
         let written = self.conn.write_plain(&out);
         buf::give(out);
@@ -399,10 +388,10 @@ impl Session {
     }
 
     /// Chooses a backend of upstream `group`, sends the request and waits for its final
-    /// response head, retrying once when that is safe: after a connect failure (nothing was
-    /// sent), or for an idempotent request whose body was all sent with its head when the
-    /// backend closed or failed before answering anything. The retry goes to another backend;
-    /// to the same one only when what failed was a pooled connection (closed while idle).
+    /// response head, with the attempts [`Attempts`] allows: a retry after a connect failure
+    /// (nothing was sent), or for an idempotent request held whole when the backend closed or
+    /// failed before answering anything; on another backend, or on a new connection to the
+    /// same one when what failed was a pooled connection (closed while idle).
     async fn send(
         &mut self,
         mut req: Vec<u8>,
@@ -413,17 +402,13 @@ impl Session {
     ) -> Result<(Lease, BackendConn, Exchanged), ProxyError> {
         // The whole request is in `req` only when its body already arrived with the head:
         // only then can it be sent again.
-        let replayable = body.is_done() && method.is_idempotent();
+        let mut attempts = Attempts::new(method, body.is_done());
         let mut last_error = None;
-        let mut tried: Option<usize> = None;
-        // The last attempt used a pooled connection: if it failed, the backend had probably
-        // closed it while idle, and a new connection to the same backend is worth a try.
-        let mut stale = false;
         // Only a latency-aware policy needs the exact time a request took.
         let timed = self.ctx.groups[group].wants_latency();
-        for attempt in 0..2 {
+        while attempts.may_start() {
             let now = if timed { Instant::now() } else { coarse_now() };
-            let backend = match self.ctx.groups[group].choose(key, tried, now) {
+            let backend = match self.ctx.groups[group].choose(key, attempts.avoid(), now) {
                 Choice::Backend(i) => i,
                 Choice::Unavailable { retry_after } => {
                     last_error.get_or_insert(ProxyError::NoBackend { retry_after });
@@ -431,21 +416,15 @@ impl Session {
                 }
             };
             let lease = Lease::new(self.ctx.clone(), group, backend);
-            if Some(backend) == tried && !stale {
-                // The only backend left is the one that just failed: trying it again would
-                // only double the wait (a blackholed backend, two connect timeouts).
+            if !attempts.start(backend) {
                 break;
             }
-            tried = Some(backend);
-            // A first attempt that can be replayed takes a recently used connection as it is;
-            // if the backend closed it meanwhile, the retry below checks the next one.
-            let trust_recent = replayable && attempt == 0;
-            let pooled = self
-                .ctx
-                .pool
-                .borrow_mut()
-                .checkout(backend, now, trust_recent);
-            stale = pooled.is_some();
+            let pooled =
+                self.ctx
+                    .pool
+                    .borrow_mut()
+                    .checkout(backend, now, attempts.trusts_recent());
+            attempts.uses_pooled(pooled.is_some());
             let bconn = match pooled {
                 Some(bconn) => bconn,
                 None => {
@@ -454,68 +433,54 @@ impl Session {
                         Ok(bconn) => bconn,
                         Err(e) => {
                             let e = ProxyError::from(e);
-                            if !e.blames_backend() {
-                                // Out of descriptors or ports: every backend would fail alike.
+                            lease.report_error(&e);
+                            if attempts.after_failure(&e, false) == AfterFailure::GiveUp {
                                 buf::give(req);
                                 return Err(e);
                             }
-                            // Nothing was sent: any method may go to another backend.
                             tracing::warn!(peer = %self.peer, "{e}");
-                            lease.report_error(&e);
                             last_error = Some(e);
                             continue;
                         }
                     }
                 }
             };
-            let retry_ok = replayable && attempt == 0;
             let started = timed.then(Instant::now);
             let mut stream = &bconn.stream;
-            let BufResult(res, returned) =
-                match within(self.ctx.plan.timeouts.body, stream.write_all(req)).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        lease.report_failure();
-                        return Err(ProxyError::BackendStalled);
-                    }
-                };
+            let written = within(self.ctx.plan.timeouts.body, stream.write_all(req)).await;
+            let BufResult(res, returned) = match written {
+                Ok(r) => r,
+                Err(_) => {
+                    lease.report_failure();
+                    return Err(ProxyError::BackendStalled);
+                }
+            };
             req = returned;
-            if let Err(e) = res {
-                let e = ProxyError::BackendWrite(e);
-                lease.report_error(&e);
-                if retry_ok && e.blames_backend() {
-                    last_error = Some(e);
-                    continue;
+            let failed = match res {
+                Err(e) => ProxyError::BackendWrite(e),
+                Ok(()) => {
+                    self.rbuf.clear();
+                    match self.await_response(&bconn, body, method).await {
+                        Ok(exchanged) => {
+                            buf::give(req);
+                            lease.report_response(self.rhead.status, started);
+                            return Ok((lease, bconn, exchanged));
+                        }
+                        Err(e) => e,
+                    }
                 }
+            };
+            lease.report_error(&failed);
+            // Any byte of a response head, even an incomplete one, means the backend answered.
+            if attempts.after_failure(&failed, !self.rbuf.is_empty()) == AfterFailure::GiveUp {
                 buf::give(req);
-                return Err(e);
+                return Err(failed);
             }
-            self.rbuf.clear();
-            match self.await_response(&bconn, body, method).await {
-                Ok(exchanged) => {
-                    buf::give(req);
-                    lease.report_response(self.rhead.status, started);
-                    return Ok((lease, bconn, exchanged));
-                }
-                Err(e @ (ProxyError::BackendClosedEarly | ProxyError::BackendRead(_)))
-                    if retry_ok && self.rbuf.is_empty() && e.blames_backend() =>
-                {
-                    // Closed before answering anything (a stale pooled connection, or a
-                    // backend going away): send again.
-                    lease.report_error(&e);
-                    last_error = Some(e);
-                    continue;
-                }
-                Err(e) => {
-                    lease.report_error(&e);
-                    buf::give(req);
-                    return Err(e);
-                }
-            }
+            last_error = Some(failed);
         }
         buf::give(req);
         Err(last_error.unwrap_or(ProxyError::NoBackend {
-            retry_after: Duration::from_secs(1),
+            retry_after: NO_BACKEND_RETRY_AFTER,
         }))
     }
 
@@ -590,11 +555,6 @@ impl Session {
         let idle = self.ctx.plan.timeouts.body;
         let rhead = &self.rhead;
         let mut decoder = BodyDecoder::new(rhead.body, &response_limits(&self.ctx.plan.limits));
-        // A close-delimited body ends only when the connection does; a draining worker closes
-        // every connection after its response; an HTTP/1.0 client cannot read chunked, so it
-        // gets the payload alone, ended by the close.
-        let client_keep =
-            client_keep && !self.ctx.draining.get() && !rhead.forces_client_close(self.head.http10);
         // An HTTP/1.0 client gets a chunked body's payload alone: decoded from a scratch buffer.
         let mut dechunk =
             (self.head.http10 && rhead.body == BodyKind::Chunked).then(|| buf::take(SLOW_READ));
@@ -654,8 +614,9 @@ impl Session {
         }
         outcome.map_err(|e| (e, true))?;
         Ok(Relayed {
-            client_keep,
-            backend_reusable: backend_keep && !extra && !decoder.is_close_delimited(),
+            backend_keep,
+            extra,
+            close_delimited: decoder.is_close_delimited(),
         })
     }
 }
@@ -828,22 +789,17 @@ impl Pace {
     }
 }
 
-/// How a relayed response left the connections.
+/// How a relayed response left the backend connection (see [`rules::backend_reusable`]).
 struct Relayed {
-    client_keep: bool,
-    backend_reusable: bool,
+    /// The backend's response allows keeping the connection.
+    backend_keep: bool,
+    /// The backend sent bytes past the response's end.
+    extra: bool,
+    /// The body ended with the connection.
+    close_delimited: bool,
 }
 
 /// Response bodies are not limited in size (the client asked for them).
-/// The value of cookie `name` in a `Cookie` field value (`a=1; b=2`), if present.
-fn cookie_value<'a>(field: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    field.split(|&b| b == b';').find_map(|pair| {
-        let pair = pair.trim_ascii();
-        let eq = pair.iter().position(|&b| b == b'=')?;
-        (pair[..eq].trim_ascii() == name).then(|| pair[eq + 1..].trim_ascii())
-    })
-}
-
 fn response_limits(limits: &Limits) -> Limits {
     Limits {
         max_body: 0,
@@ -958,18 +914,6 @@ mod tests {
 
     use super::*;
     use crate::proxy::Timeouts;
-
-    #[test]
-    fn cookie_values() {
-        let field = b"a=1; sid=abc ;z=2;flag; empty=";
-        assert_eq!(cookie_value(field, b"sid"), Some(&b"abc"[..]));
-        assert_eq!(cookie_value(field, b"a"), Some(&b"1"[..]));
-        assert_eq!(cookie_value(field, b"z"), Some(&b"2"[..]));
-        assert_eq!(cookie_value(field, b"empty"), Some(&b""[..]));
-        assert_eq!(cookie_value(field, b"flag"), None);
-        assert_eq!(cookie_value(field, b"SID"), None);
-        assert_eq!(cookie_value(b"", b"a"), None);
-    }
 
     /// An idle connection costs its task's future plus the TLS state: keep the future small
     /// (the request exchange is boxed and exists only while a request is in flight).

@@ -110,10 +110,10 @@ impl TlsConn {
         }
     }
 
-    /// The server name (SNI) the client sent, lower-cased; `None` when it sent none (or an IP
-    /// address), or before its ClientHello arrived.
-    pub fn server_name(&self) -> Option<String> {
-        self.tls.borrow().server_name().map(str::to_owned)
+    /// Calls `f` with the server name (SNI) the client sent, lower-cased; `None` when it sent
+    /// none (or an IP address), or before its ClientHello arrived. Borrowed, not copied.
+    pub fn with_server_name<R>(&self, f: impl FnOnce(Option<&str>) -> R) -> R {
+        f(self.tls.borrow().server_name())
     }
 
     /// Reads at least one plaintext byte into `dst`; returns how many were appended, 0 at
