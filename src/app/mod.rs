@@ -160,7 +160,11 @@ pub fn demo(listen: SocketAddr, workers: Option<usize>) -> Result<(), AppError> 
     };
     // The demo's listener is not in the configuration: its certificate exists only in memory.
     let mut compiled = compile(&config)?;
-    let tls = tls::server_config(vec![key], &TlsOptions::default(), Some(compiled.ticketer.clone()))?;
+    let tls = tls::server_config(
+        vec![key],
+        &TlsOptions::default(),
+        Some(compiled.ticketer.clone()),
+    )?;
     compiled.settings.listeners.push(Listen {
         addr: listen,
         backlog: DEMO_BACKLOG,

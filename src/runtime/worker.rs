@@ -78,7 +78,8 @@ pub(super) fn run<H: Handler>(start: Start, make: &dyn Fn(Worker) -> H) {
         }))
     });
     // The worker runs as a task, and the event loop turns until it ends.
-    let worker = super::event_loop::run(&runtime, pacing, &load, serve(start, handler, load.clone()));
+    let worker =
+        super::event_loop::run(&runtime, pacing, &load, serve(start, handler, load.clone()));
     if worker.is_err() {
         tracing::error!(worker = index, "worker task panicked");
     }
