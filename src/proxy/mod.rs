@@ -10,6 +10,7 @@
 pub mod error;
 pub mod lease;
 pub mod plan;
+mod relay;
 pub mod rules;
 pub mod session;
 pub mod tls_conn;

@@ -288,6 +288,43 @@ fn cookie_value<'a>(field: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     })
 }
 
+/// How much of a response body is read from the backend at once, from how the client keeps up
+/// (the client's TCP window pushes back on backend reads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// The client took everything sent so far in one write: read large chunks, and join what
+    /// the backend sent at once into one write.
+    Fast,
+    /// The client's socket took less than offered (the kernel holds as much unsent as it may,
+    /// the client socket's `TCP_NOTSENT_LOWAT`): read little at a time, so a connection feeding a slow reader
+    /// holds one record's buffer. For the rest of the response: a write the kernel takes whole
+    /// while the client is still slow only means it drained a little.
+    Slow,
+}
+
+/// Bytes of a body read at once for a client that keeps up.
+pub const BODY_READ: usize = 64 * 1024;
+
+/// Bytes read from the backend at once for a slow client: one full TLS record (a smaller one
+/// would cost the client a read and a wake-up per half record), which with its overhead fits a
+/// medium buffer of the free list.
+pub const SLOW_READ: usize = 16 * 1024;
+
+impl Pace {
+    /// The pace after a flush that was (`true`) or was not pushed back.
+    pub fn after(self, pushed_back: bool) -> Self {
+        if pushed_back { Self::Slow } else { self }
+    }
+
+    /// The most bytes to read next.
+    pub fn read_max(self) -> usize {
+        match self {
+            Self::Fast => BODY_READ,
+            Self::Slow => SLOW_READ,
+        }
+    }
+}
+
 /// `d` in whole seconds, rounded up (a `Retry-After` must not come too early).
 fn whole_seconds(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
@@ -602,6 +639,16 @@ mod tests {
         assert_eq!(route_status(Routed::Upstream(3)), Ok(3));
         assert_eq!(route_status(Routed::NotFound), Err(404));
         assert_eq!(route_status(Routed::Misdirected), Err(421));
+    }
+
+    #[test]
+    fn a_pushed_back_flush_slows_the_rest_of_the_response() {
+        assert_eq!(Pace::Fast.read_max(), BODY_READ);
+        assert_eq!(Pace::Fast.after(false), Pace::Fast);
+        assert_eq!(Pace::Fast.after(true), Pace::Slow);
+        // Sticky: a write taken whole while the client is slow does not make it fast.
+        assert_eq!(Pace::Slow.after(false), Pace::Slow);
+        assert_eq!(Pace::Slow.read_max(), SLOW_READ);
     }
 
     #[test]

@@ -19,28 +19,30 @@
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::runtime::deadline::{after, coarse_now, deadline as until, within};
 use compio::BufResult;
-use compio::buf::{IntoInner, IoBuf};
 use compio::io::AsyncWriteExt;
 use compio::net::TcpStream;
 use futures_util::future::{Either, select};
 
 use crate::buf::{self, LazyBuf};
 use crate::http1::{
-    self, BodyDecoder, BodyKind, CONTINUE_100, Forwarding, Limits, Method, Parsed, RequestHead,
-    ResponseHead,
+    self, BodyDecoder, BodyKind, Forwarding, Method, Parsed, RequestHead, ResponseHead,
 };
-use crate::runtime::recv::{Queued, readable, recv_queued, recv_with};
 use crate::upstream::group::Choice;
 use crate::upstream::{self, BackendConn};
 
 use super::Context;
 use super::error::{ProxyError, Side};
 use super::lease::Lease;
-use super::rules::{self, AfterFailure, Answer, Attempts, ClientKeep, NO_BACKEND_RETRY_AFTER};
+use super::relay::{
+    BodyRelay, HEAD_SLACK, Relayed, read_response_head, relay_interim, response_limits, upload_body,
+};
+use super::rules::{
+    self, AfterFailure, Answer, Attempts, BODY_READ, ClientKeep, NO_BACKEND_RETRY_AFTER, SLOW_READ,
+};
 use super::tls_conn::TlsConn;
 
 /// Bytes the re-serialized request head may add to the client's (forwarding fields).
@@ -55,7 +57,7 @@ const HEAD_BUFFER: usize = 4096;
 
 /// Bytes the kernel may hold unsent for a client (TCP_NOTSENT_LOWAT): beyond them a write to a
 /// client that reads slowly takes only part of what it is offered, which is how the relay
-/// learns to read less from the backend for it ([`Pace`]), and the kernel does not pile up
+/// learns to read less from the backend for it ([`rules::Pace`]), and the kernel does not pile up
 /// megabytes for it either. Two large writes' worth, so a client that keeps up never waits on
 /// it.
 const CLIENT_NOTSENT_LOWAT: u32 = 128 * 1024;
@@ -621,291 +623,6 @@ impl Session {
     }
 }
 
-/// Relays a response body from a backend to the client.
-///
-/// The backend's socket is drained with non-blocking reads (see [`recv_queued`]) into the
-/// plaintext buffer, behind what it already holds (the head, for the first write); what the
-/// backend sent at once goes out in one encryption and one write; when nothing is queued, the
-/// relay waits for readability holding no buffer. The client's TCP window paces it: see
-/// [`Pace`].
-struct BodyRelay<'a> {
-    conn: &'a TlsConn,
-    backend: &'a TcpStream,
-    /// Inactivity limit of every wait, either side.
-    idle: Duration,
-}
-
-impl BodyRelay<'_> {
-    /// Relays until the body ends: `decoder` finds its end, `plain` holds plaintext not yet
-    /// encrypted (the head at first), `dechunk` is a scratch buffer when only the payload of a
-    /// chunked body is passed on, and `extra` is set when the backend sent bytes past the body.
-    async fn run(
-        &self,
-        decoder: &mut BodyDecoder,
-        plain: &mut Vec<u8>,
-        dechunk: &mut Option<Vec<u8>>,
-        extra: &mut bool,
-    ) -> Result<(), ProxyError> {
-        let mut pace = Pace::Fast;
-        let mut ended = decoder.is_done();
-        loop {
-            if !ended {
-                let max = pace.read_max();
-                if plain.capacity() == 0 {
-                    *plain = buf::take(max);
-                }
-                let got = match dechunk {
-                    None => self.read_body(decoder, plain, max, extra)?,
-                    Some(raw) => self.read_dechunked(decoder, raw, plain, max, extra)?,
-                };
-                match got {
-                    Queued::End if decoder.is_close_delimited() => ended = true,
-                    Queued::End => return Err(ProxyError::BackendClosedMidBody),
-                    Queued::Bytes => {
-                        ended = decoder.is_done();
-                        if !ended && pace == Pace::Fast && plain.len() < FLUSH_AT {
-                            continue;
-                        }
-                    }
-                    Queued::Nothing => {}
-                }
-            }
-            if !plain.as_slice().is_empty() {
-                self.conn.write_plain(plain)?;
-            }
-            // Encrypted: the plaintext buffer goes back before any wait, so a relay holds one
-            // buffer (the TLS send buffer) while the client or the backend is slow.
-            buf::give(std::mem::take(plain));
-            if self.conn.queued() > 0 {
-                pace = pace.after(flush(self.conn, self.idle).await?);
-                if pace == Pace::Slow {
-                    // Nor a large send buffer.
-                    self.conn.release_buffers();
-                }
-                continue;
-            }
-            if ended {
-                return Ok(());
-            }
-            // Nothing queued either way: wait for the backend, holding no buffer.
-            match within(self.idle, readable(self.backend)).await {
-                Err(_) => return Err(ProxyError::BackendStalled),
-                Ok(Err(e)) => return Err(ProxyError::BackendRead(e)),
-                Ok(Ok(())) => {}
-            }
-        }
-    }
-
-    /// Appends what the backend has queued (up to `max` bytes) to `plain`, keeping only the
-    /// bytes that belong to the body.
-    fn read_body(
-        &self,
-        decoder: &mut BodyDecoder,
-        plain: &mut Vec<u8>,
-        max: usize,
-        extra: &mut bool,
-    ) -> Result<Queued, ProxyError> {
-        let before = plain.len();
-        let got = recv_queued(self.backend, plain, max).map_err(ProxyError::BackendRead)?;
-        if got == Queued::Bytes {
-            let adv = decoder
-                .advance(&plain[before..])
-                .map_err(ProxyError::BadResponseBody)?;
-            *extra |= plain.len() - before > adv.consumed;
-            plain.truncate(before + adv.consumed);
-        }
-        Ok(got)
-    }
-
-    /// Reads what the backend has queued (up to `max` bytes) into `raw` and appends the
-    /// payload of its chunks to `plain`.
-    fn read_dechunked(
-        &self,
-        decoder: &mut BodyDecoder,
-        raw: &mut Vec<u8>,
-        plain: &mut Vec<u8>,
-        max: usize,
-        extra: &mut bool,
-    ) -> Result<Queued, ProxyError> {
-        raw.clear();
-        let got = recv_queued(self.backend, raw, max).map_err(ProxyError::BackendRead)?;
-        if got == Queued::Bytes {
-            let adv = decoder
-                .decode(raw, plain)
-                .map_err(ProxyError::BadResponseBody)?;
-            *extra |= raw.len() > adv.consumed;
-        }
-        Ok(got)
-    }
-}
-
-/// How much of a response body is read from the backend at once, from how the client keeps up
-/// (the client's TCP window pushes back on backend reads).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pace {
-    /// The client took everything sent so far in one write: read large chunks, and join what
-    /// the backend sent at once into one write.
-    Fast,
-    /// The client's socket took less than offered (the kernel holds as much unsent as it may,
-    /// [`CLIENT_NOTSENT_LOWAT`]): read little at a time, so a connection feeding a slow reader
-    /// holds one record's buffer. For the rest of the response: a write the kernel takes whole
-    /// while the client is still slow only means it drained a little.
-    Slow,
-}
-
-/// Bytes of a backend's response taken at once while its head is read: a whole small response
-/// (its head and a few KiB of body) in one receive, within one page of the ring's buffer and a
-/// small buffer of the free list; the rest of a large body is drained afterwards.
-const HEAD_READ: usize = 4096;
-
-/// Bytes of a body read at once for a client that keeps up.
-const BODY_READ: usize = 64 * 1024;
-
-/// Plaintext bytes held for a client that keeps up from which they are encrypted and sent
-/// rather than joined by the next read: a 64 KiB response and its head go out in one write,
-/// and a relay holds at most this plus one read before encrypting.
-const FLUSH_AT: usize = 64 * 1024;
-
-/// Bytes a rewritten response head may add to the backend's (a `Connection` field).
-const HEAD_SLACK: usize = 512;
-
-/// Bytes read from the backend at once for a slow client: one full TLS record (a smaller one
-/// would cost the client a read and a wake-up per half record), which with its overhead fits a
-/// medium buffer of the free list.
-const SLOW_READ: usize = 16 * 1024;
-
-impl Pace {
-    /// The pace after a flush that was (`true`) or was not pushed back.
-    fn after(self, pushed_back: bool) -> Self {
-        if pushed_back { Self::Slow } else { self }
-    }
-
-    /// The most bytes to read next.
-    fn read_max(self) -> usize {
-        match self {
-            Self::Fast => BODY_READ,
-            Self::Slow => SLOW_READ,
-        }
-    }
-}
-
-/// How a relayed response left the backend connection (see [`rules::backend_reusable`]).
-struct Relayed {
-    /// The backend's response allows keeping the connection.
-    backend_keep: bool,
-    /// The backend sent bytes past the response's end.
-    extra: bool,
-    /// The body ended with the connection.
-    close_delimited: bool,
-}
-
-/// Response bodies are not limited in size (the client asked for them).
-fn response_limits(limits: &Limits) -> Limits {
-    Limits {
-        max_body: 0,
-        ..*limits
-    }
-}
-
-/// Sends what is queued to the client within `idle`; true when the client pushed back (see
-/// [`TlsConn::flush_paced`]).
-async fn flush(conn: &TlsConn, idle: Duration) -> Result<bool, ProxyError> {
-    match within(idle, conn.flush_paced()).await {
-        Ok(res) => res.map_err(ProxyError::Client),
-        Err(_) => Err(ProxyError::ClientStalled),
-    }
-}
-
-/// Reads from the backend until `rhead` holds a complete response head (interim or final).
-async fn read_response_head(
-    stream: &TcpStream,
-    rbuf: &mut LazyBuf,
-    rhead: &mut ResponseHead,
-    method: Method,
-    limits: &Limits,
-) -> Result<(), ProxyError> {
-    loop {
-        if !rbuf.is_empty() {
-            match http1::parse_response(rbuf.bytes(), limits, method, rhead)? {
-                Parsed::Complete => return Ok(()),
-                Parsed::Partial => {}
-            }
-        }
-        let got = recv_with(stream, HEAD_READ, |bytes| {
-            rbuf.get().extend_from_slice(bytes)
-        })
-        .await
-        .map_err(ProxyError::BackendRead)?;
-        if got.is_none() {
-            return Err(ProxyError::BackendClosedEarly);
-        }
-    }
-}
-
-/// Relays `100 Continue` to a client that asked for it; drops other interim responses.
-async fn relay_interim(
-    conn: &TlsConn,
-    rbuf: &mut LazyBuf,
-    rhead: &ResponseHead,
-    expect_continue: bool,
-    idle: Duration,
-) -> Result<(), ProxyError> {
-    rbuf.consume(rhead.head_len);
-    if rhead.status == 100 && expect_continue {
-        conn.write_plain(CONTINUE_100)?;
-        flush(conn, idle).await?;
-    }
-    Ok(())
-}
-
-/// Streams request body bytes from the client to the backend until the body ends. Bytes
-/// after the body stay in `inbuf`.
-async fn upload_body(
-    conn: &TlsConn,
-    backend: &TcpStream,
-    body: &mut BodyDecoder,
-    inbuf: &mut LazyBuf,
-    idle: Duration,
-) -> Result<(), ProxyError> {
-    loop {
-        if inbuf.is_empty() {
-            match within(idle, conn.read_plain(inbuf, false)).await {
-                Err(_) => return Err(ProxyError::ClientStalled),
-                Ok(Err(e)) => return Err(e.into()),
-                Ok(Ok(0)) => return Err(ProxyError::ClientClosedMidBody),
-                Ok(Ok(_)) => {}
-            }
-        }
-        let adv = body
-            .advance(inbuf.bytes())
-            .map_err(ProxyError::BadRequestBody)?;
-        if adv.consumed > 0 {
-            let buf = inbuf.take_vec();
-            let mut stream = backend;
-            let written = within(idle, stream.write_all(buf.slice(..adv.consumed))).await;
-            let BufResult(res, slice) = match written {
-                Ok(r) => r,
-                Err(_) => return Err(ProxyError::BackendStalled),
-            };
-            inbuf.put_vec(slice.into_inner());
-            res.map_err(ProxyError::BackendWrite)?;
-            inbuf.consume(adv.consumed);
-        }
-        if adv.done {
-            return Ok(());
-        }
-        if adv.consumed == 0 && !inbuf.is_empty() {
-            // The decoder wants more than what is buffered: read more.
-            match within(idle, conn.read_plain(inbuf, false)).await {
-                Err(_) => return Err(ProxyError::ClientStalled),
-                Ok(Err(e)) => return Err(e.into()),
-                Ok(Ok(0)) => return Err(ProxyError::ClientClosedMidBody),
-                Ok(Ok(_)) => {}
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::rc::Rc;
@@ -913,6 +630,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::http1::Limits;
     use crate::proxy::Timeouts;
 
     /// An idle connection costs its task's future plus the TLS state: keep the future small
