@@ -1,0 +1,631 @@
+//! Configuration: the TOML schema, its defaults, and validation that names the bad key and why.
+//!
+//! This module owns turning a TOML document into a [`Config`] whose values are all usable:
+//! [`Config::from_toml_str`] (and [`Config::load`], which also reads the file) checks syntax,
+//! types, unknown keys, addresses, durations, limits, upstreams, routes and the names that tie
+//! them together; [`Config::check`] additionally loads every certificate and key and builds
+//! each listener's rustls configuration, so a missing file, an unreadable key or a key that
+//! does not match its certificate is reported before anything listens. Nothing here opens a
+//! socket or starts a thread.
+//!
+//! Invariants of a `Config` returned by `from_toml_str` or `load` (all checked by
+//! [`Config::validate`]):
+//! - at least one listener; listener addresses are distinct;
+//! - every listener has a default upstream or at least one route, every upstream index (a
+//!   listener's default, a route's) is below `upstreams.len()`, and every route path prefix
+//!   starts with `/`; every listener has at least one certificate;
+//! - upstream names are distinct and made of `[A-Za-z0-9_.-]`; every upstream has at least one
+//!   backend that is not a backup, distinct backend addresses (`ip:port`, port not 0), weights
+//!   in `1..=1000`, a hash key exactly when its policy is `consistent_hash`, health check
+//!   timings with `0 < timeout < interval`, `jitter <= interval`, `rise` and `fall` at least 1,
+//!   and ejection times with `0 < base_ejection <= max_ejection`;
+//! - every timeout except `timeouts.drain` is greater than zero;
+//! - every limit except `limits.body` (0 = unlimited) is at least 1, and `limits.head` is at
+//!   least `limits.request_line`;
+//! - `workers`, when given, is at least 1;
+//! - `batch_wait` is at most [`MAX_BATCH_WAIT`];
+//! - `ring_buffers`, when given, is between 1 and [`MAX_CONFIGURED_RING_BUFFERS`].
+//!
+//! Every error's `Display` is one line: the key path (`upstream[1].backend[0].weight`), why it
+//! is wrong and, for errors found in the document, where (`ringway.toml:12:14`, or
+//! `line 12, column 14` without a file). Errors name the keys as the document writes them: a
+//! backend from an upstream's short `backends` list is `upstream[1].backends[0]`, one from the
+//! long form `upstream[1].backend[0].address`, and one from a listener's legacy `backends`
+//! list `listener[0].backends[0]`. Certificate errors from [`Config::check`] name the key and
+//! the file instead (`listener[0].certificate[1].key: /etc/x.pem: No such file or
+//! directory`).
+//!
+//! # The TOML file
+//!
+//! Every section and key is optional except the `[[listener]]` entries, each with `address`,
+//! an upstream to send requests to (`upstream = "name"`, the legacy `backends = [...]`, or
+//! `[[listener.route]]` entries) and at least one `[[listener.certificate]]`; and in each
+//! `[[upstream]]`, `name` and at least one backend. Unknown keys are errors.
+//!
+//! - Durations are strings of one or more `<integer><unit>` parts, units `ms`, `s`, `m`, `h`
+//!   (`"500ms"`, `"10s"`, `"2m"`, `"1h30m"`), or plain integers meaning milliseconds.
+//! - Sizes and counts are integers.
+//! - Addresses are `ip:port` (`"127.0.0.1:8080"`, `"[::1]:8443"`); host names are not
+//!   resolved. A listener port of 0 asks the kernel for a free port (tests only: each worker's
+//!   SO_REUSEPORT socket would get a different one).
+//! - Certificate and key paths that are relative are taken relative to the directory of the
+//!   configuration file when it is read with [`Config::load`], and to the current directory
+//!   with [`Config::from_toml_str`]. `cert` and `key` may name the same file.
+//! - `log.level` is a tracing `EnvFilter` directive list: `"info"`, or
+//!   `"info,ringway::proxy=debug"`.
+//! - A listener's legacy `backends = [...]` list (no `upstream`) becomes an upstream named
+//!   `listener<i>` (`i` the listener's position), round robin, weight 1, no active health
+//!   checks, default passive ejection. It is appended to [`Config::upstreams`] after the
+//!   `[[upstream]]` tables; other listeners cannot name it.
+//!
+//! ```toml
+//! workers = 2            # optional; default: every core the process may run on
+//! batch_wait = "50us"    # longest a busy worker lets I/O completions gather; "0s" = off
+//! ring_buffers = 512     # optional; 32 KiB receive buffers per worker; default: from the load
+//!
+//! [timeouts]
+//! handshake = "10s"      # TLS handshake, from accept
+//! request_head = "10s"   # first byte to the end of a request head
+//! keepalive = "60s"      # idle client connection between requests
+//! body = "60s"           # inactivity while a request or response body streams
+//! connect = "3s"         # connecting to a backend
+//! response = "30s"       # request sent to the backend's response head
+//! drain = "30s"          # graceful stop: time for in-flight requests (0 = stop at once)
+//!
+//! [limits]
+//! request_line = 8192    # bytes
+//! head = 32768           # bytes, request line and headers together
+//! headers = 100          # header fields
+//! body = 0               # request body bytes, 0 = unlimited
+//! trailer = 8192         # bytes of chunked trailer fields
+//! connections_per_worker = 10000
+//!
+//! [pool]
+//! max_idle_per_backend = 1024 # idle kept-alive backend connections per worker; 0 = none
+//! idle_timeout = "30s"
+//!
+//! [log]
+//! level = "info"
+//!
+//! [[upstream]]
+//! name = "app"                  # required, unique, [A-Za-z0-9_.-]+
+//! policy = "round_robin"        # round_robin | weighted_round_robin | random |
+//!                               # least_connections | peak_ewma | consistent_hash
+//! # hash = "client_ip"          # consistent_hash only: client_ip | "header:X-User" | "cookie:sid"
+//! slow_start = "0s"             # weight ramp after a backend comes back; 0 = off
+//! backends = ["127.0.0.1:8080"] # short form: weight 1, unlimited, not a backup
+//!
+//! [[upstream.backend]]          # long form (after the short ones)
+//! address = "127.0.0.1:8081"
+//! weight = 1                    # 1..=1000, used by every policy but round_robin
+//! max_connections = 0           # requests in flight to it, all workers together; 0 = unlimited
+//! backup = false                # used only when no primary backend is usable
+//!
+//! [upstream.health_check]       # absent: no active checks
+//! type = "http"                 # http | tcp
+//! interval = "5s"
+//! jitter = "1s"                 # <= interval
+//! timeout = "2s"                # < interval
+//! rise = 2                      # passes in a row to mark a backend up
+//! fall = 3                      # failures in a row to mark it down
+//! method = "GET"                # http only
+//! path = "/"                    # http only
+//! # host = "app.internal"       # http only; default: the backend address
+//! expect_status = "200-399"     # http only; "200" or "200-399"
+//!
+//! [upstream.outlier]            # passive ejection, per worker
+//! consecutive_failures = 5      # connect failures, resets, timeouts; 0 = off
+//! consecutive_5xx = 0           # 0 = off
+//! base_ejection = "10s"         # first ejection; longer while it keeps failing
+//! max_ejection = "300s"
+//! max_ejected_percent = 50      # share one worker ejects at once; never the whole tier
+//!
+//! [[listener]]
+//! address = "0.0.0.0:8443"
+//! backlog = 4096
+//! upstream = "app"              # default route (or legacy backends = ["127.0.0.1:8080"])
+//!
+//! [[listener.route]]            # first match wins, before the default
+//! host = "*.example.com"        # exact or "*.domain"; optional
+//! path_prefix = "/api/"         # plain byte prefix; optional
+//! upstream = "app"
+//!
+//! [[listener.certificate]]   # the first certificate is the default (no SNI, unknown name)
+//! cert = "certs/example.com.pem"
+//! key = "certs/example.com.key"
+//!
+//! [listener.tls]
+//! session_cache = 4096   # stateful resumption cache entries; 0 disables it
+//! tickets = true         # stateless session tickets (TLS 1.2 and 1.3)
+//! ```
+//!
+//! `ringway.example.toml` at the top of the repository is the same file with more comments; a
+//! test parses it.
+#![forbid(unsafe_code)]
+
+// The model below is public; the rest is split by concern:
+mod error; // ConfigError, Location, and naming the key and position of an error
+mod raw; // the document as serde sees it, and its conversion to a Config and back
+mod validate; // Config::validate and Config::check
+mod values; // durations, addresses, status ranges: parsing and formatting
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::route::{Route, Router};
+pub use crate::tls::TlsOptions;
+
+pub use self::error::{ConfigError, Location};
+use self::error::{locate, toml_error};
+use self::raw::{RawConfig, from_raw};
+
+// ---------------------------------------------------------------------------------------------
+// The validated configuration
+
+/// Default of [`Config::batch_wait`].
+pub const DEFAULT_BATCH_WAIT: Duration = Duration::from_micros(50);
+/// The largest [`Config::batch_wait`] accepted.
+pub const MAX_BATCH_WAIT: Duration = Duration::from_millis(1);
+/// Default of [`PoolConfig::max_idle_per_backend`].
+pub const DEFAULT_MAX_IDLE_PER_BACKEND: usize = 1024;
+/// The largest [`Config::ring_buffers`] accepted.
+pub use crate::runtime::MAX_CONFIGURED_RING_BUFFERS;
+
+/// The whole configuration, validated. See the module doc for the TOML shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Worker threads, one per core. `None`: every core the process may run on.
+    pub workers: Option<usize>,
+    /// The longest a busy worker lets I/O completions gather before handling them (see
+    /// [`crate::runtime::event_loop`]); zero turns gathering off. Default 50 µs.
+    pub batch_wait: Duration,
+    /// Provided receive buffers (32 KiB each) registered with each worker's ring; a power of
+    /// two once applied. `None`: sized from `limits.connections_per_worker` (see
+    /// [`crate::runtime::RingConfig::for_load`]).
+    pub ring_buffers: Option<u32>,
+    pub timeouts: Timeouts,
+    pub limits: LimitsConfig,
+    pub pool: PoolConfig,
+    pub log: LogConfig,
+    /// Backend pools, referred to by index from [`ListenerConfig::default_upstream`] and
+    /// [`RouteConfig::upstream`]. TOML: `[[upstream]]`, in file order, then one implicit
+    /// upstream per listener written with the legacy `backends = [...]`. Unused upstreams are
+    /// allowed.
+    pub upstreams: Vec<UpstreamConfig>,
+    /// At least one. TOML: `[[listener]]`.
+    pub listeners: Vec<ListenerConfig>,
+}
+
+/// Timeouts. All are greater than zero except `drain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TLS handshake, from accept. Default 10 s.
+    pub handshake: Duration,
+    /// From the first byte of a request to the end of its head. Default 10 s.
+    pub request_head: Duration,
+    /// Idle client connection between requests. Default 60 s.
+    pub keepalive: Duration,
+    /// Inactivity while a body streams, either way. Default 60 s.
+    pub body: Duration,
+    /// Connecting to a backend. Default 3 s.
+    pub connect: Duration,
+    /// From the request sent to the backend's response head. Default 30 s.
+    pub response: Duration,
+    /// Graceful stop: how long in-flight requests may finish. 0 stops at once. Default 30 s.
+    pub drain: Duration,
+}
+
+/// Request size limits. The caller converts these into `http1::Limits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Bytes of the request line. Default 8192.
+    pub request_line: usize,
+    /// Bytes of the request head (request line and header fields). Default 32768.
+    pub head: usize,
+    /// Header fields. Default 100.
+    pub headers: usize,
+    /// Request body bytes; 0 = unlimited. Default 0.
+    pub body: u64,
+    /// Bytes of chunked trailer fields. Default 8192.
+    pub trailer: usize,
+    /// Open client connections per worker; beyond it new connections are closed at accept.
+    /// Default 10000.
+    pub connections_per_worker: usize,
+}
+
+/// The per-worker backend connection pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Idle kept-alive connections kept per backend, per worker; 0 keeps none. Default 1024:
+    /// enough for the concurrency of thousands of clients, so a busy worker reuses its
+    /// backend connections instead of closing and opening them (idle ones close after
+    /// `idle_timeout`).
+    pub max_idle_per_backend: usize,
+    /// An idle backend connection older than this is closed. Default 30 s.
+    pub idle_timeout: Duration,
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// A tracing `EnvFilter` directive list, e.g. `"info"` or `"info,ringway::proxy=debug"`.
+    /// Default `"info"`.
+    pub level: String,
+}
+
+/// One listening address with its certificates and where its requests go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerConfig {
+    pub address: SocketAddr,
+    /// `listen(2)` backlog. Default 4096.
+    pub backlog: u32,
+    /// At least one. TOML: `[[listener.certificate]]`. The first is the default certificate.
+    pub certificates: Vec<CertificateConfig>,
+    /// The upstream for requests no route matches: an index into [`Config::upstreams`].
+    /// TOML: `upstream = "name"`, or the legacy `backends = [...]` (an implicit upstream).
+    /// `None`: unmatched requests get 404 (or 421 when the SNI names another host).
+    pub default_upstream: Option<usize>,
+    /// Tried in order before the default; the first match wins. TOML: `[[listener.route]]`.
+    /// A listener has a default upstream, routes, or both.
+    pub routes: Vec<RouteConfig>,
+    pub tls: TlsOptions,
+}
+
+/// A routing rule of a listener: requests matching `host` (if given) and `path_prefix` (if
+/// given) go to `upstream`, an index into [`Config::upstreams`]. TOML: `[[listener.route]]`
+/// with `host`, `path_prefix` and `upstream = "name"`. The router's own [`Route`]: a
+/// listener's routes feed [`Router::new`] as they are (see [`ListenerConfig::router`]).
+pub type RouteConfig = Route;
+
+/// A pool of backends and how requests are spread over them. TOML: `[[upstream]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamConfig {
+    /// Unique, `[A-Za-z0-9_.-]+`; listeners and routes name the upstream with it.
+    pub name: String,
+    /// How a backend is chosen for a request. Default round robin.
+    pub policy: Policy,
+    /// What consistent hashing hashes: `Some` exactly when `policy` is
+    /// [`Policy::ConsistentHash`] (TOML default there: client IP).
+    pub hash: Option<HashKey>,
+    /// How long a backend's weight ramps up from near 0 after it comes back (healthy again or
+    /// no longer ejected); zero turns slow start off. Default 0.
+    pub slow_start: Duration,
+    /// At least one, at least one of them not a backup, addresses distinct. TOML: the short
+    /// `backends = [...]` list first, then the `[[upstream.backend]]` tables.
+    pub backends: Vec<BackendConfig>,
+    /// Active checks, run once per upstream for all workers. `None`: no active checks (every
+    /// backend counts as up unless passively ejected). TOML: `[upstream.health_check]`.
+    pub health_check: Option<HealthCheckConfig>,
+    /// Passive ejection, per worker. TOML: `[upstream.outlier]`; present with its defaults
+    /// when the section is absent.
+    pub outlier: OutlierConfig,
+}
+
+/// The balancing policies (the same type as the balancer's): TOML and
+/// [`FromStr`]/[`fmt::Display`] use the snake_case names (`"least_connections"`).
+pub use crate::balance::{PolicyKind as Policy, UnknownPolicy};
+
+/// What a [`Policy::ConsistentHash`] upstream hashes to pick a backend. TOML:
+/// `"client_ip"`, `"header:<name>"`, `"cookie:<name>"`; [`fmt::Display`] writes the same form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub enum HashKey {
+    /// The client's IP address (not the port).
+    #[default]
+    ClientIp,
+    /// The value of this request header; the name is stored lowercase.
+    Header(String),
+    /// The value of this cookie; the name is case-sensitive, kept as written.
+    Cookie(String),
+}
+
+/// Why a string is not a [`HashKey`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HashKeyError {
+    /// Not `client_ip`, `header:...` or `cookie:...`.
+    #[error(
+        "{0:?} is not a hash key (expected \"client_ip\", \"header:<name>\" or \
+         \"cookie:<name>\")"
+    )]
+    Unknown(String),
+    /// The header or cookie name is empty or not an RFC 9110 token.
+    #[error("{text:?}: {name:?} is not a valid {kind} name (letters, digits and !#$%&'*+-.^_`|~)")]
+    Name {
+        /// The whole value as written.
+        text: String,
+        /// `header` or `cookie`.
+        kind: &'static str,
+        /// The name refused.
+        name: String,
+    },
+}
+
+/// One backend of an upstream. TOML: an entry of `backends = [...]` (every other field at its
+/// default) or an `[[upstream.backend]]` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendConfig {
+    /// `ip:port`, port not 0.
+    pub address: SocketAddr,
+    /// `1..=1000`, default 1. Used by every policy but round robin.
+    pub weight: u32,
+    /// Requests in flight to this backend, all workers together; at the limit it is skipped.
+    /// 0 = unlimited (default).
+    pub max_connections: u32,
+    /// Used only when no primary (non-backup) backend of the upstream is usable. Default
+    /// false.
+    pub backup: bool,
+}
+
+/// Active health checks of an upstream's backends (TOML: `[upstream.health_check]`), and what
+/// a check does: the health checker's own types, validated here.
+pub use crate::upstream::checker::{CheckKind, CheckSpec as HealthCheckConfig};
+
+/// Passive ejection: a worker stops sending to a backend that keeps failing, for a while.
+/// Kept per worker. TOML: `[upstream.outlier]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutlierConfig {
+    /// Connect failures, resets and timeouts in a row that eject a backend; 0 = off.
+    /// Default 5.
+    pub consecutive_failures: u32,
+    /// 5xx responses in a row that eject a backend; 0 = off. Default 0.
+    pub consecutive_5xx: u32,
+    /// The first ejection's length; later ones in a row grow up to `max_ejection`. Greater
+    /// than zero. Default 10 s.
+    pub base_ejection: Duration,
+    /// The longest ejection. At least `base_ejection`. Default 300 s.
+    pub max_ejection: Duration,
+    /// The largest share (percent, 0 to 100) of an upstream's primary (or backup) backends one
+    /// worker ejects at once; at least one may be when there are two or more, and never the
+    /// last one the health checks consider up. Default 50.
+    pub max_ejected_percent: u32,
+}
+
+/// A PEM certificate chain (leaf first) and its PEM private key. May be the same file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            handshake: Duration::from_secs(10),
+            request_head: Duration::from_secs(10),
+            keepalive: Duration::from_secs(60),
+            body: Duration::from_secs(60),
+            connect: Duration::from_secs(3),
+            response: Duration::from_secs(30),
+            drain: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            request_line: 8192,
+            head: 32768,
+            headers: 100,
+            body: 0,
+            trailer: 8192,
+            connections_per_worker: 10000,
+        }
+    }
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            max_idle_per_backend: DEFAULT_MAX_IDLE_PER_BACKEND,
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// Every section at its default and no listener. Not valid as it is: a configuration needs at
+/// least one listener.
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            workers: None,
+            batch_wait: DEFAULT_BATCH_WAIT,
+            ring_buffers: None,
+            timeouts: Timeouts::default(),
+            limits: LimitsConfig::default(),
+            pool: PoolConfig::default(),
+            log: LogConfig::default(),
+            upstreams: Vec::new(),
+            listeners: Vec::new(),
+        }
+    }
+}
+
+impl ListenerConfig {
+    /// Default `listen(2)` backlog.
+    pub const DEFAULT_BACKLOG: u32 = 4096;
+
+    /// This listener's router: its routes in order, then its default upstream.
+    pub fn router(&self) -> Router {
+        Router::new(self.routes.clone(), self.default_upstream)
+    }
+}
+
+/// `0.0.0.0:8443`, the default backlog and TLS options, and no certificate, upstream nor
+/// route: not valid until a certificate and an upstream or route are filled in.
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        Self {
+            address: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            backlog: Self::DEFAULT_BACKLOG,
+            certificates: Vec::new(),
+            default_upstream: None,
+            routes: Vec::new(),
+            tls: TlsOptions::default(),
+        }
+    }
+}
+
+impl UpstreamConfig {
+    /// A round-robin upstream over `addresses`, each with the [`BackendConfig::new`]
+    /// defaults, and every other field at its default: what a legacy `backends = [...]` list
+    /// or the quick-start `--backend` flags make.
+    pub fn new(name: impl Into<String>, addresses: impl IntoIterator<Item = SocketAddr>) -> Self {
+        Self {
+            name: name.into(),
+            backends: addresses.into_iter().map(BackendConfig::new).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Whether an upstream name is usable: non-empty, `[A-Za-z0-9_.-]` only.
+    pub fn is_valid_name(name: &str) -> bool {
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    }
+}
+
+/// No name and no backend (not valid until both are filled in); round robin, no hash, no
+/// slow start, no active checks, default passive ejection.
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            policy: Policy::default(),
+            hash: None,
+            slow_start: Duration::ZERO,
+            backends: Vec::new(),
+            health_check: None,
+            outlier: OutlierConfig::default(),
+        }
+    }
+}
+
+impl FromStr for HashKey {
+    type Err = HashKeyError;
+
+    /// `client_ip`, `header:<token>` (lowercased) or `cookie:<token>` (kept as written).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == "client_ip" {
+            return Ok(HashKey::ClientIp);
+        }
+        let (kind, name) = match text.split_once(':') {
+            Some(("header", name)) => ("header", name),
+            Some(("cookie", name)) => ("cookie", name),
+            _ => return Err(HashKeyError::Unknown(text.to_owned())),
+        };
+        if !is_token(name) {
+            return Err(HashKeyError::Name {
+                text: text.to_owned(),
+                kind,
+                name: name.to_owned(),
+            });
+        }
+        Ok(if kind == "header" {
+            HashKey::Header(name.to_ascii_lowercase())
+        } else {
+            HashKey::Cookie(name.to_owned())
+        })
+    }
+}
+
+impl fmt::Display for HashKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HashKey::ClientIp => f.write_str("client_ip"),
+            HashKey::Header(name) => write!(f, "header:{name}"),
+            HashKey::Cookie(name) => write!(f, "cookie:{name}"),
+        }
+    }
+}
+
+impl BackendConfig {
+    /// The largest weight.
+    pub const MAX_WEIGHT: u32 = 1000;
+
+    /// A backend at `address` with weight 1, no connection limit, not a backup.
+    pub fn new(address: SocketAddr) -> Self {
+        Self {
+            address,
+            weight: 1,
+            max_connections: 0,
+            backup: false,
+        }
+    }
+}
+
+impl From<SocketAddr> for BackendConfig {
+    fn from(address: SocketAddr) -> Self {
+        Self::new(address)
+    }
+}
+
+/// Eject after 5 connect failures in a row (5xx not counted), for 10 s growing to 300 s, at
+/// most half of an upstream's backends at once.
+impl Default for OutlierConfig {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            consecutive_5xx: 0,
+            base_ejection: Duration::from_secs(10),
+            max_ejection: Duration::from_secs(300),
+            max_ejected_percent: 50,
+        }
+    }
+}
+
+/// RFC 9110 §5.6.2: `token = 1*tchar`.
+fn is_token(text: &str) -> bool {
+    crate::http1::is_token(text.as_bytes())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+impl Config {
+    /// Parses and validates a TOML document: syntax, types, unknown keys, addresses and
+    /// durations, upstream names, then [`Config::validate`] (its errors naming the keys as
+    /// the document writes them). Files are not touched: certificate paths are kept as
+    /// written.
+    pub fn from_toml_str(s: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(s).map_err(|error| toml_error(s, &error))?;
+        let (config, names) = from_raw(raw).map_err(|error| locate(s, error))?;
+        config
+            .validate_named(&names)
+            .map_err(|error| locate(s, error))?;
+        Ok(config)
+    }
+
+    /// Reads `path` and parses it with [`Config::from_toml_str`]; errors name the file.
+    /// Relative certificate and key paths are resolved against the file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = Config::from_toml_str(&text).map_err(|error| error.in_file(path))?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        for listener in &mut config.listeners {
+            for certificate in &mut listener.certificates {
+                certificate.cert = base.join(&certificate.cert);
+                certificate.key = base.join(&certificate.key);
+            }
+        }
+        Ok(config)
+    }
+}
