@@ -4,6 +4,13 @@
 //! thread before any worker starts, so that "address in use" or "permission denied" is one clear
 //! startup error instead of a worker dying later. The first socket may bind port 0; the others
 //! then bind the port the kernel chose, so every worker serves the same address.
+//!
+//! SO_REUSEPORT would also let a second process (a second ringway started by mistake, by the
+//! same user) bind the same address and silently take half of the connections. Before binding
+//! its group, ringway therefore probes the address with a socket that does not ask for
+//! SO_REUSEPORT: if anything holds the address, the probe fails and so does the start, with
+//! "address already in use". (Upgrades that need two processes on one address get an explicit
+//! handoff, not this.)
 
 use std::io;
 use std::net::SocketAddr;
@@ -44,6 +51,9 @@ pub fn bind_reuseport(
     backlog: u32,
     count: usize,
 ) -> Result<(Vec<std::net::TcpListener>, SocketAddr), ListenError> {
+    if addr.port() != 0 {
+        probe_exclusive(addr).map_err(|source| classify(addr, source))?;
+    }
     let mut bound = addr;
     let mut sockets = Vec::with_capacity(count);
     for _ in 0..count.max(1) {
@@ -56,6 +66,18 @@ pub fn bind_reuseport(
         sockets.push(socket);
     }
     Ok((sockets, bound))
+}
+
+/// Fails with `AddrInUse` when any socket holds `addr`, SO_REUSEPORT ones included: a socket
+/// without SO_REUSEPORT cannot bind beside them. SO_REUSEADDR keeps connections of an earlier
+/// run in TIME_WAIT from counting.
+fn probe_exclusive(addr: SocketAddr) -> io::Result<()> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())
 }
 
 fn bind_one(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener> {
@@ -92,6 +114,24 @@ mod tests {
         for s in &socks {
             assert_eq!(s.local_addr().unwrap(), addr);
         }
+    }
+
+    #[test]
+    fn an_address_another_reuseport_group_holds_is_refused() {
+        // Another ringway: its own SO_REUSEPORT group on the address.
+        let (_other, addr) = bind_reuseport("127.0.0.1:0".parse().unwrap(), 16, 2).unwrap();
+        let err = bind_reuseport(addr, 16, 2).unwrap_err();
+        assert!(matches!(err, ListenError::InUse { .. }), "{err}");
+        assert!(err.to_string().contains(&addr.to_string()), "{err}");
+    }
+
+    #[test]
+    fn a_free_address_binds_after_the_probe() {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = free.local_addr().unwrap();
+        drop(free);
+        let (socks, bound) = bind_reuseport(addr, 16, 2).unwrap();
+        assert_eq!((socks.len(), bound), (2, addr));
     }
 
     #[test]
