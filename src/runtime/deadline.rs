@@ -179,6 +179,7 @@ pub async fn run_ticker() {
 }
 
 /// Deadlines armed on this worker now.
+#[cfg(test)]
 pub fn armed() -> usize {
     ARMED.with(|armed| armed.borrow().len())
 }

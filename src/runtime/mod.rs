@@ -31,7 +31,7 @@ use std::time::Duration;
 use compio::net::TcpStream;
 
 pub use listener::ListenError;
-pub use load::{InFlight, Load};
+pub use load::Load;
 
 /// Bytes per provided buffer: two full TLS records, so a 16 KiB upload with its head arrives
 /// in one receive.

@@ -412,6 +412,7 @@ impl Group {
     }
 
     /// This worker's requests in flight to table backend `i`.
+    #[cfg(test)]
     pub fn in_flight(&self, i: usize) -> u32 {
         self.slots.borrow()[i - self.spec.backends.start].in_flight
     }

@@ -44,6 +44,7 @@ impl RiseFall {
     }
 
     /// The current state.
+    #[cfg(test)]
     pub fn is_up(&self) -> bool {
         self.up
     }
@@ -274,6 +275,7 @@ impl Ejection {
     }
 
     /// Whether the backend is back from an ejection and has not succeeded yet.
+    #[cfg(test)]
     pub fn on_probation(&self) -> bool {
         self.phase == Phase::Probation
     }

@@ -21,13 +21,6 @@ use compio::net::TcpStream;
 
 pub use pool::{ConnPool, Pooled};
 
-/// A backend server.
-#[derive(Debug, Clone)]
-pub struct Backend {
-    /// Where it listens.
-    pub addr: SocketAddr,
-}
-
 /// A plain TCP connection to a backend.
 #[derive(Debug)]
 pub struct BackendConn {

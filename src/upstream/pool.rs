@@ -111,11 +111,13 @@ impl<C: Pooled> ConnPool<C> {
     }
 
     /// Idle connections held for `backend`.
+    #[cfg(test)]
     pub fn idle_count(&self, backend: usize) -> usize {
         self.stacks.get(backend).map_or(0, VecDeque::len)
     }
 
     /// Idle connections held in all.
+    #[cfg(test)]
     pub fn total_idle(&self) -> usize {
         self.idle.len()
     }
