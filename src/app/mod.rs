@@ -304,7 +304,7 @@ fn serve(mut compiled: Compiled, on_started: impl FnOnce(&[SocketAddr])) -> Resu
         .map_err(AppError::Signals)?;
     let listening: Vec<String> = server.bound.iter().map(ToString::to_string).collect();
     let backends: Vec<String> = (0..table.len())
-        .map(|i| table.backend(i).addr.to_string())
+        .map(|i| table.backend(i).address.to_string())
         .collect();
     tracing::info!(
         listeners = %listening.join(","),

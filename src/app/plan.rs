@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use rustls::server::ProducesTickets;
 
-use crate::config::{Config, HashKey, UpstreamConfig};
+use crate::config::{Config, UpstreamConfig};
 use crate::http1::Limits;
 use crate::proxy::{ListenerPlan, Plan, PoolSettings, Timeouts};
 use crate::runtime::event_loop::Pacing;
@@ -24,8 +24,7 @@ use crate::runtime::{self, Listen, RingConfig, Settings};
 use crate::tls;
 use crate::upstream::board::HealthBoard;
 use crate::upstream::checker::CheckTarget;
-use crate::upstream::group::{BackendSpec, KeySource, Table, UpstreamSpec};
-use crate::upstream::health::OutlierPolicy;
+use crate::upstream::group::{Table, UpstreamSpec};
 
 use super::AppError;
 
@@ -136,30 +135,14 @@ fn compile_upstreams(upstreams: &[UpstreamConfig]) -> Upstreams {
                     spec: spec.clone(),
                 });
             }
-            backends.push(BackendSpec {
-                addr: b.address,
-                weight: b.weight,
-                max_connections: b.max_connections,
-                backup: b.backup,
-            });
+            backends.push(*b);
         }
-        let o = &up.outlier;
         specs.push(Arc::new(UpstreamSpec {
             name: up.name.clone(),
             policy: up.policy,
-            key: up.hash.as_ref().map(|h| match h {
-                HashKey::ClientIp => KeySource::ClientIp,
-                HashKey::Header(name) => KeySource::Header(name.as_str().into()),
-                HashKey::Cookie(name) => KeySource::Cookie(name.as_str().into()),
-            }),
+            key: up.hash.clone(),
             slow_start: up.slow_start,
-            outlier: OutlierPolicy {
-                consecutive_failures: o.consecutive_failures,
-                consecutive_5xx: o.consecutive_5xx,
-                base: o.base_ejection,
-                max: o.max_ejection,
-                max_ejected_percent: o.max_ejected_percent,
-            },
+            outlier: up.outlier,
             backends: first..backends.len(),
             down_for: up
                 .health_check

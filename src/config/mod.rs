@@ -312,17 +312,9 @@ pub struct UpstreamConfig {
 pub use crate::balance::{PolicyKind as Policy, UnknownPolicy};
 
 /// What a [`Policy::ConsistentHash`] upstream hashes to pick a backend. TOML:
-/// `"client_ip"`, `"header:<name>"`, `"cookie:<name>"`; [`fmt::Display`] writes the same form.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-pub enum HashKey {
-    /// The client's IP address (not the port).
-    #[default]
-    ClientIp,
-    /// The value of this request header; the name is stored lowercase.
-    Header(String),
-    /// The value of this cookie; the name is case-sensitive, kept as written.
-    Cookie(String),
-}
+/// `"client_ip"`, `"header:<name>"`, `"cookie:<name>"` ([`FromStr`]); [`fmt::Display`] writes
+/// the same form. The domain's own type.
+pub use crate::upstream::group::KeySource as HashKey;
 
 /// Why a string is not a [`HashKey`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -346,44 +338,21 @@ pub enum HashKeyError {
 }
 
 /// One backend of an upstream. TOML: an entry of `backends = [...]` (every other field at its
-/// default) or an `[[upstream.backend]]` table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BackendConfig {
-    /// `ip:port`, port not 0.
-    pub address: SocketAddr,
-    /// `1..=1000`, default 1. Used by every policy but round robin.
-    pub weight: u32,
-    /// Requests in flight to this backend, all workers together; at the limit it is skipped.
-    /// 0 = unlimited (default).
-    pub max_connections: u32,
-    /// Used only when no primary (non-backup) backend of the upstream is usable. Default
-    /// false.
-    pub backup: bool,
-}
+/// default) or an `[[upstream.backend]]` table. The domain's own type.
+pub use crate::upstream::group::BackendSpec as BackendConfig;
 
 /// Active health checks of an upstream's backends (TOML: `[upstream.health_check]`), and what
 /// a check does: the health checker's own types, validated here.
 pub use crate::upstream::checker::{CheckKind, CheckSpec as HealthCheckConfig};
 
 /// Passive ejection: a worker stops sending to a backend that keeps failing, for a while.
-/// Kept per worker. TOML: `[upstream.outlier]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OutlierConfig {
-    /// Connect failures, resets and timeouts in a row that eject a backend; 0 = off.
-    /// Default 5.
-    pub consecutive_failures: u32,
-    /// 5xx responses in a row that eject a backend; 0 = off. Default 0.
-    pub consecutive_5xx: u32,
-    /// The first ejection's length; later ones in a row grow up to `max_ejection`. Greater
-    /// than zero. Default 10 s.
-    pub base_ejection: Duration,
-    /// The longest ejection. At least `base_ejection`. Default 300 s.
-    pub max_ejection: Duration,
-    /// The largest share (percent, 0 to 100) of an upstream's primary (or backup) backends one
-    /// worker ejects at once; at least one may be when there are two or more, and never the
-    /// last one the health checks consider up. Default 50.
-    pub max_ejected_percent: u32,
-}
+/// Kept per worker. TOML: `[upstream.outlier]`: `consecutive_failures` (connect failures,
+/// resets and timeouts in a row that eject a backend; 0 = off; default 5), `consecutive_5xx`
+/// (5xx responses in a row; 0 = off; default 0), `base_ejection` (the first ejection's length,
+/// greater than zero; default 10 s), `max_ejection` (the longest, at least `base_ejection`;
+/// default 300 s), `max_ejected_percent` (the largest share, 0 to 100, of an upstream's primary
+/// or backup backends one worker ejects at once; default 50). The domain's own type.
+pub use crate::upstream::health::OutlierPolicy as OutlierConfig;
 
 /// A PEM certificate chain (leaf first) and its PEM private key. May be the same file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -550,41 +519,6 @@ impl fmt::Display for HashKey {
             HashKey::ClientIp => f.write_str("client_ip"),
             HashKey::Header(name) => write!(f, "header:{name}"),
             HashKey::Cookie(name) => write!(f, "cookie:{name}"),
-        }
-    }
-}
-
-impl BackendConfig {
-    /// The largest weight.
-    pub const MAX_WEIGHT: u32 = 1000;
-
-    /// A backend at `address` with weight 1, no connection limit, not a backup.
-    pub fn new(address: SocketAddr) -> Self {
-        Self {
-            address,
-            weight: 1,
-            max_connections: 0,
-            backup: false,
-        }
-    }
-}
-
-impl From<SocketAddr> for BackendConfig {
-    fn from(address: SocketAddr) -> Self {
-        Self::new(address)
-    }
-}
-
-/// Eject after 5 connect failures in a row (5xx not counted), for 10 s growing to 300 s, at
-/// most half of an upstream's backends at once.
-impl Default for OutlierConfig {
-    fn default() -> Self {
-        Self {
-            consecutive_failures: 5,
-            consecutive_5xx: 0,
-            base_ejection: Duration::from_secs(10),
-            max_ejection: Duration::from_secs(300),
-            max_ejected_percent: 50,
         }
     }
 }

@@ -430,7 +430,7 @@ impl Session {
             let bconn = match pooled {
                 Some(bconn) => bconn,
                 None => {
-                    let addr = self.ctx.plan.table.backend(backend).addr;
+                    let addr = self.ctx.plan.table.backend(backend).address;
                     match upstream::connect(addr, self.ctx.plan.timeouts.connect).await {
                         Ok(bconn) => bconn,
                         Err(e) => {

@@ -30,17 +30,42 @@ use super::health::{Ejection, Failure, FailureKind, OutlierPolicy, max_ejected, 
 /// The weight every backend has under a policy that ignores configured weights.
 const UNWEIGHTED: u32 = 100;
 
-/// One backend as configured.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One backend of an upstream (configured as `config::BackendConfig`: an entry of
+/// `backends = [...]`, every other field at its default, or an `[[upstream.backend]]` table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackendSpec {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    /// Relative share under weighted policies (1..=1000).
+    /// Where it listens: `ip:port`, port not 0.
+    pub address: SocketAddr,
+    /// Relative share under weighted policies, `1..=`[`BackendSpec::MAX_WEIGHT`], default 1.
+    /// Used by every policy but round robin.
     pub weight: u32,
-    /// Concurrent requests to it across all workers; 0 = unlimited.
+    /// Requests in flight to this backend, all workers together; at the limit it is skipped.
+    /// 0 = unlimited (default).
     pub max_connections: u32,
-    /// Used only when no primary backend of its upstream is up.
+    /// Used only when no primary (non-backup) backend of the upstream is usable. Default
+    /// false.
     pub backup: bool,
+}
+
+impl BackendSpec {
+    /// The largest weight.
+    pub const MAX_WEIGHT: u32 = 1000;
+
+    /// A backend at `address` with weight 1, no connection limit, not a backup.
+    pub fn new(address: SocketAddr) -> Self {
+        Self {
+            address,
+            weight: 1,
+            max_connections: 0,
+            backup: false,
+        }
+    }
+}
+
+impl From<SocketAddr> for BackendSpec {
+    fn from(address: SocketAddr) -> Self {
+        Self::new(address)
+    }
 }
 
 /// Every backend of every upstream, shared by all workers: the configuration, the published
@@ -116,15 +141,17 @@ impl Table {
     }
 }
 
-/// Where the consistent-hashing key of a request comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the consistent-hashing key of a request comes from (configured as
+/// `config::HashKey`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub enum KeySource {
-    /// The client's IP address.
+    /// The client's IP address (not the port).
+    #[default]
     ClientIp,
-    /// The value of this request header (name in lowercase).
-    Header(Box<str>),
-    /// The value of this cookie.
-    Cookie(Box<str>),
+    /// The value of this request header; the name is stored lowercase.
+    Header(String),
+    /// The value of this cookie; the name is case-sensitive, kept as written.
+    Cookie(String),
 }
 
 /// One upstream as configured.
@@ -198,7 +225,7 @@ impl Group {
         let range = spec.backends.clone();
         let ids: Vec<String> = range
             .clone()
-            .map(|i| table.backend(i).addr.to_string())
+            .map(|i| table.backend(i).address.to_string())
             .collect();
         let weights: Vec<u32> = range.clone().map(|i| table.backend(i).weight).collect();
         let policy = balance::build(spec.policy, &ids, &weights, seed);
@@ -361,7 +388,7 @@ impl Group {
         let may_eject = self.may_eject(i, now);
         let mut slots = self.slots.borrow_mut();
         let slot = &mut slots[j];
-        let backend = &self.table.backend(i).addr;
+        let backend = &self.table.backend(i).address;
         match slot.ejection.on_failure(kind, now, passes, may_eject) {
             Failure::Ejected(length) => {
                 slot.spared = false;
@@ -436,7 +463,7 @@ mod tests {
 
     fn backend(port: u16) -> BackendSpec {
         BackendSpec {
-            addr: addr(port),
+            address: addr(port),
             weight: 1,
             max_connections: 0,
             backup: false,
@@ -455,8 +482,8 @@ mod tests {
             outlier: OutlierPolicy {
                 consecutive_failures: 2,
                 consecutive_5xx: 0,
-                base: Duration::from_secs(10),
-                max: Duration::from_secs(60),
+                base_ejection: Duration::from_secs(10),
+                max_ejection: Duration::from_secs(60),
                 max_ejected_percent: 50,
             },
             backends: 0..n,

@@ -75,13 +75,29 @@ pub struct OutlierPolicy {
     pub consecutive_failures: u32,
     /// Consecutive 5xx responses that eject a backend; 0 turns this detector off.
     pub consecutive_5xx: u32,
-    /// First ejection length.
-    pub base: Duration,
-    /// Longest ejection: the doubling backoff stops here (a `max` below `base` acts as `base`).
-    pub max: Duration,
+    /// First ejection length; later ones in a row double, up to `max_ejection`.
+    pub base_ejection: Duration,
+    /// Longest ejection: the doubling backoff stops here (a `max_ejection` below
+    /// `base_ejection` acts as `base_ejection`).
+    pub max_ejection: Duration,
     /// The largest share (percent) of an upstream tier one worker ejects at once (see
     /// [`max_ejected`]).
     pub max_ejected_percent: u32,
+}
+
+/// What `[upstream.outlier]` is when the configuration says nothing: 5 connection failures in
+/// a row eject for 10 s, doubling up to 300 s; 5xx responses do not eject; at most half of a
+/// tier at once.
+impl Default for OutlierPolicy {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            consecutive_5xx: 0,
+            base_ejection: Duration::from_secs(10),
+            max_ejection: Duration::from_secs(300),
+            max_ejected_percent: 50,
+        }
+    }
 }
 
 impl OutlierPolicy {
@@ -89,8 +105,8 @@ impl OutlierPolicy {
     pub const OFF: OutlierPolicy = OutlierPolicy {
         consecutive_failures: 0,
         consecutive_5xx: 0,
-        base: Duration::ZERO,
-        max: Duration::ZERO,
+        base_ejection: Duration::ZERO,
+        max_ejection: Duration::ZERO,
         max_ejected_percent: 0,
     };
 
@@ -178,7 +194,7 @@ impl Ejection {
             connect_streak: 0,
             status_streak: 0,
             phase: Phase::Serving,
-            next: policy.base,
+            next: policy.base_ejection,
             returned_at: None,
         }
     }
@@ -196,7 +212,7 @@ impl Ejection {
         }
         if self.phase == Phase::Probation {
             self.phase = Phase::Serving;
-            self.next = self.policy.base;
+            self.next = self.policy.base_ejection;
         }
     }
 
@@ -282,7 +298,7 @@ impl Ejection {
 
     fn eject(&mut self, now: Instant, passes: u64) -> Duration {
         let length = self.next;
-        let cap = self.policy.max.max(self.policy.base);
+        let cap = self.policy.max_ejection.max(self.policy.base_ejection);
         self.next = self.next.saturating_mul(2).min(cap);
         self.connect_streak = 0;
         self.status_streak = 0;
@@ -370,8 +386,8 @@ mod tests {
         OutlierPolicy {
             consecutive_failures: failures,
             consecutive_5xx: fivexx,
-            base: 100 * MS,
-            max: 350 * MS,
+            base_ejection: 100 * MS,
+            max_ejection: 350 * MS,
             max_ejected_percent: 50,
         }
     }
@@ -606,8 +622,8 @@ mod tests {
         let mut e = Ejection::new(OutlierPolicy {
             consecutive_failures: 1,
             consecutive_5xx: 0,
-            base: 100 * MS,
-            max: 10 * MS,
+            base_ejection: 100 * MS,
+            max_ejection: 10 * MS,
             max_ejected_percent: 50,
         });
         assert_eq!(e.fail(FailureKind::Connect, t, 0), Some(100 * MS));
