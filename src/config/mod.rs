@@ -169,7 +169,7 @@ use self::raw::{RawConfig, from_raw};
 // The validated configuration
 
 /// Default of [`Config::batch_wait`].
-pub const DEFAULT_BATCH_WAIT: Duration = Duration::from_micros(50);
+pub const DEFAULT_BATCH_WAIT: Duration = crate::runtime::event_loop::DEFAULT_MAX_GATHER;
 /// The largest [`Config::batch_wait`] accepted.
 pub const MAX_BATCH_WAIT: Duration = Duration::from_millis(1);
 /// Default of [`PoolConfig::max_idle_per_backend`].

@@ -47,12 +47,23 @@ pub struct Pacing {
     pub busy_after: u32,
 }
 
+/// How long a busy worker lets completions gather by default: most of the gain in loop turns
+/// per request, for half the latency a 100 µs gathering added at 16 connections (measured).
+pub const DEFAULT_MAX_GATHER: Duration = Duration::from_micros(50);
+
+/// Below this many requests in flight, each request mostly waits for its own completion:
+/// gathering would add latency for no batch.
+pub const DEFAULT_MIN_IN_FLIGHT: usize = 10;
+
+/// Connection tasks one wait must wake for the worker to count as busy.
+pub const DEFAULT_BUSY_AFTER: u32 = 4;
+
 impl Default for Pacing {
     fn default() -> Self {
         Self {
-            max_gather: Duration::from_micros(50),
-            min_in_flight: 10,
-            busy_after: 4,
+            max_gather: DEFAULT_MAX_GATHER,
+            min_in_flight: DEFAULT_MIN_IN_FLIGHT,
+            busy_after: DEFAULT_BUSY_AFTER,
         }
     }
 }

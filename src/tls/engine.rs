@@ -42,6 +42,11 @@ use crate::buf;
 #[cfg(test)]
 pub(crate) mod tests;
 
+/// How many times a failing session asks rustls for the records it queued (the alert, and
+/// whatever came before it) before giving up: rustls hands out a few at most; the bound only
+/// keeps a misbehaving state from looping.
+const MAX_ALERT_STEPS: usize = 16;
+
 /// Why the TLS session could not go on.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsIoError {
@@ -319,7 +324,7 @@ impl TlsEngine {
         self.failed = true;
         // While rustls has records queued, process_tls_records hands them out before it looks
         // at any input, so `rest` is never parsed again (which could raise a second alert).
-        for _ in 0..16 {
+        for _ in 0..MAX_ALERT_STEPS {
             if !self.conn.wants_write() {
                 break;
             }

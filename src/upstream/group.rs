@@ -25,10 +25,17 @@ use std::time::{Duration, Instant};
 use crate::balance::{self, Balancer, Candidate, PolicyKind};
 
 use super::board::HealthBoard;
-use super::health::{Ejection, Failure, FailureKind, OutlierPolicy, max_ejected, slow_start_ramp};
+use super::health::{
+    Ejection, FULL_WEIGHT_PER_MILLE, Failure, FailureKind, OutlierPolicy, max_ejected,
+    slow_start_ramp,
+};
 
 /// The weight every backend has under a policy that ignores configured weights.
 const UNWEIGHTED: u32 = 100;
+
+/// The shortest `Retry-After` a 503 for an unavailable upstream carries: the header counts in
+/// whole seconds, and a client told 0 would come back at once.
+pub const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// One backend of an upstream (configured as `config::BackendConfig`: an entry of
 /// `backends = [...]`, every other field at its default, or an `[[upstream.backend]]` table).
@@ -304,12 +311,12 @@ impl Group {
             let weight = if usable {
                 let base = if weighted { spec.weight } else { UNWEIGHTED };
                 let ramp = if self.spec.slow_start.is_zero() {
-                    1000
+                    FULL_WEIGHT_PER_MILLE
                 } else {
                     let since = latest(board.up_since(i), slot.ejection.returned_at());
                     slow_start_ramp(since, now, self.spec.slow_start)
                 };
-                (base * ramp / 1000).max(1)
+                (base * ramp / FULL_WEIGHT_PER_MILLE).max(1)
             } else {
                 0
             };
@@ -336,7 +343,8 @@ impl Group {
         None
     }
 
-    /// How long until a backend of this upstream may take requests again, at least 1 s.
+    /// How long until a backend of this upstream may take requests again, at least
+    /// [`MIN_RETRY_AFTER`].
     fn retry_after(&self, now: Instant) -> Duration {
         let first = self.spec.backends.start;
         let board = self.table.board();
@@ -357,7 +365,7 @@ impl Group {
             })
             .min()
             .unwrap_or(Duration::ZERO);
-        soonest.max(Duration::from_secs(1))
+        soonest.max(MIN_RETRY_AFTER)
     }
 
     /// Gives back the lease [`Group::choose`] took on table backend `i`.

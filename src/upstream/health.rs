@@ -315,19 +315,26 @@ impl Ejection {
     }
 }
 
+/// The whole of a backend's weight, in the per mille unit of [`slow_start_ramp`].
+pub const FULL_WEIGHT_PER_MILLE: u32 = 1000;
+
+/// The share of its weight a backend returning from slow start begins with (10 %).
+const SLOW_START_PER_MILLE: u32 = 100;
+
 /// Per mille share of its weight a backend gets during slow start: 100 (10 %) at `since`,
-/// rising linearly to 1000 at `since + window`. 1000 when there is no `since` (never
-/// returned), the window is zero, or the window is over. A `now` before `since` gives 100.
+/// rising linearly to [`FULL_WEIGHT_PER_MILLE`] at `since + window`. The full weight when
+/// there is no `since` (never returned), the window is zero, or the window is over. A `now`
+/// before `since` gives 100.
 pub fn slow_start_ramp(since: Option<Instant>, now: Instant, window: Duration) -> u32 {
-    const START: u128 = 100;
-    const FULL: u128 = 1000;
+    const START: u128 = SLOW_START_PER_MILLE as u128;
+    const FULL: u128 = FULL_WEIGHT_PER_MILLE as u128;
     let Some(since) = since else {
-        return FULL as u32;
+        return FULL_WEIGHT_PER_MILLE;
     };
     let window_ns = window.as_nanos();
     let elapsed_ns = now.saturating_duration_since(since).as_nanos();
     if window_ns == 0 || elapsed_ns >= window_ns {
-        return FULL as u32;
+        return FULL_WEIGHT_PER_MILLE;
     }
     // elapsed < window, so the result is in [100, 1000).
     (START + (FULL - START) * elapsed_ns / window_ns) as u32
