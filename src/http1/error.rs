@@ -1,6 +1,8 @@
 //! Errors of the HTTP/1.1 layer. Each maps to the status ringway answers with; after any of
 //! them the connection is closed and nothing of the message is forwarded.
 
+use super::Status;
+
 /// A malformed or unacceptable header section, shared by requests and responses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HeadError {
@@ -84,16 +86,18 @@ pub enum RequestError {
 }
 
 impl RequestError {
-    /// The status code to answer with (the connection is closed after it).
-    pub fn status(&self) -> u16 {
+    /// The status to answer with (the connection is closed after it).
+    pub fn status(&self) -> Status {
         match self {
-            Self::UriTooLong => 414,
-            Self::BodyTooLarge => 413,
-            Self::UnsupportedVersion => 505,
-            Self::ConnectNotSupported => 501,
-            Self::Head(HeadError::TooLarge | HeadError::TooManyFields) => 431,
-            Self::Head(HeadError::UnknownTransferCoding) => 501,
-            _ => 400,
+            Self::UriTooLong => Status::UriTooLong,
+            Self::BodyTooLarge => Status::ContentTooLarge,
+            Self::UnsupportedVersion => Status::HttpVersionNotSupported,
+            Self::ConnectNotSupported => Status::NotImplemented,
+            Self::Head(HeadError::TooLarge | HeadError::TooManyFields) => {
+                Status::HeaderFieldsTooLarge
+            }
+            Self::Head(HeadError::UnknownTransferCoding) => Status::NotImplemented,
+            _ => Status::BadRequest,
         }
     }
 }
@@ -122,8 +126,8 @@ pub enum ResponseError {
 
 impl ResponseError {
     /// Always 502: a backend that sends a bad head gets its client a Bad Gateway.
-    pub fn status(&self) -> u16 {
-        502
+    pub fn status(&self) -> Status {
+        Status::BadGateway
     }
 }
 
@@ -154,11 +158,11 @@ pub enum BodyError {
 
 impl BodyError {
     /// 413 over the body limit, 431 over the trailer limit, 400 for broken framing.
-    pub fn status(&self) -> u16 {
+    pub fn status(&self) -> Status {
         match self {
-            Self::TooLarge => 413,
-            Self::TrailersTooLarge => 431,
-            _ => 400,
+            Self::TooLarge => Status::ContentTooLarge,
+            Self::TrailersTooLarge => Status::HeaderFieldsTooLarge,
+            _ => Status::BadRequest,
         }
     }
 }

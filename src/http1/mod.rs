@@ -40,7 +40,7 @@ pub use error::{BodyError, HeadError, RequestError, ResponseError};
 pub(crate) use field::is_token;
 pub use request::{Forwarding, RequestHead, parse_request, write_request_head};
 pub use response::{ResponseHead, parse_response, write_response_head};
-pub use responses::{CONTINUE_100, error_response, local_response};
+pub use responses::{CONTINUE_100, Status, error_response, local_response};
 
 /// Most header fields held on the stack while httparse tokenizes a head; a `max_headers`
 /// above this is clamped to it (more fields are answered with 431).

@@ -119,23 +119,90 @@ Connection: close\r\n\
 \r\n\
 505 HTTP Version Not Supported\n";
 
-/// The pre-built response for `status`; an unknown status gets the 500 response.
-pub fn error_response(status: u16) -> &'static [u8] {
+/// A status ringway answers itself (RFC 9110 §15): one of the responses above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum Status {
+    /// 400.
+    BadRequest = 400,
+    /// 404: no route takes the request.
+    NotFound = 404,
+    /// 408: the request (its head or body) did not arrive in time.
+    RequestTimeout = 408,
+    /// 413: the body is over the limit.
+    ContentTooLarge = 413,
+    /// 414: the request line is over the limit.
+    UriTooLong = 414,
+    /// 421: the request names another host than the TLS connection was made for.
+    MisdirectedRequest = 421,
+    /// 431: the head or the trailers are over the limit.
+    HeaderFieldsTooLarge = 431,
+    /// 500.
+    InternalServerError = 500,
+    /// 501: a transfer coding or method ringway does not implement.
+    NotImplemented = 501,
+    /// 502: the backend failed or answered badly.
+    BadGateway = 502,
+    /// 503: no backend can take the request, or this process is short of something.
+    ServiceUnavailable = 503,
+    /// 504: the backend timed out.
+    GatewayTimeout = 504,
+    /// 505.
+    HttpVersionNotSupported = 505,
+}
+
+impl Status {
+    /// Every status, in code order.
+    pub const ALL: [Status; 13] = [
+        Status::BadRequest,
+        Status::NotFound,
+        Status::RequestTimeout,
+        Status::ContentTooLarge,
+        Status::UriTooLong,
+        Status::MisdirectedRequest,
+        Status::HeaderFieldsTooLarge,
+        Status::InternalServerError,
+        Status::NotImplemented,
+        Status::BadGateway,
+        Status::ServiceUnavailable,
+        Status::GatewayTimeout,
+        Status::HttpVersionNotSupported,
+    ];
+
+    /// The status code.
+    pub const fn code(self) -> u16 {
+        self as u16
+    }
+}
+
+impl PartialEq<u16> for Status {
+    fn eq(&self, code: &u16) -> bool {
+        self.code() == *code
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.code())
+    }
+}
+
+/// The pre-built response for `status`, with `Connection: close`.
+pub fn error_response(status: Status) -> &'static [u8] {
     match status {
-        400 => BAD_REQUEST_400,
-        404 => NOT_FOUND_404,
-        408 => REQUEST_TIMEOUT_408,
-        413 => CONTENT_TOO_LARGE_413,
-        414 => URI_TOO_LONG_414,
-        421 => MISDIRECTED_REQUEST_421,
-        431 => HEADER_FIELDS_TOO_LARGE_431,
-        500 => INTERNAL_SERVER_ERROR_500,
-        501 => NOT_IMPLEMENTED_501,
-        502 => BAD_GATEWAY_502,
-        503 => SERVICE_UNAVAILABLE_503,
-        504 => GATEWAY_TIMEOUT_504,
-        505 => HTTP_VERSION_NOT_SUPPORTED_505,
-        _ => INTERNAL_SERVER_ERROR_500,
+        Status::BadRequest => BAD_REQUEST_400,
+        Status::NotFound => NOT_FOUND_404,
+        Status::RequestTimeout => REQUEST_TIMEOUT_408,
+        Status::ContentTooLarge => CONTENT_TOO_LARGE_413,
+        Status::UriTooLong => URI_TOO_LONG_414,
+        Status::MisdirectedRequest => MISDIRECTED_REQUEST_421,
+        Status::HeaderFieldsTooLarge => HEADER_FIELDS_TOO_LARGE_431,
+        Status::InternalServerError => INTERNAL_SERVER_ERROR_500,
+        Status::NotImplemented => NOT_IMPLEMENTED_501,
+        Status::BadGateway => BAD_GATEWAY_502,
+        Status::ServiceUnavailable => SERVICE_UNAVAILABLE_503,
+        Status::GatewayTimeout => GATEWAY_TIMEOUT_504,
+        Status::HttpVersionNotSupported => HTTP_VERSION_NOT_SUPPORTED_505,
     }
 }
 
@@ -144,16 +211,16 @@ pub fn error_response(status: u16) -> &'static [u8] {
 /// in whole seconds when given, `Connection: close` unless `keep_alive`, and no body for HEAD
 /// (same head, RFC 9110 §9.3.2).
 pub fn local_response(
-    status: u16,
+    status: Status,
     retry_after: Option<u64>,
     keep_alive: bool,
     method: Method,
     out: &mut Vec<u8>,
 ) {
     let reason: &[u8] = match status {
-        404 => b"404 Not Found",
-        421 => b"421 Misdirected Request",
-        503 => b"503 Service Unavailable",
+        Status::NotFound => b"404 Not Found",
+        Status::MisdirectedRequest => b"421 Misdirected Request",
+        Status::ServiceUnavailable => b"503 Service Unavailable",
         _ => {
             out.extend_from_slice(error_response(status));
             return;
@@ -181,10 +248,6 @@ pub fn local_response(
 mod tests {
     use super::*;
 
-    const STATUSES: [u16; 13] = [
-        400, 404, 408, 413, 414, 421, 431, 500, 501, 502, 503, 504, 505,
-    ];
-
     fn split(resp: &[u8]) -> (&[u8], &[u8]) {
         let end = resp
             .windows(4)
@@ -195,7 +258,7 @@ mod tests {
 
     #[test]
     fn every_response_is_well_formed() {
-        for status in STATUSES {
+        for status in Status::ALL {
             let resp = error_response(status);
             let (head, body) = split(resp);
             let text = std::str::from_utf8(head).expect("ascii");
@@ -216,7 +279,7 @@ mod tests {
                 &mut parsed,
             );
             assert_eq!(r, Ok(crate::http1::Parsed::Complete));
-            assert_eq!(parsed.status, status);
+            assert_eq!(parsed.status, status.code());
             assert_eq!(
                 parsed.body,
                 crate::http1::BodyKind::Length(body.len() as u64)
@@ -227,7 +290,7 @@ mod tests {
 
     #[test]
     fn retry_after_only_on_503() {
-        for status in STATUSES {
+        for status in Status::ALL {
             let has = split(error_response(status))
                 .0
                 .windows(14)
@@ -237,28 +300,46 @@ mod tests {
     }
 
     #[test]
-    fn unknown_status_gets_500() {
-        assert_eq!(error_response(418), INTERNAL_SERVER_ERROR_500);
-        assert_eq!(error_response(0), INTERNAL_SERVER_ERROR_500);
+    fn every_status_has_its_own_code_and_response() {
+        let codes: Vec<u16> = Status::ALL.iter().map(|s| s.code()).collect();
+        assert!(codes.windows(2).all(|w| w[0] < w[1]), "{codes:?}");
+        for status in Status::ALL {
+            let line = format!("HTTP/1.1 {} ", status.code());
+            assert!(
+                error_response(status).starts_with(line.as_bytes()),
+                "{status}"
+            );
+            assert_eq!(status, status.code());
+        }
     }
 
     #[test]
     fn local_responses_are_exact() {
         let mut out = Vec::new();
-        local_response(503, Some(12), true, Method::Get, &mut out);
+        local_response(
+            Status::ServiceUnavailable,
+            Some(12),
+            true,
+            Method::Get,
+            &mut out,
+        );
         assert_eq!(
             out,
             b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
               Content-Length: 24\r\nRetry-After: 12\r\n\r\n503 Service Unavailable\n"
         );
         out.clear();
-        local_response(404, None, false, Method::Get, &mut out);
+        local_response(Status::NotFound, None, false, Method::Get, &mut out);
         assert_eq!(
             out,
             b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n\
               Content-Length: 14\r\nConnection: close\r\n\r\n404 Not Found\n"
         );
-        for (status, keep) in [(404, true), (421, false), (503, true)] {
+        for (status, keep) in [
+            (Status::NotFound, true),
+            (Status::MisdirectedRequest, false),
+            (Status::ServiceUnavailable, true),
+        ] {
             out.clear();
             local_response(status, Some(1), keep, Method::Get, &mut out);
             let mut parsed = crate::http1::ResponseHead::new();
@@ -269,7 +350,7 @@ mod tests {
                 &mut parsed,
             );
             assert_eq!(r, Ok(crate::http1::Parsed::Complete));
-            assert_eq!(parsed.status, status);
+            assert_eq!(parsed.status, status.code());
             assert_eq!(parsed.keep_alive, keep);
             let body = &out[parsed.head_len..];
             assert_eq!(
@@ -278,19 +359,28 @@ mod tests {
             );
         }
         out.clear();
-        local_response(404, None, true, Method::Head, &mut out);
+        local_response(Status::NotFound, None, true, Method::Head, &mut out);
         assert_eq!(
             out,
             b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n\
               Content-Length: 14\r\n\r\n"
         );
         out.clear();
-        local_response(502, None, true, Method::Get, &mut out);
+        local_response(Status::BadGateway, None, true, Method::Get, &mut out);
         assert_eq!(out, BAD_GATEWAY_502);
     }
 
     #[test]
-    fn continue_is_exact() {
-        assert_eq!(CONTINUE_100, b"HTTP/1.1 100 Continue\r\n\r\n");
+    fn continue_parses_as_an_interim_response_with_nothing_after_it() {
+        let mut parsed = crate::http1::ResponseHead::new();
+        let r = crate::http1::parse_response(
+            CONTINUE_100,
+            &crate::http1::Limits::default(),
+            crate::http1::Method::Post,
+            &mut parsed,
+        );
+        assert_eq!(r, Ok(crate::http1::Parsed::Complete));
+        assert_eq!(parsed.status, 100);
+        assert_eq!(parsed.head_len, CONTINUE_100.len());
     }
 }

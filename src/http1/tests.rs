@@ -20,12 +20,12 @@ fn drive(buf: &[u8]) -> Result<Vec<Exchange>, u16> {
         match parse_request(rest, &limits, &mut head) {
             Ok(Parsed::Complete) => {}
             Ok(Parsed::Partial) => break,
-            Err(e) => return Err(e.status()),
+            Err(e) => return Err(e.status().code()),
         }
         let path = head.path(rest).to_vec();
         at += head.head_len;
         let mut body = BodyDecoder::new(head.body, &limits);
-        let a = body.advance(&buf[at..]).map_err(|e| e.status())?;
+        let a = body.advance(&buf[at..]).map_err(|e| e.status().code())?;
         out.push((path, buf[at..at + a.consumed].to_vec()));
         at += a.consumed;
         if !a.done {
@@ -145,7 +145,7 @@ fn mutated_requests_never_panic_and_rewrites_reparse_identically() {
             Ok(Parsed::Complete) => complete += 1,
             Ok(Parsed::Partial) => continue,
             Err(e) => {
-                assert!([400, 413, 414, 431, 501, 505].contains(&e.status()));
+                assert!([400, 413, 414, 431, 501, 505].contains(&e.status().code()));
                 rejected += 1;
                 continue;
             }

@@ -14,7 +14,7 @@
 
 use std::io;
 
-use crate::http1::ResponseError;
+use crate::http1::{ResponseError, Status};
 use crate::upstream::ConnectError;
 
 use super::tls_conn::TlsIoError;
@@ -146,17 +146,17 @@ impl ProxyError {
     }
 
     /// The status the client is answered with, if a response can still be sent.
-    pub fn status(&self) -> u16 {
+    pub fn status(&self) -> Status {
         if self.side() == Side::Internal {
-            return 503;
+            return Status::ServiceUnavailable;
         }
         match self {
-            Self::NoBackend { .. } => 503,
-            Self::Connect(ConnectError::Timeout { .. }) => 504,
-            Self::ResponseTimeout | Self::BackendStalled => 504,
+            Self::NoBackend { .. } => Status::ServiceUnavailable,
+            Self::Connect(ConnectError::Timeout { .. }) => Status::GatewayTimeout,
+            Self::ResponseTimeout | Self::BackendStalled => Status::GatewayTimeout,
             Self::BadRequestBody(e) => e.status(),
-            Self::ClientStalled => 408,
-            _ => 502,
+            Self::ClientStalled => Status::RequestTimeout,
+            _ => Status::BadGateway,
         }
     }
 }

@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::balance;
-use crate::http1::{BodyKind, Method, RequestHead};
+use crate::http1::{BodyKind, Method, RequestHead, Status};
 use crate::route::Routed;
 use crate::upstream::group::KeySource;
 
@@ -190,14 +190,14 @@ pub enum Answer {
     /// `keep` (the request was read whole).
     Local {
         /// The status.
-        status: u16,
+        status: Status,
         /// Seconds for `Retry-After`.
         retry_after: Option<u64>,
         /// The connection stays open after it.
         keep: bool,
     },
     /// An error response with `Connection: close`, then the close.
-    Reject(u16),
+    Reject(Status),
     /// Response bytes are already out: only closing the connection is left.
     Close,
 }
@@ -211,13 +211,13 @@ impl Answer {
         }
         match e {
             ProxyError::NoBackend { retry_after } => Self::Local {
-                status: 503,
+                status: Status::ServiceUnavailable,
                 retry_after: Some(whole_seconds(*retry_after)),
                 keep,
             },
             // This process is short of something; the client may try again shortly.
             e if e.side() == Side::Internal => Self::Local {
-                status: 503,
+                status: Status::ServiceUnavailable,
                 retry_after: Some(LOCAL_SHORTAGE_RETRY_AFTER),
                 keep,
             },
@@ -226,7 +226,7 @@ impl Answer {
     }
 
     /// The answer when no route takes the request (`status` 404 or 421).
-    pub fn unrouted(status: u16, keep: bool) -> Self {
+    pub fn unrouted(status: Status, keep: bool) -> Self {
         Self::Local {
             status,
             retry_after: None,
@@ -251,11 +251,11 @@ pub fn small_body(head: &RequestHead) -> usize {
 
 /// The upstream a routing decision names, or the status to answer: 404 for a Host no route
 /// takes, 421 (RFC 9110 §15.5.20) when it is not the name the client asked for in TLS.
-pub fn route_status(routed: Routed) -> Result<usize, u16> {
+pub fn route_status(routed: Routed) -> Result<usize, Status> {
     match routed {
         Routed::Upstream(group) => Ok(group),
-        Routed::Misdirected => Err(421),
-        Routed::NotFound => Err(404),
+        Routed::Misdirected => Err(Status::MisdirectedRequest),
+        Routed::NotFound => Err(Status::NotFound),
     }
 }
 
@@ -521,7 +521,7 @@ mod tests {
         assert_eq!(
             Answer::for_failure(&none, true, false),
             Answer::Local {
-                status: 503,
+                status: Status::ServiceUnavailable,
                 retry_after: Some(3),
                 keep: true
             }
@@ -529,7 +529,7 @@ mod tests {
         assert_eq!(
             Answer::for_failure(&out_of_files(), false, false),
             Answer::Local {
-                status: 503,
+                status: Status::ServiceUnavailable,
                 retry_after: Some(1),
                 keep: false
             }
@@ -541,10 +541,10 @@ mod tests {
     #[test]
     fn other_failures_are_rejected_with_their_status_and_a_close() {
         for (e, status) in [
-            (refused(), 502),
-            (reset(), 502),
-            (ProxyError::ResponseTimeout, 504),
-            (ProxyError::ClientStalled, 408),
+            (refused(), Status::BadGateway),
+            (reset(), Status::BadGateway),
+            (ProxyError::ResponseTimeout, Status::GatewayTimeout),
+            (ProxyError::ClientStalled, Status::RequestTimeout),
         ] {
             assert_eq!(Answer::for_failure(&e, true, false), Answer::Reject(status));
         }
@@ -562,9 +562,9 @@ mod tests {
     #[test]
     fn unrouted_requests_are_answered_and_kept() {
         assert_eq!(
-            Answer::unrouted(404, true),
+            Answer::unrouted(Status::NotFound, true),
             Answer::Local {
-                status: 404,
+                status: Status::NotFound,
                 retry_after: None,
                 keep: true
             }
@@ -637,8 +637,11 @@ mod tests {
     #[test]
     fn unrouted_requests_are_404_or_421() {
         assert_eq!(route_status(Routed::Upstream(3)), Ok(3));
-        assert_eq!(route_status(Routed::NotFound), Err(404));
-        assert_eq!(route_status(Routed::Misdirected), Err(421));
+        assert_eq!(route_status(Routed::NotFound), Err(Status::NotFound));
+        assert_eq!(
+            route_status(Routed::Misdirected),
+            Err(Status::MisdirectedRequest)
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ use futures_util::future::{Either, select};
 
 use crate::buf::{self, LazyBuf};
 use crate::http1::{
-    self, BodyDecoder, BodyKind, Forwarding, Method, Parsed, RequestHead, ResponseHead,
+    self, BodyDecoder, BodyKind, Forwarding, Method, Parsed, RequestHead, ResponseHead, Status,
 };
 use crate::upstream::group::Choice;
 use crate::upstream::{self, BackendConn};
@@ -120,7 +120,7 @@ enum HeadRead {
     /// The client closed or idled out between requests: close quietly.
     Closed,
     /// Answer with this status and close.
-    Reject(u16),
+    Reject(Status),
 }
 
 /// How a request/response exchange left the connections.
@@ -184,14 +184,14 @@ impl Session {
             match read {
                 Ok(Ok(0)) | Ok(Err(_)) => return HeadRead::Closed,
                 Ok(Ok(_)) => {}
-                Err(_) if deadline.is_some() => return HeadRead::Reject(408),
+                Err(_) if deadline.is_some() => return HeadRead::Reject(Status::RequestTimeout),
                 Err(_) => return HeadRead::Closed,
             }
         }
     }
 
     /// Sends a pre-built error response; the caller closes the connection.
-    async fn reject(&mut self, status: u16) {
+    async fn reject(&mut self, status: Status) {
         if self.conn.write_plain(http1::error_response(status)).is_ok() {
             let _ = within(self.ctx.plan.timeouts.body, self.conn.close()).await;
         }
@@ -300,7 +300,7 @@ impl Session {
                 Ok(Ok(0)) | Ok(Err(_)) => return false,
                 Ok(Ok(_)) => {}
                 Err(_) => {
-                    self.reject(408).await;
+                    self.reject(Status::RequestTimeout).await;
                     return false;
                 }
             }
@@ -323,7 +323,7 @@ impl Session {
 
     /// The upstream for the request in `self.head`, or the status to answer (see
     /// [`rules::route_status`]).
-    fn route(&self) -> Result<usize, u16> {
+    fn route(&self) -> Result<usize, Status> {
         let buf = self.inbuf.bytes();
         let (host, path) = (self.head.host(buf), self.head.path(buf));
         let router = &self.ctx.plan.listeners[self.listener].router;
@@ -360,7 +360,7 @@ impl Session {
     }
 
     /// Answers a request ringway handles itself (no route, no backend available).
-    async fn answer(&mut self, status: u16, retry_after: Option<u64>, keep: bool) -> bool {
+    async fn answer(&mut self, status: Status, retry_after: Option<u64>, keep: bool) -> bool {
         let mut out = buf::take(LOCAL_RESPONSE_LEN);
         http1::local_response(status, retry_after, keep, self.head.method, &mut out);
         let written = self.conn.write_plain(&out);
