@@ -3,12 +3,15 @@
 //! Owns nothing on the request path: each demo backend is a plain blocking server on its own
 //! threads that answers every request with a short text naming itself and echoing what it
 //! received (method, path, forwarding headers), so a user sees round robin and the added headers
-//! at once. Keep-alive is supported; request bodies are read (Content-Length) and discarded.
+//! at once. Keep-alive is supported; requests are parsed with the proxy's own [`http1`] rules
+//! and their bodies read and discarded.
 
 #![forbid(unsafe_code)]
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+
+use crate::http1::{self, BodyDecoder, Limits, Parsed, RequestHead};
 
 /// Starts `count` demo backends on loopback; returns their addresses.
 pub fn start_backends(count: usize) -> io::Result<Vec<SocketAddr>> {
@@ -31,52 +34,103 @@ pub fn start_backends(count: usize) -> io::Result<Vec<SocketAddr>> {
     Ok(addrs)
 }
 
-fn serve(n: usize, stream: TcpStream) -> io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut writer = stream;
+/// Bytes read from a demo connection at once.
+const READ_CHUNK: usize = 4096;
+
+/// Serves one connection: each request is parsed by [`http1::parse_request`] (the proxy's own
+/// rules) and its body read through [`BodyDecoder`] and discarded.
+fn serve(n: usize, mut stream: TcpStream) -> io::Result<()> {
+    let limits = Limits::default();
+    let mut buf = Vec::with_capacity(READ_CHUNK);
+    let mut head = RequestHead::new();
     loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line)? == 0 {
-            return Ok(());
-        }
-        let mut content_length = 0u64;
-        let mut close = false;
-        let mut echoed = String::new();
         loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line)? == 0 {
-                return Ok(());
+            match http1::parse_request(&buf, &limits, &mut head) {
+                Ok(Parsed::Complete) => break,
+                Ok(Parsed::Partial) => {
+                    if read_more(&mut stream, &mut buf)? == 0 {
+                        return Ok(());
+                    }
+                }
+                Err(e) => return stream.write_all(http1::error_response(e.status())),
             }
-            let line = line.trim_end();
-            if line.is_empty() {
+        }
+        let line_end = buf.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
+        let request_line = String::from_utf8_lossy(&buf[..line_end]).into_owned();
+        let mut echoed = String::new();
+        for (name, value) in head.headers(&buf) {
+            let shown = [
+                &b"host"[..],
+                b"x-forwarded-for",
+                b"x-forwarded-proto",
+                b"x-forwarded-host",
+                b"forwarded",
+            ];
+            if shown.iter().any(|s| name.eq_ignore_ascii_case(s)) {
+                echoed.push_str(&format!(
+                    "  {}: {}\n",
+                    String::from_utf8_lossy(name),
+                    String::from_utf8_lossy(value)
+                ));
+            }
+        }
+        // The body: read to its end and dropped.
+        let mut body = BodyDecoder::new(head.body, &limits);
+        let mut at = head.head_len;
+        loop {
+            let adv = body
+                .advance(&buf[at..])
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            at += adv.consumed;
+            if adv.done {
                 break;
             }
-            let Some((name, value)) = line.split_once(':') else {
-                continue;
-            };
-            let (name, value) = (name.trim(), value.trim());
-            let lower = name.to_ascii_lowercase();
-            match lower.as_str() {
-                "content-length" => content_length = value.parse().unwrap_or(0),
-                "connection" => close = value.eq_ignore_ascii_case("close"),
-                "host" | "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host"
-                | "forwarded" => echoed.push_str(&format!("  {name}: {value}\n")),
-                _ => {}
+            if read_more(&mut stream, &mut buf)? == 0 {
+                return Ok(());
             }
         }
-        io::copy(&mut (&mut reader).take(content_length), &mut io::sink())?;
-        let body = format!(
-            "hello from demo backend {n}\nrequest: {}\n{echoed}",
-            request_line.trim_end()
-        );
+        let keep = head.keep_alive;
+        buf.drain(..at);
+        let body = format!("hello from demo backend {n}\nrequest: {request_line}\n{echoed}");
         write!(
-            writer,
+            stream,
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         )?;
-        writer.flush()?;
-        if close {
+        stream.flush()?;
+        if !keep {
             return Ok(());
         }
+    }
+}
+
+/// Appends what the connection has (at most [`READ_CHUNK`] bytes) to `buf`; 0 at its end.
+fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let mut chunk = [0u8; READ_CHUNK];
+    let n = stream.read(&mut chunk)?;
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    #[test]
+    fn a_demo_backend_answers_kept_alive_requests_with_bodies() {
+        let addr = super::start_backends(1).unwrap()[0];
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(
+            b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n\
+              GET /b HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.1\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let mut got = String::new();
+        c.read_to_string(&mut got).unwrap();
+        assert_eq!(got.matches("HTTP/1.1 200 OK").count(), 2, "{got}");
+        assert!(got.contains("request: POST /a HTTP/1.1"), "{got}");
+        assert!(got.contains("request: GET /b HTTP/1.1"), "{got}");
+        assert!(got.contains("  X-Forwarded-For: 192.0.2.1"), "{got}");
     }
 }

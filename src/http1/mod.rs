@@ -39,7 +39,7 @@ pub use body::{Advance, BodyDecoder, MAX_CHUNK_EXTENSION};
 pub use error::{BodyError, HeadError, RequestError, ResponseError};
 pub(crate) use field::is_token;
 pub use request::{Forwarding, RequestHead, parse_request, write_request_head};
-pub use response::{ResponseHead, parse_response, write_response_head};
+pub use response::{ResponseHead, parse_response, parse_status, write_response_head};
 pub use responses::{CONTINUE_100, Status, error_response, local_response};
 
 /// Most header fields held on the stack while httparse tokenizes a head; a `max_headers`

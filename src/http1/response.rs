@@ -128,6 +128,21 @@ pub fn parse_response(
     Ok(Parsed::Complete)
 }
 
+/// The status code of the status line at the front of `buf`, read alone (a health check needs
+/// nothing else): `Ok(None)` until the line's CRLF has arrived; the same rules as
+/// [`parse_response`]'s, the line at most `max_line` bytes.
+pub fn parse_status(buf: &[u8], max_line: usize) -> Result<Option<u16>, ResponseError> {
+    let line_end = match field::find_start_line(buf, 0, max_line, max_line) {
+        Ok(Some(end)) => end,
+        Ok(None) => return Ok(None),
+        Err(LineError::TooLong) => return Err(ResponseError::StatusLineTooLong),
+        Err(LineError::Head(e)) => return Err(e.into()),
+    };
+    let mut head = ResponseHead::new();
+    parse_status_line(buf.get(..line_end - 2).unwrap_or(&[]), &mut head)?;
+    Ok(Some(head.status))
+}
+
 /// RFC 9112 §4: `HTTP-version SP 3DIGIT SP [reason-phrase]`. A missing `SP reason` is
 /// tolerated (common, and harmless to framing).
 fn parse_status_line(line: &[u8], head: &mut ResponseHead) -> Result<(), ResponseError> {

@@ -28,6 +28,8 @@ use compio::BufResult;
 use compio::io::{AsyncRead, AsyncWriteExt};
 use compio::net::TcpStream;
 
+use crate::http1;
+
 use super::board::HealthBoard;
 use super::health::RiseFall;
 
@@ -343,36 +345,10 @@ async fn read_status(stream: &mut TcpStream) -> Result<u16, CheckFailure> {
     }
 }
 
-/// Parses the status line at the front of `buf`: `Ok(None)` until its line end has arrived.
-///
-/// Strict, RFC 9112 §4: `HTTP/1.x SP 3DIGIT [SP reason-phrase] CRLF`, a status in 100..=599,
-/// a reason of HTAB, SP, visible ASCII or obs-text only, and no bare LF.
+/// Parses the status line at the front of `buf` with the proxy's own rules
+/// ([`http1::parse_status`], RFC 9112 §4): `Ok(None)` until its line end has arrived.
 fn parse_status_line(buf: &[u8]) -> Result<Option<u16>, CheckFailure> {
-    let Some(lf) = buf.iter().position(|&b| b == b'\n') else {
-        return Ok(None);
-    };
-    let line = buf[..lf]
-        .strip_suffix(b"\r")
-        .ok_or(CheckFailure::Malformed)?;
-    let rest = line
-        .strip_prefix(b"HTTP/1.")
-        .ok_or(CheckFailure::Malformed)?;
-    let (minor, code, reason) = match rest {
-        [minor, b' ', a, b, c] => (minor, [*a, *b, *c], &[][..]),
-        [minor, b' ', a, b, c, b' ', reason @ ..] => (minor, [*a, *b, *c], reason),
-        _ => return Err(CheckFailure::Malformed),
-    };
-    let reason_ok = reason
-        .iter()
-        .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f));
-    if !minor.is_ascii_digit() || !code.iter().all(u8::is_ascii_digit) || !reason_ok {
-        return Err(CheckFailure::Malformed);
-    }
-    let status = code.iter().fold(0u16, |n, &d| n * 10 + u16::from(d - b'0'));
-    if !(100..=599).contains(&status) {
-        return Err(CheckFailure::Malformed);
-    }
-    Ok(Some(status))
+    http1::parse_status(buf, MAX_STATUS_READ).map_err(|_| CheckFailure::Malformed)
 }
 
 #[cfg(test)]
