@@ -42,7 +42,14 @@ fn refused_backend_is_retried_on_another() {
     }
     // Even a POST: nothing was sent to the refusing backend.
     c.send(b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi");
-    assert_eq!(c.read_response("POST").unwrap().status, 200);
+    assert_eq!(c.read_response("POST").unwrap().status, 200);    // The log names the refusing backend and says the request went on.
+    let refused = proxy
+        .log()
+        .lines()
+        .find(|l| l.contains("request failed"))
+        .map(str::to_owned)
+        .expect("a failure line");
+    assert!(refused.contains("retrying") && refused.contains("request=GET /"), "{refused}");
 }
 
 #[test]
@@ -337,4 +344,55 @@ fn client_disconnect_mid_download_releases_everything() {
         fds,
         proxy.open_fds()
     );
+}
+
+/// A failing backend's log lines name the upstream, the backend and the request; under a
+/// stream of failures the worker writes one line per backend per second, with the count of
+/// the lines it left out.
+#[test]
+fn failure_logs_name_the_backend_and_do_not_flood() {
+    let dead = refused_addr();
+    let proxy = Proxy::start_with(&[dead], fast());
+    let started = Instant::now();
+    for i in 0..200 {
+        let mut c = proxy.client();
+        assert_eq!(c.get(&format!("/item/{i}?q=1")).status, 502);
+    }
+    let elapsed = started.elapsed();
+    assert!(wait_until(Duration::from_secs(2), || proxy
+        .log()
+        .contains("request failed")));
+    let log = proxy.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("request failed"))
+        .collect();
+    let first = lines[0];
+    assert!(first.contains(&format!("backend={dead}")), "{first}");
+    assert!(first.contains("upstream="), "{first}");
+    // A sole backend is not tried twice: no line says it is retried.
+    assert!(!first.contains("retrying"), "{first}");
+    assert!(first.contains("request=GET /item/0?q=1"), "{first}");
+    assert!(first.contains("WARN"), "{first}");
+    // One line at once, then at most one per second: the 200 failures took `elapsed`.
+    let allowed = 1 + elapsed.as_secs() as usize + 1;
+    assert!(
+        lines.len() <= allowed,
+        "{} lines in {elapsed:?}:\n{}",
+        lines.len(),
+        lines.join("\n")
+    );
+    // The lines after the first carry the count of those left out; together they account for
+    // the failures (the last second's may not be logged yet).
+    let counted: usize = lines
+        .iter()
+        .map(|l| {
+            l.split("suppressed=")
+                .nth(1)
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<usize>().ok())
+                .expect("suppressed count")
+        })
+        .sum();
+    assert!(counted + lines.len() <= 200, "{counted} + {}", lines.len());
 }

@@ -8,6 +8,7 @@
 //! shared across cores.
 
 pub mod error;
+pub mod failure_log;
 pub mod lease;
 pub mod plan;
 mod relay;
@@ -27,6 +28,7 @@ use compio::net::TcpStream;
 use crate::runtime::{Handler, Load, Worker};
 use crate::upstream::group::Group;
 use crate::upstream::{BackendConn, ConnPool};
+use failure_log::FailureLog;
 
 pub use plan::{ListenerPlan, Plan, PoolSettings, Timeouts};
 
@@ -43,6 +45,8 @@ pub struct Context {
     pub load: Rc<Load>,
     /// Set when the worker is draining: responses say `Connection: close`.
     pub draining: Cell<bool>,
+    /// How often this worker logs each backend's failures.
+    pub failures: FailureLog,
 }
 
 impl Context {
@@ -64,6 +68,7 @@ impl Context {
             pool: RefCell::new(pool),
             load: worker.load,
             draining: Cell::new(false),
+            failures: FailureLog::new(plan.table.len()),
             plan,
         }
     }

@@ -36,6 +36,7 @@ use crate::upstream::{self, BackendConn};
 
 use super::Context;
 use super::error::{ProxyError, Side};
+use super::failure_log::RequestLabel;
 use super::lease::Lease;
 use super::relay::{
     BodyRelay, HEAD_SLACK, Relayed, read_response_head, relay_interim, response_limits, upload_body,
@@ -113,6 +114,18 @@ struct Session {
     head: RequestHead,
     rhead: ResponseHead,
 }
+
+/// Where a request goes: its upstream, its hashing key, and its label for the logs.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    group: usize,
+    key: u64,
+    label: &'a RequestLabel,
+}
+
+/// What a failure's log line says follows it when the request is tried again, on another
+/// backend or on a new connection to the same one.
+const RETRYING: &str = ", retrying";
 
 /// What reading a request head ended with.
 enum HeadRead {
@@ -204,6 +217,7 @@ impl Session {
         let keep = ClientKeep::new(self.head.keep_alive, self.head.http10, ctx.draining.get());
         let head_len = self.head.head_len;
         let small = rules::small_body(&self.head);
+        let label = RequestLabel::new(self.inbuf.bytes());
 
         // The re-serialized head, then the body bytes that came with it and, for a small body,
         // the rest of it, read straight in: the request goes out in one send.
@@ -244,15 +258,20 @@ impl Session {
                 return self.respond(Answer::unrouted(status, local_keep)).await;
             }
         };
-        let sent = self.send(req, &mut body, method, group, key).await;
+        let target = Target {
+            group,
+            key,
+            label: &label,
+        };
+        let sent = self.send(req, &mut body, method, &target).await;
         let (lease, bconn, exchanged) = match sent {
             Ok(sent) => sent,
             Err(e) => {
+                // Every failed attempt was logged with its backend; an upstream with no
+                // backend to try is the health checks' and ejections' news, not a new one.
                 if let ProxyError::NoBackend { .. } = e {
                     tracing::debug!(peer = %self.peer, upstream = %ctx.groups[group].spec().name,
-                        "no backend available");
-                } else {
-                    self.log_failure(&e);
+                        request = %label, "no backend available");
                 }
                 return self
                     .respond(Answer::for_failure(&e, local_keep, false))
@@ -280,7 +299,7 @@ impl Session {
                 client_keep
             }
             Err((e, head_sent)) => {
-                self.log_failure(&e);
+                self.log_failure(&e, group, lease.backend(), &label, "");
                 lease.report_error(&e);
                 self.respond(Answer::for_failure(&e, false, head_sent))
                     .await
@@ -378,14 +397,38 @@ impl Session {
         )
     }
 
-    fn log_failure(&self, e: &ProxyError) {
+    /// Logs the failure `e` of `label` on `backend` of upstream `group`, `then` saying what
+    /// follows (a retry): a backend's failure or a local shortage as a warning, at most one
+    /// line per backend per second with the count of the rest
+    /// ([`FailureLog`](super::failure_log::FailureLog)); a client's as
+    /// debug.
+    fn log_failure(
+        &self,
+        e: &ProxyError,
+        group: usize,
+        backend: usize,
+        label: &RequestLabel,
+        then: &str,
+    ) {
+        let upstream = &self.ctx.groups[group].spec().name;
+        let addr = self.ctx.plan.table.backend(backend).address;
+        let peer = self.peer;
         match e.side() {
-            Side::Backend => tracing::warn!(peer = %self.peer, "request failed: {e}"),
-            Side::Internal => tracing::warn!(
-                peer = %self.peer,
-                "request failed: out of a local resource (not the backend's fault): {e}"
-            ),
-            Side::Client => tracing::debug!(peer = %self.peer, "request failed: {e}"),
+            Side::Client => tracing::debug!(%upstream, backend = %addr, request = %label, %peer,
+                "request failed on the client's side{then}: {e}"),
+            side => {
+                let Some(suppressed) = self.ctx.failures.admit(backend, coarse_now()) else {
+                    return;
+                };
+                if side == Side::Internal {
+                    tracing::warn!(%upstream, backend = %addr, request = %label, %peer,
+                        suppressed, "request failed: out of a local resource (not the \
+                        backend's fault){then}: {e}");
+                } else {
+                    tracing::warn!(%upstream, backend = %addr, request = %label, %peer,
+                        suppressed, "request failed{then}: {e}");
+                }
+            }
         }
     }
 
@@ -399,13 +442,16 @@ impl Session {
         mut req: Vec<u8>,
         body: &mut BodyDecoder,
         method: Method,
-        group: usize,
-        key: u64,
+        target: &Target<'_>,
     ) -> Result<(Lease, BackendConn, Exchanged), ProxyError> {
+        let Target { group, key, label } = *target;
         // The whole request is in `req` only when its body already arrived with the head:
         // only then can it be sent again.
         let mut attempts = Attempts::new(method, body.is_done());
         let mut last_error = None;
+        // The backend whose failure (`last_error`) is logged once it is known whether another
+        // attempt follows.
+        let mut unlogged: Option<usize> = None;
         // Only a latency-aware policy needs the exact time a request took.
         let timed = self.ctx.groups[group].wants_latency();
         while attempts.may_start() {
@@ -419,7 +465,13 @@ impl Session {
             };
             let lease = Lease::new(self.ctx.clone(), group, backend);
             if !attempts.start(backend) {
+                if let (Some(failed), Some(e)) = (unlogged.take(), &last_error) {
+                    self.log_failure(e, group, failed, label, "");
+                }
                 break;
+            }
+            if let (Some(failed), Some(e)) = (unlogged.take(), &last_error) {
+                self.log_failure(e, group, failed, label, RETRYING);
             }
             let pooled =
                 self.ctx
@@ -437,10 +489,11 @@ impl Session {
                             let e = ProxyError::from(e);
                             lease.report_error(&e);
                             if attempts.after_failure(&e, false) == AfterFailure::GiveUp {
+                                self.log_failure(&e, group, backend, label, "");
                                 buf::give(req);
                                 return Err(e);
                             }
-                            tracing::warn!(peer = %self.peer, "{e}");
+                            unlogged = Some(backend);
                             last_error = Some(e);
                             continue;
                         }
@@ -453,8 +506,10 @@ impl Session {
             let BufResult(res, returned) = match written {
                 Ok(r) => r,
                 Err(_) => {
-                    lease.report_failure();
-                    return Err(ProxyError::BackendStalled);
+                    let e = ProxyError::BackendStalled;
+                    lease.report_error(&e);
+                    self.log_failure(&e, group, backend, label, "");
+                    return Err(e);
                 }
             };
             req = returned;
@@ -475,12 +530,17 @@ impl Session {
             lease.report_error(&failed);
             // Any byte of a response head, even an incomplete one, means the backend answered.
             if attempts.after_failure(&failed, !self.rbuf.is_empty()) == AfterFailure::GiveUp {
+                self.log_failure(&failed, group, backend, label, "");
                 buf::give(req);
                 return Err(failed);
             }
+            unlogged = Some(backend);
             last_error = Some(failed);
         }
         buf::give(req);
+        if let (Some(failed), Some(e)) = (unlogged, &last_error) {
+            self.log_failure(e, group, failed, label, "");
+        }
         Err(last_error.unwrap_or(ProxyError::NoBackend {
             retry_after: NO_BACKEND_RETRY_AFTER,
         }))
