@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -22,11 +22,7 @@ enum Command {
     /// Run the load balancer, from a config file or from flags.
     Run(RunArgs),
     /// Validate a config file (certificates and keys included) and exit.
-    Check {
-        /// The TOML config file.
-        #[arg(long, short)]
-        config: PathBuf,
-    },
+    Check(CheckArgs),
     /// Run a self-contained demo: self-signed certificate, two demo backends on loopback.
     Demo {
         /// Where the demo listens.
@@ -36,6 +32,27 @@ enum Command {
         #[arg(long)]
         workers: Option<usize>,
     },
+}
+
+/// `ringway check FILE` or `ringway check --config FILE`: exactly one of the two.
+#[derive(Args)]
+#[command(group = ArgGroup::new("file").required(true).args(["path", "config"]))]
+struct CheckArgs {
+    /// The TOML config file.
+    #[arg(value_name = "FILE")]
+    path: Option<PathBuf>,
+    /// The TOML config file (the same as FILE, in the form `run` takes).
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl CheckArgs {
+    fn file(self) -> PathBuf {
+        // The required group without `multiple` guarantees exactly one of the two.
+        self.path
+            .or(self.config)
+            .expect("clap requires FILE or --config")
+    }
 }
 
 #[derive(Args)]
@@ -82,7 +99,7 @@ fn main() -> ExitCode {
                 health_path: args.health_path,
             }),
         },
-        Command::Check { config } => ringway::app::check(&config),
+        Command::Check(args) => ringway::app::check(&args.file()),
         Command::Demo { listen, workers } => ringway::app::demo(listen, workers),
     };
     match result {

@@ -19,28 +19,128 @@ fn write_config(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
     path
 }
 
-#[test]
-fn check_accepts_a_valid_config() {
-    let dir = temp_dir("cli-ok");
-    let cert = write_cert(&dir, "site", &["localhost"]);
-    let config = write_config(
-        &dir,
+/// A valid config (one listener, one backend, a fresh certificate) in `dir`.
+fn valid_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let cert = write_cert(dir, "site", &["localhost"]);
+    write_config(
+        dir,
         &format!(
             "[[listener]]\naddress = \"127.0.0.1:0\"\nbackends = [\"127.0.0.1:9\"]\n\
              [[listener.certificate]]\ncert = \"{}\"\nkey = \"{}\"\n",
             cert.cert.display(),
             cert.key.display()
         ),
+    )
+}
+
+#[test]
+fn check_accepts_a_valid_config_as_an_argument_or_with_config() {
+    let dir = temp_dir("cli-forms");
+    let config = valid_config(&dir);
+    let forms: [&[&str]; 3] = [&["check"], &["check", "--config"], &["check", "-c"]];
+    for args in forms {
+        let out = ringway().args(args).arg(&config).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("{}: ok", config.display()),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn check_without_a_file_is_a_usage_error_naming_what_is_missing() {
+    let out = ringway().arg("check").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("required") && err.contains("<FILE|--config <FILE>>"),
+        "{err}"
     );
+
+    // Both forms at once: which file was meant is unclear, so it is refused too.
+    let dir = temp_dir("cli-both");
+    let config = valid_config(&dir);
     let out = ringway()
-        .args(["check", "--config"])
+        .arg("check")
         .arg(&config)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot be used with") && err.contains("--config"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_of_a_broken_file_names_the_file_the_key_and_the_line() {
+    let dir = temp_dir("cli-broken");
+    let cert = write_cert(&dir, "site", &["localhost"]);
+    // The bad value is on line 5, column 10.
+    let config = write_config(
+        &dir,
+        &format!(
+            "[[upstream]]\nname = \"app\"\n[[upstream.backend]]\naddress = \"127.0.0.1:9\"\n\
+             weight = 0\n[[listener]]\naddress = \"127.0.0.1:0\"\nupstream = \"app\"\n\
+             [[listener.certificate]]\ncert = \"{}\"\nkey = \"{}\"\n",
+            cert.cert.display(),
+            cert.key.display()
+        ),
+    );
+    for form in [&["check"][..], &["check", "--config"]] {
+        let out = ringway().args(form).arg(&config).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{form:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("upstream[0].backend[0].weight"), "{err}");
+        assert!(
+            err.contains(&format!("({}:5:10)", config.display())),
+            "{err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "not one line: {err}");
+    }
+
+    // Not TOML at all: no key to name, but the file, line and column.
+    let config = write_config(&dir, "workers = 2\nbatch_wait = [\n");
+    let out = ringway().arg("check").arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid TOML"), "{err}");
+    assert!(err.contains(&format!("({}:2:", config.display())), "{err}");
+
+    // A file that is not there is named.
+    let missing = dir.join("missing.toml");
+    let out = ringway().arg("check").arg(&missing).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+}
+
+/// README and ringway.example.toml say `ringway check ringway.example.toml` works from the
+/// repository root as it is (its certificates are the self-signed ones in examples/).
+#[test]
+fn the_example_config_checks_from_the_repository_root() {
+    let out = ringway()
+        .args(["check", "ringway.example.toml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ringway.example.toml: ok"
     );
 }
 
@@ -319,6 +419,12 @@ fn demo_serves_https_with_demo_backends() {
         first.text()
     );
     assert_ne!(first.text().lines().next(), second.text().lines().next());
+    // One worker, one round robin: new connections alternate too (what README says of
+    // `ringway demo --workers 1`).
+    let third = Client::connect(addr, Some("localhost")).get("/");
+    let fourth = Client::connect(addr, Some("localhost")).get("/");
+    assert_eq!(third.text().lines().next(), first.text().lines().next());
+    assert_eq!(fourth.text().lines().next(), second.text().lines().next());
     signal(child.id(), "TERM");
     assert!(child.wait().unwrap().success());
 }

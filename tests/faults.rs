@@ -42,14 +42,17 @@ fn refused_backend_is_retried_on_another() {
     }
     // Even a POST: nothing was sent to the refusing backend.
     c.send(b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi");
-    assert_eq!(c.read_response("POST").unwrap().status, 200);    // The log names the refusing backend and says the request went on.
+    assert_eq!(c.read_response("POST").unwrap().status, 200); // The log names the refusing backend and says the request went on.
     let refused = proxy
         .log()
         .lines()
         .find(|l| l.contains("request failed"))
         .map(str::to_owned)
         .expect("a failure line");
-    assert!(refused.contains("retrying") && refused.contains("request=GET /"), "{refused}");
+    assert!(
+        refused.contains("retrying") && refused.contains("request=GET /"),
+        "{refused}"
+    );
 }
 
 #[test]

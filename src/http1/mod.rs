@@ -23,7 +23,7 @@
 //!   unambiguous ([`BodyKind`]), so a request and the bytes after it can never be read two ways
 //!   by ringway and a backend (request smuggling, RFC 9112 §11.2).
 //! - After any error the caller answers (if it can), closes the connection and forwards nothing
-//!   of that message (DESIGN.md, "HTTP/1.1 rules that keep the proxy safe").
+//!   of that message (docs/ARCHITECTURE.md, "Invariants that hold across modules").
 //! - Parsed heads store offsets into the caller's buffer, not copies: parsing into a reused
 //!   [`RequestHead`] / [`ResponseHead`] does not allocate once its field vector has grown.
 #![forbid(unsafe_code)]

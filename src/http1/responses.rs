@@ -2,7 +2,7 @@
 //!
 //! Pre-built error responses are static bytes, so answering an error never allocates. Every one
 //! closes the connection (`Connection: close`): after a framing error the rest of the client's
-//! bytes cannot be trusted to start a new request (DESIGN.md). Each carries a `Content-Length`
+//! bytes cannot be trusted to start a new request (RFC 9112 §11.2). Each carries a `Content-Length`
 //! and a short `text/plain` body.
 //!
 //! [`local_response`] builds the answers to well-framed requests that no backend takes (no

@@ -1,7 +1,7 @@
 //! Health state machines: active-check rise/fall ([`RiseFall`]), passive outlier ejection
 //! ([`Ejection`]) and the slow-start ramp ([`slow_start_ramp`]).
 //!
-//! Sans-IO (DESIGN.md): nothing here touches a socket or reads a clock. Results and the current
+//! Sans-IO (docs/ARCHITECTURE.md, "Layers"): nothing here touches a socket or reads a clock. Results and the current
 //! [`Instant`] come in as arguments, decisions come out, so every rule is a unit test.
 //!
 //! Who uses what:

@@ -184,12 +184,12 @@ fn the_example_file_parses_to_what_it_says() {
                 backlog: 4096,
                 certificates: vec![
                     CertificateConfig {
-                        cert: "certs/example.com.pem".into(),
-                        key: "certs/example.com.key".into(),
+                        cert: "examples/example.com.pem".into(),
+                        key: "examples/example.com.key".into(),
                     },
                     CertificateConfig {
-                        cert: "certs/wildcard.example.net.pem".into(),
-                        key: "certs/wildcard.example.net.key".into(),
+                        cert: "examples/wildcard.example.net.pem".into(),
+                        key: "examples/wildcard.example.net.key".into(),
                     },
                 ],
                 default_upstream: Some(0),
@@ -211,8 +211,8 @@ fn the_example_file_parses_to_what_it_says() {
                 address: addr("[::1]:9443"),
                 backlog: 4096,
                 certificates: vec![CertificateConfig {
-                    cert: "certs/localhost.pem".into(),
-                    key: "certs/localhost.pem".into(),
+                    cert: "examples/localhost.pem".into(),
+                    key: "examples/localhost.pem".into(),
                 }],
                 default_upstream: Some(2),
                 routes: Vec::new(),
