@@ -275,6 +275,61 @@ fn address_in_use_is_one_clear_line() {
     assert!(err.contains("address already in use"), "{err}");
 }
 
+/// A second ringway on the address a running one holds (SO_REUSEPORT would let it share the
+/// port silently) fails at once with the same clear line, and the first keeps serving.
+#[test]
+fn a_second_ringway_on_a_held_address_fails_clearly() {
+    let b = Backend::start("first");
+    let dir = temp_dir("cli-second");
+    let cert = write_cert(&dir, "site", &["localhost"]);
+    let start = |listen: &str| {
+        let mut cmd = ringway();
+        cmd.args(["run", "--listen", listen, "--workers", "2"])
+            .args(["--backend", &b.addr.to_string()])
+            .arg("--cert")
+            .arg(&cert.cert)
+            .arg("--key")
+            .arg(&cert.key);
+        cmd
+    };
+    /// Kills the first ringway however the test ends.
+    struct Running(std::process::Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut first = Running(start("127.0.0.1:0").stderr(Stdio::piped()).spawn().unwrap());
+    let first = &mut first.0;
+    let addr = parse_listen(&startup_line(first)).expect("listen address");
+    let mut second = start(&addr.to_string())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Sharing the port, it would run on: give it a bounded time to fail.
+    let exited = wait_until(Duration::from_secs(10), || {
+        second.try_wait().unwrap().is_some()
+    });
+    if !exited {
+        let _ = second.kill();
+    }
+    let out = second.wait_with_output().unwrap();
+    assert!(exited, "the second ringway is serving the same address");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot listen on {addr}: address already in use")),
+        "{err}"
+    );
+    let mut c = Client::connect(addr, Some("localhost"));
+    for _ in 0..4 {
+        assert_eq!(c.get("/").header("x-backend"), Some("first"));
+    }
+    signal(first.id(), "TERM");
+    assert!(first.wait().unwrap().success());
+}
+
 /// Waits for ringway's startup line on the child's stderr.
 fn startup_line(child: &mut std::process::Child) -> String {
     let stderr = child.stderr.take().unwrap();
