@@ -19,6 +19,7 @@ const UNITS: &[(&str, &str, u8)] = &[
     ("route", "route", 1),
     ("tls", "tls", 1),
     ("upstream::board", "upstream state", 2),
+    ("upstream::budget", "upstream state", 2),
     ("upstream::health", "upstream state", 2),
     ("upstream::group", "upstream state", 2),
     ("upstream::pool", "upstream state", 2),

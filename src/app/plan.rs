@@ -82,6 +82,7 @@ pub fn compile(config: &Config) -> Result<Compiled, AppError> {
             body: t.body,
             connect: t.connect,
             response: t.response,
+            per_try: t.per_try,
         },
         pool: PoolSettings {
             max_idle: config.pool.max_idle_per_backend,
@@ -143,6 +144,7 @@ fn compile_upstreams(upstreams: &[UpstreamConfig]) -> Upstreams {
             key: up.hash.clone(),
             slow_start: up.slow_start,
             outlier: up.outlier,
+            retries: up.retries,
             backends: first..backends.len(),
             down_for: up
                 .health_check

@@ -217,6 +217,12 @@ pub struct Timeouts {
     pub connect: Duration,
     /// From the request sent to the backend's response head. Default 30 s.
     pub response: Duration,
+    /// TOML `try`: how long an attempt that may be retried (an idempotent request held whole,
+    /// with an attempt left and the upstream's retry budget allowing it) waits for the first
+    /// byte of its response before it is abandoned (its backend connection closed) and the
+    /// request sent to another backend. At most `response`; a request that may not be retried
+    /// waits the whole `response`. Default 10 s, or `response` when that is shorter.
+    pub per_try: Duration,
     /// Graceful stop: how long in-flight requests may finish. 0 stops at once. Default 30 s.
     pub drain: Duration,
 }
@@ -305,7 +311,14 @@ pub struct UpstreamConfig {
     /// Passive ejection, per worker. TOML: `[upstream.outlier]`; present with its defaults
     /// when the section is absent.
     pub outlier: OutlierConfig,
+    /// How much retrying the upstream allows, per worker. TOML: `[upstream.retries]`:
+    /// `budget_percent` (retries as a share of requests, 0 to 100; default 20) and
+    /// `min_per_second` (retries allowed each second whatever the budget; default 10).
+    pub retries: RetryBudgetConfig,
 }
+
+/// A retry budget: the domain's own type (see [`UpstreamConfig::retries`]).
+pub use crate::upstream::budget::RetryBudgetPolicy as RetryBudgetConfig;
 
 /// The balancing policies (the same type as the balancer's): TOML and
 /// [`FromStr`]/[`fmt::Display`] use the snake_case names (`"least_connections"`).
@@ -370,6 +383,7 @@ impl Default for Timeouts {
             body: Duration::from_secs(60),
             connect: Duration::from_secs(3),
             response: Duration::from_secs(30),
+            per_try: Duration::from_secs(10),
             drain: Duration::from_secs(30),
         }
     }
@@ -481,6 +495,7 @@ impl Default for UpstreamConfig {
             backends: Vec::new(),
             health_check: None,
             outlier: OutlierConfig::default(),
+            retries: RetryBudgetConfig::default(),
         }
     }
 }

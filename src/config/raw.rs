@@ -13,7 +13,7 @@ use super::values::{AddressValue, DurationValue, FromStrValue, StatusRangeValue}
 use super::{
     BackendConfig, CertificateConfig, CheckKind, Config, ConfigError, DEFAULT_BATCH_WAIT, HashKey,
     HealthCheckConfig, LimitsConfig, ListenerConfig, LogConfig, OutlierConfig, Policy, PoolConfig,
-    RouteConfig, Timeouts, TlsOptions, UpstreamConfig,
+    RetryBudgetConfig, RouteConfig, Timeouts, TlsOptions, UpstreamConfig,
 };
 use crate::route::HostPattern;
 
@@ -58,6 +58,8 @@ struct RawTimeouts {
     connect: Option<DurationValue>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     response: Option<DurationValue>,
+    #[serde(rename = "try", default, skip_serializing_if = "Option::is_none")]
+    per_try: Option<DurationValue>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     drain: Option<DurationValue>,
 }
@@ -115,6 +117,17 @@ struct RawUpstream {
     health_check: Option<RawHealthCheck>,
     #[serde(default)]
     outlier: RawOutlier,
+    #[serde(default)]
+    retries: RawRetries,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetries {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    budget_percent: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    min_per_second: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -319,6 +332,11 @@ pub(super) fn from_raw(raw: RawConfig) -> Result<(Config, KeyNames), ConfigError
             body: duration(raw.timeouts.body, t.body),
             connect: duration(raw.timeouts.connect, t.connect),
             response: duration(raw.timeouts.response, t.response),
+            // Unset, it is the default or the response timeout, whichever is shorter.
+            per_try: duration(
+                raw.timeouts.per_try,
+                t.per_try.min(duration(raw.timeouts.response, t.response)),
+            ),
             drain: duration(raw.timeouts.drain, t.drain),
         },
         limits: LimitsConfig {
@@ -408,7 +426,13 @@ fn upstream_from_raw(index: usize, raw: RawUpstream) -> Result<UpstreamConfig, C
             .max_ejected_percent
             .unwrap_or(o.max_ejected_percent),
     };
+    let r = RetryBudgetConfig::default();
+    let retries = RetryBudgetConfig {
+        percent: raw.retries.budget_percent.unwrap_or(r.percent),
+        min_per_second: raw.retries.min_per_second.unwrap_or(r.min_per_second),
+    };
     Ok(UpstreamConfig {
+        retries,
         name: raw.name,
         policy,
         hash,
@@ -537,6 +561,7 @@ fn raw_config(config: &Config) -> Result<RawConfig, toml::ser::Error> {
             body: Some(DurationValue(t.body)),
             connect: Some(DurationValue(t.connect)),
             response: Some(DurationValue(t.response)),
+            per_try: Some(DurationValue(t.per_try)),
             drain: Some(DurationValue(t.drain)),
         },
         limits: RawLimits {
@@ -603,6 +628,10 @@ fn raw_upstream(upstream: &UpstreamConfig) -> RawUpstream {
             }
             raw
         }),
+        retries: RawRetries {
+            budget_percent: Some(upstream.retries.percent),
+            min_per_second: Some(upstream.retries.min_per_second),
+        },
         outlier: RawOutlier {
             consecutive_failures: Some(o.consecutive_failures),
             consecutive_5xx: Some(o.consecutive_5xx),

@@ -60,11 +60,23 @@ impl Config {
             ("timeouts.body", t.body),
             ("timeouts.connect", t.connect),
             ("timeouts.response", t.response),
+            ("timeouts.try", t.per_try),
             ("pool.idle_timeout", self.pool.idle_timeout),
         ] {
             if value.is_zero() {
                 return Err(invalid(key, "must be greater than 0"));
             }
+        }
+        if t.per_try > t.response {
+            return Err(invalid(
+                "timeouts.try",
+                format!(
+                    "{} is longer than timeouts.response ({}): an attempt never waits longer \
+                     than the response",
+                    format_duration(t.per_try),
+                    format_duration(t.response)
+                ),
+            ));
         }
 
         let l = &self.limits;
@@ -377,6 +389,12 @@ impl UpstreamConfig {
         if outlier.max_ejected_percent > 100 {
             return Err(invalid(
                 key("outlier.max_ejected_percent"),
+                "must be at most 100",
+            ));
+        }
+        if self.retries.percent > 100 {
+            return Err(invalid(
+                key("retries.budget_percent"),
                 "must be at most 100",
             ));
         }

@@ -52,6 +52,10 @@ pub enum ProxyError {
     /// The backend did not answer within the response timeout.
     #[error("backend response timed out")]
     ResponseTimeout,
+    /// The backend sent nothing within the per-try timeout; the attempt was abandoned (its
+    /// connection closed) for a retry.
+    #[error("backend sent nothing within the per-try timeout")]
+    TryTimeout,
     /// The backend stalled while a body was streaming.
     #[error("backend stalled mid-body")]
     BackendStalled,
@@ -114,9 +118,10 @@ impl ProxyError {
         }
         match self {
             Self::Connect(_) => Retry::NothingSent,
-            Self::BackendWrite(_) | Self::BackendRead(_) | Self::BackendClosedEarly => {
-                Retry::IfReplayable
-            }
+            Self::BackendWrite(_)
+            | Self::BackendRead(_)
+            | Self::BackendClosedEarly
+            | Self::TryTimeout => Retry::IfReplayable,
             _ => Retry::Never,
         }
     }
@@ -153,7 +158,9 @@ impl ProxyError {
         match self {
             Self::NoBackend { .. } => Status::ServiceUnavailable,
             Self::Connect(ConnectError::Timeout { .. }) => Status::GatewayTimeout,
-            Self::ResponseTimeout | Self::BackendStalled => Status::GatewayTimeout,
+            Self::ResponseTimeout | Self::TryTimeout | Self::BackendStalled => {
+                Status::GatewayTimeout
+            }
             Self::BadRequestBody(e) => e.status(),
             Self::ClientStalled => Status::RequestTimeout,
             _ => Status::BadGateway,
@@ -184,9 +191,12 @@ mod tests {
             ProxyError::BackendWrite(os(libc::EPIPE)),
             ProxyError::BackendRead(os(libc::ECONNRESET)),
             ProxyError::BackendClosedEarly,
+            ProxyError::TryTimeout,
         ] {
             assert_eq!(e.retry(), Retry::IfReplayable, "{e}");
         }
+        assert_eq!(ProxyError::TryTimeout.status(), Status::GatewayTimeout);
+        assert!(ProxyError::TryTimeout.blames_backend());
         for e in [
             ProxyError::ResponseTimeout,
             ProxyError::BackendStalled,

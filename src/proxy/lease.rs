@@ -46,7 +46,10 @@ impl Lease {
     /// ([`ProxyError::blames_backend`]); a client's failure or a local shortage (out of
     /// descriptors, memory, buffers) says nothing about the backend and is not counted.
     pub fn report_error(&self, e: &ProxyError) {
-        if e.blames_backend() {
+        if matches!(e, ProxyError::TryTimeout) {
+            // Frozen or far too slow: out of this worker's rotation at once.
+            self.ctx.groups[self.group].report(self.backend, Outcome::Unresponsive, coarse_now());
+        } else if e.blames_backend() {
             self.report_failure();
         }
     }

@@ -35,6 +35,9 @@ pub struct Timeouts {
     pub connect: Duration,
     /// Waiting for the backend's response head once the request is sent.
     pub response: Duration,
+    /// Waiting for the first byte of a response when the attempt may be retried (at most
+    /// `response`).
+    pub per_try: Duration,
 }
 
 /// The idle backend connections a worker keeps.

@@ -9,6 +9,7 @@
 //! [`FLUSH_AT`] plus one read, given back before any wait); bytes past a body are never
 //! relayed, only noted (`extra`), so the backend connection is not reused after them.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use compio::BufResult;
@@ -183,13 +184,15 @@ pub(super) async fn flush(conn: &TlsConn, idle: Duration) -> Result<bool, ProxyE
     }
 }
 
-/// Reads from the backend until `rhead` holds a complete response head (interim or final).
+/// Reads from the backend until `rhead` holds a complete response head (interim or final);
+/// sets `answered` when the first bytes arrive.
 pub(super) async fn read_response_head(
     stream: &TcpStream,
     rbuf: &mut LazyBuf,
     rhead: &mut ResponseHead,
     method: Method,
     limits: &Limits,
+    answered: &Cell<bool>,
 ) -> Result<(), ProxyError> {
     loop {
         if !rbuf.is_empty() {
@@ -199,6 +202,7 @@ pub(super) async fn read_response_head(
             }
         }
         let got = recv_with(stream, HEAD_READ, |bytes| {
+            answered.set(true);
             rbuf.get().extend_from_slice(bytes)
         })
         .await

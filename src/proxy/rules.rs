@@ -59,6 +59,9 @@ pub enum AfterFailure {
     Retry,
     /// Answer the client with this failure.
     GiveUp,
+    /// A retry would be allowed, but the upstream's retry budget is spent: answer the client
+    /// with this failure.
+    OverBudget,
 }
 
 impl Attempts {
@@ -107,9 +110,28 @@ impl Attempts {
         self.stale = pooled;
     }
 
+    /// Whether the current attempt waits for its response under the per-try timeout: a first
+    /// attempt of a replayable request, with an attempt left. (The caller also checks the
+    /// retry budget.) Any other attempt waits the whole response timeout.
+    pub fn waits_per_try(&self) -> bool {
+        self.replayable && self.started == 1 && self.may_start()
+    }
+
     /// What follows the failure `e` of the current attempt; `answered` is whether any byte
-    /// of the response arrived.
-    pub fn after_failure(&self, e: &ProxyError, answered: bool) -> AfterFailure {
+    /// of the response arrived; `budget` spends a retry from the upstream's budget, and is
+    /// called only when the rules allow a retry.
+    pub fn after_failure(
+        &mut self,
+        e: &ProxyError,
+        answered: bool,
+        budget: impl FnOnce() -> bool,
+    ) -> AfterFailure {
+        if matches!(e, ProxyError::TryTimeout) {
+            // An attempt that got no answer on a pooled connection says nothing about the
+            // connection having been closed while idle: the backend itself is slow, and it
+            // is not tried again on a new connection.
+            self.stale = false;
+        }
         if !self.may_start() || answered {
             return AfterFailure::GiveUp;
         }
@@ -121,10 +143,10 @@ impl Attempts {
             Retry::IfReplayable => self.replayable && self.started == 1,
             Retry::Never => false,
         };
-        if retry {
-            AfterFailure::Retry
-        } else {
-            AfterFailure::GiveUp
+        match (retry, retry && budget()) {
+            (true, true) => AfterFailure::Retry,
+            (true, false) => AfterFailure::OverBudget,
+            _ => AfterFailure::GiveUp,
         }
     }
 }
@@ -371,8 +393,11 @@ mod tests {
     fn a_connect_failure_is_retried_for_any_method() {
         for method in [Method::Get, Method::Post] {
             for body_held in [true, false] {
-                let a = first(method, body_held);
-                assert_eq!(a.after_failure(&refused(), false), AfterFailure::Retry);
+                let mut a = first(method, body_held);
+                assert_eq!(
+                    a.after_failure(&refused(), false, || true),
+                    AfterFailure::Retry
+                );
             }
         }
     }
@@ -381,59 +406,113 @@ mod tests {
     // idempotent and its body was fully sent.
     #[test]
     fn an_idempotent_whole_request_is_retried_when_the_backend_fails_before_answering() {
-        let a = first(Method::Get, true);
+        let mut a = first(Method::Get, true);
         for e in [
             ProxyError::BackendClosedEarly,
             reset(),
             ProxyError::BackendWrite(io::Error::from_raw_os_error(libc::EPIPE)),
         ] {
-            assert_eq!(a.after_failure(&e, false), AfterFailure::Retry, "{e}");
+            assert_eq!(
+                a.after_failure(&e, false, || true),
+                AfterFailure::Retry,
+                "{e}"
+            );
         }
     }
 
     // A POST that reached a backend is never retried.
     #[test]
     fn a_request_that_reached_a_backend_is_not_retried_unless_replayable() {
-        let post = first(Method::Post, true);
-        let streamed = first(Method::Put, false);
+        let mut post = first(Method::Post, true);
+        let mut streamed = first(Method::Put, false);
         for e in [ProxyError::BackendClosedEarly, reset()] {
-            assert_eq!(post.after_failure(&e, false), AfterFailure::GiveUp);
-            assert_eq!(streamed.after_failure(&e, false), AfterFailure::GiveUp);
+            assert_eq!(post.after_failure(&e, false, || true), AfterFailure::GiveUp);
+            assert_eq!(
+                streamed.after_failure(&e, false, || true),
+                AfterFailure::GiveUp
+            );
         }
     }
 
     #[test]
     fn nothing_is_retried_once_the_response_began() {
-        let a = first(Method::Get, true);
+        let mut a = first(Method::Get, true);
         assert_eq!(
-            a.after_failure(&ProxyError::BackendClosedEarly, true),
+            a.after_failure(&ProxyError::BackendClosedEarly, true, || true),
             AfterFailure::GiveUp
         );
     }
 
     #[test]
     fn timeouts_stalls_and_bad_responses_are_not_retried() {
-        let a = first(Method::Get, true);
+        let mut a = first(Method::Get, true);
         for e in [
             ProxyError::ResponseTimeout,
             ProxyError::BackendStalled,
             ProxyError::BackendClosedMidBody,
         ] {
-            assert_eq!(a.after_failure(&e, false), AfterFailure::GiveUp, "{e}");
+            assert_eq!(
+                a.after_failure(&e, false, || true),
+                AfterFailure::GiveUp,
+                "{e}"
+            );
         }
     }
 
     #[test]
     fn a_local_shortage_or_a_client_failure_is_never_retried() {
-        let a = first(Method::Get, true);
+        let mut a = first(Method::Get, true);
         assert_eq!(
-            a.after_failure(&out_of_files(), false),
+            a.after_failure(&out_of_files(), false, || true),
             AfterFailure::GiveUp
         );
         assert_eq!(
-            a.after_failure(&ProxyError::ClientClosedMidBody, false),
+            a.after_failure(&ProxyError::ClientClosedMidBody, false, || true),
             AfterFailure::GiveUp
         );
+    }
+
+    // Retries are budgeted: a retry the rules allow is refused when the budget is spent, and
+    // the budget is asked only for a retry the rules allow.
+    #[test]
+    fn a_retry_spends_from_the_budget_and_only_a_retry_does() {
+        let mut a = first(Method::Get, true);
+        assert_eq!(
+            a.after_failure(&refused(), false, || false),
+            AfterFailure::OverBudget
+        );
+        let mut asked = false;
+        let mut post = first(Method::Post, true);
+        let after = post.after_failure(&reset(), false, || {
+            asked = true;
+            true
+        });
+        assert_eq!((after, asked), (AfterFailure::GiveUp, false));
+    }
+
+    // A frozen backend: a replayable first attempt waits the per-try timeout, then goes to
+    // another backend, never back to the frozen one on a new connection.
+    #[test]
+    fn a_try_timeout_is_retried_elsewhere_for_a_replayable_request_only() {
+        let mut a = first(Method::Get, true);
+        assert!(a.waits_per_try());
+        a.uses_pooled(true);
+        assert_eq!(
+            a.after_failure(&ProxyError::TryTimeout, false, || true),
+            AfterFailure::Retry
+        );
+        assert!(!a.start(0), "not the frozen backend again");
+        assert!(a.start(1));
+        // The retry itself waits the whole response timeout: nothing follows it.
+        assert!(!a.waits_per_try());
+        for (method, held) in [(Method::Post, true), (Method::Get, false)] {
+            let mut a = first(method, held);
+            assert!(!a.waits_per_try());
+            assert_eq!(
+                a.after_failure(&ProxyError::TryTimeout, false, || true),
+                AfterFailure::GiveUp
+            );
+        }
     }
 
     #[test]
@@ -441,10 +520,13 @@ mod tests {
         let mut a = first(Method::Get, true);
         assert!(a.start(1));
         assert!(!a.may_start());
-        assert_eq!(a.after_failure(&refused(), false), AfterFailure::GiveUp);
+        assert_eq!(
+            a.after_failure(&refused(), false, || true),
+            AfterFailure::GiveUp
+        );
         // A replayed request is not replayed again, whatever the failure.
         assert_eq!(
-            a.after_failure(&ProxyError::BackendClosedEarly, false),
+            a.after_failure(&ProxyError::BackendClosedEarly, false, || true),
             AfterFailure::GiveUp
         );
     }

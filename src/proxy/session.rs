@@ -16,10 +16,11 @@
 //!   never receives an invented end of body;
 //! - memory per connection is bounded: bodies are relayed one receive at a time.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::runtime::deadline::{after, coarse_now, deadline as until, within};
 use compio::BufResult;
@@ -113,6 +114,15 @@ struct Session {
     rbuf: LazyBuf,
     head: RequestHead,
     rhead: ResponseHead,
+}
+
+/// What a failure's log line says when the request is not retried although the rules would
+/// have allowed it (the retry budget), or nothing.
+fn not_retried(after: AfterFailure) -> &'static str {
+    match after {
+        AfterFailure::OverBudget => ", not retried: the upstream's retry budget is spent",
+        AfterFailure::Retry | AfterFailure::GiveUp => "",
+    }
 }
 
 /// Where a request goes: its upstream, its hashing key, and its label for the logs.
@@ -448,6 +458,7 @@ impl Session {
         // The whole request is in `req` only when its body already arrived with the head:
         // only then can it be sent again.
         let mut attempts = Attempts::new(method, body.is_done());
+        self.ctx.groups[group].retry_budget().deposit();
         let mut last_error = None;
         // The backend whose failure (`last_error`) is logged once it is known whether another
         // attempt follows.
@@ -488,8 +499,11 @@ impl Session {
                         Err(e) => {
                             let e = ProxyError::from(e);
                             lease.report_error(&e);
-                            if attempts.after_failure(&e, false) == AfterFailure::GiveUp {
-                                self.log_failure(&e, group, backend, label, "");
+                            let budget =
+                                || self.ctx.groups[group].retry_budget().withdraw(coarse_now());
+                            let after = attempts.after_failure(&e, false, budget);
+                            if after != AfterFailure::Retry {
+                                self.log_failure(&e, group, backend, label, not_retried(after));
                                 buf::give(req);
                                 return Err(e);
                             }
@@ -517,7 +531,12 @@ impl Session {
                 Err(e) => ProxyError::BackendWrite(e),
                 Ok(()) => {
                     self.rbuf.clear();
-                    match self.await_response(&bconn, body, method).await {
+                    // A retry after the per-try timeout must be possible, the budget
+                    // included, for the attempt to be cut short.
+                    let per_try = (attempts.waits_per_try()
+                        && self.ctx.groups[group].retry_budget().allows(coarse_now()))
+                    .then_some(self.ctx.plan.timeouts.per_try);
+                    match self.await_response(&bconn, body, method, per_try).await {
                         Ok(exchanged) => {
                             buf::give(req);
                             lease.report_response(self.rhead.status, started);
@@ -529,8 +548,11 @@ impl Session {
             };
             lease.report_error(&failed);
             // Any byte of a response head, even an incomplete one, means the backend answered.
-            if attempts.after_failure(&failed, !self.rbuf.is_empty()) == AfterFailure::GiveUp {
-                self.log_failure(&failed, group, backend, label, "");
+            let answered = !self.rbuf.is_empty();
+            let budget = || self.ctx.groups[group].retry_budget().withdraw(coarse_now());
+            let after = attempts.after_failure(&failed, answered, budget);
+            if after != AfterFailure::Retry {
+                self.log_failure(&failed, group, backend, label, not_retried(after));
                 buf::give(req);
                 return Err(failed);
             }
@@ -548,11 +570,16 @@ impl Session {
 
     /// Streams the rest of the request body (if any) while waiting for the backend's final
     /// response head; relays `100 Continue`.
+    ///
+    /// With `per_try`, a backend that sent no byte of its answer that long after the request
+    /// ended is abandoned: [`ProxyError::TryTimeout`] (the caller closes the connection and
+    /// retries). Once a byte arrived, or without `per_try`, the response timeout applies.
     async fn await_response(
         &mut self,
         bconn: &BackendConn,
         body: &mut BodyDecoder,
         method: Method,
+        per_try: Option<Duration>,
     ) -> Result<Exchanged, ProxyError> {
         let timeouts = self.ctx.plan.timeouts;
         let limits = &self.ctx.plan.limits;
@@ -566,6 +593,8 @@ impl Session {
         } = self;
 
         let mut upload_done = body.is_done();
+        // Set by the head reader when the first byte of a response arrives.
+        let answered = Cell::new(false);
         // Polled only while the body is still arriving.
         let mut upload = pin!(upload_body(conn, &bconn.stream, body, inbuf, timeouts.body));
         let mut deadline = None;
@@ -578,12 +607,25 @@ impl Session {
                     rbuf,
                     rhead,
                     method,
-                    limits
+                    limits,
+                    &answered,
                 ));
                 loop {
                     if upload_done {
-                        // The response timeout runs from the end of the request.
+                        // The response timeout runs from the end of the request, and so does
+                        // the per-try timeout of an attempt that may be cut short.
                         let at = *deadline.get_or_insert_with(|| after(timeouts.response));
+                        if let Some(per_try) = per_try.filter(|_| !answered.get()) {
+                            let try_at = after(per_try).min(at);
+                            // The head future is only borrowed here: it stays alive, with
+                            // whatever it received, if the wait goes on.
+                            if let Ok(read) = until(try_at, head.as_mut()).await {
+                                break read;
+                            }
+                            if !answered.get() {
+                                break Err(ProxyError::TryTimeout);
+                            }
+                        }
                         break match until(at, head.as_mut()).await {
                             Err(_) => Err(ProxyError::ResponseTimeout),
                             Ok(read) => read,
@@ -723,6 +765,7 @@ mod tests {
                     body: second,
                     connect: second,
                     response: second,
+                    per_try: second,
                 },
                 pool: crate::proxy::PoolSettings {
                     max_idle: 0,

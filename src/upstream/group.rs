@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use crate::balance::{self, Balancer, Candidate, PolicyKind};
 
 use super::board::HealthBoard;
+use super::budget::{RetryBudget, RetryBudgetPolicy};
 use super::health::{
     Ejection, FULL_WEIGHT_PER_MILLE, Failure, FailureKind, OutlierPolicy, max_ejected,
     slow_start_ramp,
@@ -174,6 +175,8 @@ pub struct UpstreamSpec {
     pub slow_start: Duration,
     /// Passive ejection.
     pub outlier: OutlierPolicy,
+    /// How much retrying it allows, per worker.
+    pub retries: RetryBudgetPolicy,
     /// Its backends: indexes into the [`Table`].
     pub backends: Range<usize>,
     /// How long a backend marked down by active checks takes to come back at the soonest
@@ -205,6 +208,8 @@ pub enum Outcome {
     },
     /// Connect failure or timeout, reset, close before the head, response timeout.
     Failed,
+    /// No byte of an answer within the per-try timeout (see [`FailureKind::Unresponsive`]).
+    Unresponsive,
 }
 
 #[derive(Debug)]
@@ -224,6 +229,8 @@ pub struct Group {
     slots: RefCell<Vec<Slot>>,
     /// Reused for every pick: no allocation per request.
     candidates: RefCell<Vec<Candidate>>,
+    /// This worker's retry budget for the upstream.
+    budget: RetryBudget,
 }
 
 impl Group {
@@ -246,11 +253,18 @@ impl Group {
             .collect();
         Self {
             candidates: RefCell::new(vec![Candidate::default(); range.len()]),
+            budget: RetryBudget::new(spec.retries),
             spec,
             table,
             policy,
             slots: RefCell::new(slots),
         }
+    }
+
+    /// This worker's retry budget for the upstream: each request adds to it, each retry
+    /// spends from it.
+    pub fn retry_budget(&self) -> &RetryBudget {
+        &self.budget
     }
 
     /// The upstream's configuration.
@@ -392,6 +406,7 @@ impl Group {
                 FailureKind::Status5xx
             }
             Outcome::Failed => FailureKind::Connect,
+            Outcome::Unresponsive => FailureKind::Unresponsive,
         };
         let may_eject = self.may_eject(i, now);
         let mut slots = self.slots.borrow_mut();
@@ -487,6 +502,7 @@ mod tests {
             policy: PolicyKind::RoundRobin,
             key: None,
             slow_start,
+            retries: RetryBudgetPolicy::default(),
             outlier: OutlierPolicy {
                 consecutive_failures: 2,
                 consecutive_5xx: 0,

@@ -117,7 +117,7 @@ impl OutlierPolicy {
 
     fn threshold(&self, kind: FailureKind) -> u32 {
         match kind {
-            FailureKind::Connect => self.consecutive_failures,
+            FailureKind::Connect | FailureKind::Unresponsive => self.consecutive_failures,
             FailureKind::Status5xx => self.consecutive_5xx,
         }
     }
@@ -156,6 +156,11 @@ pub enum FailureKind {
     Connect,
     /// The backend answered with a 5xx status.
     Status5xx,
+    /// The backend held a request past the per-try timeout without a byte of answer (frozen,
+    /// or far slower than it should be): ejected at once, since every request sent to it
+    /// meanwhile waits as long. Counted by the connection-failure detector (off when
+    /// `consecutive_failures` is 0).
+    Unresponsive,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,9 +239,9 @@ impl Ejection {
         if threshold == 0 || self.is_ejected(now, passes) {
             return Failure::Ignored;
         }
-        let due = self.phase == Phase::Probation || {
+        let due = self.phase == Phase::Probation || kind == FailureKind::Unresponsive || {
             let streak = match kind {
-                FailureKind::Connect => &mut self.connect_streak,
+                FailureKind::Connect | FailureKind::Unresponsive => &mut self.connect_streak,
                 FailureKind::Status5xx => &mut self.status_streak,
             };
             *streak = streak.saturating_add(1);
@@ -411,6 +416,28 @@ mod tests {
                 _ => None,
             }
         }
+    }
+
+    #[test]
+    fn an_unresponsive_backend_is_ejected_at_once() {
+        let t = Instant::now();
+        let mut e = Ejection::new(policy(5, 0));
+        assert_eq!(e.fail(FailureKind::Unresponsive, t, 0), Some(100 * MS));
+        assert!(e.is_ejected(t + 50 * MS, 0));
+        // A passing health check brings it back before the time is up.
+        assert!(!e.is_ejected(t + 50 * MS, 1));
+        // The detector off: ignored.
+        let mut off = Ejection::new(policy(0, 0));
+        assert_eq!(
+            off.on_failure(FailureKind::Unresponsive, t, 0, true),
+            Failure::Ignored
+        );
+        // Past the upstream's ejection share: spared.
+        let mut spared = Ejection::new(policy(5, 0));
+        assert_eq!(
+            spared.on_failure(FailureKind::Unresponsive, t, 0, false),
+            Failure::Spared
+        );
     }
 
     #[test]

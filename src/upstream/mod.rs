@@ -8,6 +8,7 @@
 //! the pool, policy state and passive ejections are per worker.
 
 pub mod board;
+pub mod budget;
 pub mod checker;
 pub mod group;
 pub mod health;

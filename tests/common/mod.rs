@@ -215,12 +215,15 @@ impl Drop for Proxy {
     }
 }
 
-/// Sends `signal` ("TERM", "INT" or "KILL") to `pid`.
+/// Sends `signal` ("TERM", "INT", "KILL", "STOP" or "CONT") to `pid`.
 pub fn signal(pid: u32, signal: &str) {
     let sig = match signal {
         "TERM" => libc::SIGTERM,
         "INT" => libc::SIGINT,
-        _ => libc::SIGKILL,
+        "KILL" => libc::SIGKILL,
+        "STOP" => libc::SIGSTOP,
+        "CONT" => libc::SIGCONT,
+        other => panic!("no signal named {other}"),
     };
     let pid = libc::pid_t::try_from(pid).expect("pid fits pid_t");
     // SAFETY: kill(2) takes plain integers and touches no memory of ours; the pid is a child

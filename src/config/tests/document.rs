@@ -20,6 +20,7 @@ fn defaults() {
             body: Duration::from_secs(60),
             connect: Duration::from_secs(3),
             response: Duration::from_secs(30),
+            per_try: Duration::from_secs(10),
             drain: Duration::from_secs(30),
         }
     );
@@ -154,6 +155,7 @@ fn the_example_file_parses_to_what_it_says() {
                     ..HealthCheckConfig::default()
                 }),
                 outlier: OutlierConfig::default(),
+                retries: RetryBudgetConfig::default(),
             },
             UpstreamConfig {
                 name: "api".into(),
@@ -172,6 +174,7 @@ fn the_example_file_parses_to_what_it_says() {
                     fall: 3,
                 }),
                 outlier: OutlierConfig::default(),
+                retries: RetryBudgetConfig::default(),
             },
             UpstreamConfig::new("listener1", [addr("[::1]:8080")]),
         ]

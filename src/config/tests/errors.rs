@@ -294,3 +294,24 @@ fn validate_a_config_built_in_code() {
         Some("listener[3].backends")
     );
 }
+
+#[test]
+fn the_per_try_timeout_is_read_as_try_and_bounded_by_the_response_timeout() {
+    let config = Config::from_toml_str(&with("[timeouts]\ntry = \"1500ms\"")).expect("try");
+    assert_eq!(config.timeouts.per_try, Duration::from_millis(1500));
+    let (key, reason, location) = invalid(&with("[timeouts]\nresponse = \"2s\"\ntry = \"3s\""));
+    assert_eq!(key, "timeouts.try");
+    assert!(
+        reason.contains("longer than timeouts.response (2s)"),
+        "{reason}"
+    );
+    assert!(location.line_column.is_some(), "{location:?}");
+    // Unset, it follows a shorter response timeout.
+    let config = Config::from_toml_str(&with("[timeouts]\nresponse = \"700ms\"")).expect("700ms");
+    assert_eq!(config.timeouts.per_try, Duration::from_millis(700));
+    let (key, reason, _) = invalid(&with("[timeouts]\ntry = \"0s\""));
+    assert_eq!(
+        (key.as_str(), reason.as_str()),
+        ("timeouts.try", "must be greater than 0")
+    );
+}

@@ -37,6 +37,9 @@ consecutive_5xx = 3
 base_ejection = "1s"
 max_ejection = "1s"
 max_ejected_percent = 30
+[upstream.retries]
+budget_percent = 5
+min_per_second = 0
 
 [[upstream]]
 name = "app"
@@ -94,6 +97,10 @@ upstream = "app"
                 base_ejection: Duration::from_secs(1),
                 max_ejection: Duration::from_secs(1),
                 max_ejected_percent: 30,
+            },
+            retries: RetryBudgetConfig {
+                percent: 5,
+                min_per_second: 0,
             },
         }
     );
