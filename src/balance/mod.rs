@@ -132,7 +132,7 @@ impl fmt::Display for PolicyKind {
 /// A policy name that is not one of [`PolicyKind::ALL`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown balancing policy `{0}`: expected one of round_robin, weighted_round_robin, random, \
+    "unknown balancing policy {0:?}: expected one of round_robin, weighted_round_robin, random, \
      least_connections, peak_ewma, consistent_hash"
 )]
 pub struct UnknownPolicy(pub String);

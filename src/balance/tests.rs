@@ -53,7 +53,7 @@ fn unknown_policy_lists_the_valid_names() {
     assert_eq!(err, UnknownPolicy("leastconn".to_owned()));
     assert_eq!(
         err.to_string(),
-        "unknown balancing policy `leastconn`: expected one of round_robin, \
+        "unknown balancing policy \"leastconn\": expected one of round_robin, \
          weighted_round_robin, random, least_connections, peak_ewma, consistent_hash"
     );
     assert!("RoundRobin".parse::<PolicyKind>().is_err());

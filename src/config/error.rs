@@ -96,7 +96,7 @@ pub(super) fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Conf
 pub(super) fn toml_error(text: &str, error: &toml::de::Error) -> ConfigError {
     // toml's messages are one line; make sure of it, and do not show serde's names for
     // ringway's internal types.
-    let mut message = error.message().trim().replace('\n', "; ");
+    let mut message = one_line(error.message());
     for (internal, shown) in [
         ("expected usize", "expected a non-negative integer"),
         ("expected u32", "expected a non-negative integer"),
@@ -196,10 +196,11 @@ fn entries(text: &str) -> Option<Vec<Entry>> {
 
     fn walk_table(table: &DeTable<'_>, path: &str, out: &mut Vec<Entry>) {
         for (key, value) in table.iter() {
+            let key_text = shown_key(key.get_ref());
             let child = if path.is_empty() {
-                key.get_ref().to_string()
+                key_text
             } else {
-                format!("{path}.{}", key.get_ref())
+                format!("{path}.{key_text}")
             };
             out.push(Entry {
                 path: child.clone(),
@@ -218,6 +219,35 @@ fn entries(text: &str) -> Option<Vec<Entry>> {
 
 /// The key path of the smallest key or value whose span contains `span` (on a tie, the deeper
 /// one): where serde reported an error.
+/// A key as an error names it: bare keys as written, any other (empty, or with characters a
+/// bare key cannot have: a line break, a dot, a space) quoted with escapes, so that the error
+/// stays one line and names something.
+fn shown_key(key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if bare {
+        key.to_owned()
+    } else {
+        format!("{key:?}")
+    }
+}
+
+/// A message of the TOML parser on one line: its own line breaks become `; `, other control
+/// characters (from the document, quoted in the message) are escaped.
+fn one_line(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for c in message.trim().chars() {
+        match c {
+            '\n' => out.push_str("; "),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn key_at(text: &str, span: Range<usize>) -> Option<String> {
     let contains = |node: &Range<usize>| {
         node.start <= span.start && span.end <= node.end && node.start < node.end

@@ -13,8 +13,13 @@
 //! - the name is lower-cased (DNS names compare case-insensitively, RFC 4343).
 //!
 //! Anything that is not a well-formed ClientHello gives `None`: rustls then rejects the
-//! connection itself with the right alert. Nothing here allocates unless the ClientHello is
-//! split over several records or a name is found.
+//! connection itself with the right alert. A record that is not a handshake record, or that
+//! rustls refuses at its header (`read_opaque_message_header`: a version other than `3.x`, an
+//! empty record, a length of 2^14 + 2048 or more), gives `None` as soon as the header byte that
+//! tells has arrived, without waiting for the rest of the header or the payload: the answer is
+//! [`Sni::Incomplete`] only while the bytes can still start a ClientHello rustls accepts.
+//! Nothing here allocates unless the ClientHello is split over several records or a name is
+//! found.
 
 use rustls::pki_types::ServerName;
 
@@ -22,6 +27,8 @@ use rustls::pki_types::ServerName;
 const MAX_HANDSHAKE: usize = 0xffff;
 /// TLS record header: content type, legacy version, length (RFC 8446 §5.1).
 const RECORD_HEADER: usize = 5;
+/// Largest record length rustls reads (it refuses `2^14 + 2048` or more, its `MAX_PAYLOAD`).
+const MAX_RECORD_PAYLOAD: usize = 16_384 + 2048 - 1;
 /// Content type of handshake records.
 const HANDSHAKE: u8 = 22;
 /// Handshake message type of a ClientHello.
@@ -55,13 +62,20 @@ pub fn client_hello_sni(records: &[u8]) -> Sni {
                 None => Sni::Done(None),
             };
         }
+        // Not a handshake record, or one rustls refuses before reading its payload: no waiting
+        // for bytes of a connection that fails. Decided as soon as the byte that tells is here.
+        if rest.first().is_some_and(|&typ| typ != HANDSHAKE)
+            || rest.get(1).is_some_and(|&major| major != 3)
+        {
+            return Sni::Done(None);
+        }
         let Some(header) = rest.get(..RECORD_HEADER) else {
             return Sni::Incomplete;
         };
-        if header[0] != HANDSHAKE {
+        let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+        if !(1..=MAX_RECORD_PAYLOAD).contains(&len) {
             return Sni::Done(None);
         }
-        let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
         let Some(payload) = rest.get(RECORD_HEADER..RECORD_HEADER + len) else {
             return Sni::Incomplete;
         };
@@ -290,6 +304,81 @@ mod tests {
         let mut more = recs.clone();
         more.extend_from_slice(&[23, 3, 3, 0, 1, 0]);
         assert_eq!(client_hello_sni(&more), done("split.test"));
+    }
+
+    /// rustls' own reading of a connection's first bytes: `Ok(true)` when it accepts the
+    /// ClientHello, `Ok(false)` while it waits, the error when it refuses them.
+    fn rustls_reads(bytes: &[u8]) -> Result<bool, rustls::Error> {
+        let mut acceptor = rustls::server::Acceptor::default();
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            acceptor.read_tls(&mut rest).expect("read");
+        }
+        match acceptor.accept() {
+            Ok(accepted) => Ok(accepted.is_some()),
+            Err((error, _)) => Err(error),
+        }
+    }
+
+    /// Found by the `client_hello` fuzz target (fuzz/regressions/client_hello/): a record
+    /// rustls refuses at its header was waited for, up to 64 KiB of it, or forever for empty
+    /// records (or the rest of a 5-byte header after a first byte that is not a handshake
+    /// record's), holding the bytes of a connection rustls refuses at once.
+    #[test]
+    fn a_record_rustls_refuses_at_its_header_is_not_waited_for() {
+        use rustls::{Error, InvalidMessage};
+
+        let mut exts = ext(13, &[0, 2, 4, 3]); // signature_algorithms, which rustls requires
+        exts.extend(sni_ext(&[(HOST_NAME, b"a.test")]));
+        let hs = handshake(&hello_body(Some(&exts)));
+        let mut after_a_fragment = records(&hs[..10], 100);
+        after_a_fragment.extend_from_slice(&[HANDSHAKE, 3, 1, 0, 0]);
+        let refused: [(&[u8], InvalidMessage); 6] = [
+            (
+                &[HANDSHAKE, 3, 1, 0xff, 0xff, CLIENT_HELLO],
+                InvalidMessage::MessageTooLarge,
+            ),
+            (
+                &[HANDSHAKE, 3, 3, 0x48, 0x00],
+                InvalidMessage::MessageTooLarge,
+            ),
+            (
+                &[HANDSHAKE, 3, 1, 0, 0].repeat(20),
+                InvalidMessage::InvalidEmptyPayload,
+            ),
+            (&after_a_fragment, InvalidMessage::InvalidEmptyPayload),
+            (
+                &[HANDSHAKE, 2, 0, 0, 4, CLIENT_HELLO, 0, 0, 40],
+                InvalidMessage::UnknownProtocolVersion,
+            ),
+            (
+                &[HANDSHAKE, 4, 1, 0, 4, CLIENT_HELLO, 0, 0, 40],
+                InvalidMessage::UnknownProtocolVersion,
+            ),
+        ];
+        for (bytes, why) in refused {
+            assert_eq!(rustls_reads(bytes), Err(Error::InvalidMessage(why)));
+            assert_eq!(client_hello_sni(bytes), Sni::Done(None), "{bytes:?}");
+        }
+        // The first byte tells (rustls' InvalidContentType); so does the second.
+        assert_eq!(
+            rustls_reads(&[0x82]),
+            Err(Error::InvalidMessage(InvalidMessage::InvalidContentType))
+        );
+        assert_eq!(client_hello_sni(&[0x82]), Sni::Done(None));
+        assert_eq!(client_hello_sni(b"G"), Sni::Done(None));
+        assert_eq!(client_hello_sni(&[HANDSHAKE, 2]), Sni::Done(None));
+        assert_eq!(client_hello_sni(&[HANDSHAKE, 3, 1, 0]), Sni::Incomplete);
+        // The longest record rustls reads is still waited for, and any version 3.x is read.
+        let longest = [HANDSHAKE, 3, 1, 0x47, 0xff, CLIENT_HELLO];
+        assert_eq!(rustls_reads(&longest), Ok(false));
+        assert_eq!(client_hello_sni(&longest), Sni::Incomplete);
+        for minor in [0, 1, 4, 0xff] {
+            let mut recs = records(&hs, 100);
+            recs[2] = minor;
+            assert_eq!(rustls_reads(&recs), Ok(true), "version 3.{minor}");
+            assert_eq!(client_hello_sni(&recs), done("a.test"), "version 3.{minor}");
+        }
     }
 
     #[test]

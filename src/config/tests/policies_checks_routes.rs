@@ -23,7 +23,7 @@ fn policies_and_hash_keys() {
     assert_eq!(key, "upstream[0].policy");
     assert_eq!(
         reason,
-        "unknown balancing policy `leastconn`: expected one of round_robin, \
+        "unknown balancing policy \"leastconn\": expected one of round_robin, \
          weighted_round_robin, random, least_connections, peak_ewma, consistent_hash"
     );
     assert_eq!(at.line_column, Some((3, 10)));

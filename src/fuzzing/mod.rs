@@ -1,4 +1,4 @@
-//! Framing invariants of the sans-IO parsers, as executable checks.
+//! Invariants of the sans-IO parsers, as executable checks.
 //!
 //! Owns the properties the fuzz targets (`fuzz/`, run by `scripts/fuzz.sh`) assert, so that the
 //! same checks replay saved crash inputs as ordinary unit tests. Each check panics when an
@@ -7,9 +7,17 @@
 //! The invariants: never a panic on any input; a message is never read two ways (parsing a
 //! whole buffer and parsing any prefix of it agree; a body fed whole or in pieces ends at the
 //! same byte with the same result); a parsed head, re-serialized, parses back to the same
-//! method, target, host, status and framing.
-
+//! method, target, host, status and framing. The ClientHello's server name is the one rustls
+//! reads, whatever the record boundaries and however the bytes arrive, and the bytes kept while
+//! waiting for it stay bounded ([`check_client_hello`]). A configuration document is accepted
+//! only with the invariants its module doc lists, refused with a one-line error that names the
+//! key or the syntax error, and written back out it parses to the same value ([`check_config`]).
 #![forbid(unsafe_code)]
+
+mod client_hello;
+mod config;
+#[cfg(test)]
+mod tests;
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -17,6 +25,9 @@ use crate::http1::{
     Advance, BodyDecoder, BodyError, BodyKind, Forwarding, Limits, Method, Parsed, RequestHead,
     ResponseHead, parse_request, parse_response, write_request_head, write_response_head,
 };
+
+pub use client_hello::check_client_hello;
+pub use config::check_config;
 
 /// Cut points checked for prefix agreement: all of them for short inputs, a spread otherwise.
 fn cut_points(len: usize) -> impl Iterator<Item = usize> {
@@ -184,42 +195,5 @@ pub fn check_chunked(data: &[u8]) {
     assert_eq!(relayed, whole.map(|(n, done, _)| (n, done)));
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Replays every saved input under fuzz/regressions/<target>/.
-    #[test]
-    fn saved_fuzz_inputs_hold_the_invariants() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
-        type Check = fn(&[u8]);
-        let targets: [(&str, Check); 3] = [
-            ("request_head", check_request_head),
-            ("chunked", check_chunked),
-            ("response_head", check_response_head),
-        ];
-        for (target, check) in targets {
-            let Ok(dir) = std::fs::read_dir(root.join(target)) else {
-                continue;
-            };
-            for entry in dir.flatten() {
-                if entry.path().extension().is_some_and(|e| e == "md") {
-                    continue;
-                }
-                let data = std::fs::read(entry.path()).unwrap();
-                check(&data);
-            }
-        }
-    }
-
-    #[test]
-    fn checks_hold_on_ordinary_messages() {
-        check_request_head(b"POST /a?b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
-        check_request_head(
-            b"GET http://h:8/p HTTP/1.1\r\nHost: h:8\r\nConnection: x, close\r\nX: y\r\n\r\n",
-        );
-        check_response_head(b"\x00HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-        check_response_head(b"\x01HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
-        check_chunked(b"\x80a;x=\"y\"\r\n0123456789\r\n0\r\nT: v\r\n\r\nnext");
-    }
-}
+// ---------------------------------------------------------------------------------------------
+// ClientHello server name
