@@ -6,8 +6,9 @@
 //! on. The request path never waits on this thread: workers only read the board's atomics.
 //!
 //! Invariants:
-//! - The first check of every backend runs at once; later ones every interval plus a uniform
-//!   random jitter, so checks of many backends (and many ringway instances) do not synchronize.
+//! - The first check of every backend runs at once; later ones start every interval plus a
+//!   uniform random jitter, measured start to start (a check that times out does not delay the
+//!   next), so checks of many backends (and many ringway instances) do not synchronize.
 //! - A check never takes longer than its timeout, connect included, and reads at most
 //!   [`MAX_STATUS_READ`] bytes of the answer.
 //! - Every published state change is logged exactly once; a failure that does not change the
@@ -82,8 +83,9 @@ impl Default for CheckKind {
 pub struct CheckSpec {
     /// What a check does. TOML: `type = "http"` (default) or `"tcp"` and the HTTP keys.
     pub kind: CheckKind,
-    /// Time between the end of one check and the start of the next, before jitter (at least
-    /// [`MIN_INTERVAL`] here; the configuration requires more than zero). Default 5 s.
+    /// Time between the starts of two checks, before jitter (at least [`MIN_INTERVAL`] here;
+    /// the configuration requires more than zero). A check's own time does not add to it.
+    /// Default 5 s.
     pub interval: Duration,
     /// Most random time added to each interval (uniform in `[0, jitter]`). At most
     /// `interval`. Default 1 s.
@@ -244,6 +246,7 @@ async fn check_loop(board: Arc<HealthBoard>, target: CheckTarget) {
     let mut state = RiseFall::new(spec.rise, spec.fall);
     let mut rng = fastrand::Rng::new();
     loop {
+        let started = Instant::now();
         let result = check_once(addr, &spec).await;
         let now = Instant::now();
         if result.is_ok() {
@@ -271,8 +274,17 @@ async fn check_loop(board: Arc<HealthBoard>, target: CheckTarget) {
             }
             (None, Ok(())) => {}
         }
-        compio::time::sleep(next_delay(spec.interval, spec.jitter, &mut rng)).await;
+        let delay = next_delay(spec.interval, spec.jitter, &mut rng);
+        compio::time::sleep(wait_before_next(started, delay, Instant::now())).await;
     }
+}
+
+/// How long to wait at `now` for the next check, which starts `delay` after the start of the
+/// last one (`started`): checks keep their schedule however long each takes (a check that
+/// times out does not stretch the cycle by its timeout), and one that ran late starts the
+/// next at once.
+fn wait_before_next(started: Instant, delay: Duration, now: Instant) -> Duration {
+    (started + delay).saturating_duration_since(now)
 }
 
 /// The wait before the next check: `interval` (at least [`MIN_INTERVAL`]) plus a uniform
@@ -395,6 +407,17 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn checks_keep_their_schedule_whatever_a_check_takes() {
+        let t = Instant::now();
+        let second = Duration::from_secs(1);
+        // A check that took 500 ms (a timeout) waits the rest of the interval only.
+        assert_eq!(wait_before_next(t, second, t + second / 2), second / 2);
+        assert_eq!(wait_before_next(t, second, t), second);
+        // Late: at once.
+        assert_eq!(wait_before_next(t, second, t + 2 * second), Duration::ZERO);
     }
 
     #[test]
