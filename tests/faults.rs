@@ -399,3 +399,122 @@ fn failure_logs_name_the_backend_and_do_not_flood() {
         .sum();
     assert!(counted + lines.len() <= 200, "{counted} + {}", lines.len());
 }
+
+/// A backend that answers after `delay`; records whether the connection was already closed by
+/// then (`cancelled`) and how many requests it got.
+fn slow_backend(delay: Duration, cancelled: Arc<AtomicUsize>) -> Backend {
+    Backend::with_handler(
+        "slow",
+        Arc::new(move |_, s| {
+            std::thread::sleep(delay);
+            let mut probe = [0u8; 1];
+            s.set_nonblocking(true)?;
+            let closed = matches!(s.peek(&mut probe), Ok(0));
+            s.set_nonblocking(false)?;
+            if closed {
+                cancelled.fetch_add(1, Ordering::SeqCst);
+                return Ok(Keep::Close);
+            }
+            write_ok(s, "slow")?;
+            Ok(Keep::Open)
+        }),
+    )
+}
+
+/// Hedging: a GET with no answer after `hedge_after` goes to a second backend as well; the
+/// first answer wins, the slow attempt's connection is closed; a POST is never hedged; with
+/// the retry budget spent there is no hedge.
+#[test]
+fn a_hedged_get_takes_the_first_answer_and_cancels_the_other() {
+    let cancelled = Arc::new(AtomicUsize::new(0));
+    let slow = slow_backend(Duration::from_millis(800), cancelled.clone());
+    let fast = Backend::start("fast");
+    let upstream = |retries: &str| {
+        format!(
+            "[[upstream]]\nname = \"app\"\nhedge_after = \"100ms\"\nbackends = [\"{}\", \"{}\"]\n\
+             [upstream.retries]\n{retries}\n",
+            slow.addr, fast.addr
+        )
+    };
+    let proxy = Proxy::start_with(
+        &[],
+        ProxyOptions {
+            extra: upstream("budget_percent = 20\nmin_per_second = 10"),
+            listener: Some("upstream = \"app\"".into()),
+            ..ProxyOptions::default()
+        },
+    );
+    let mut c = proxy.client();
+    // Round robin: every other request goes to the slow backend first.
+    for i in 0..4 {
+        let t = Instant::now();
+        let r = c.get(&format!("/h/{i}"));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-backend"), Some("fast"), "request {i}");
+        assert!(
+            t.elapsed() < Duration::from_millis(700),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+    // The slow backend got the hedged requests and found their connections closed.
+    assert!(wait_until(Duration::from_secs(3), || cancelled
+        .load(Ordering::SeqCst)
+        >= 2));
+    let to_slow = slow.received().len();
+    assert!(to_slow >= 2, "{to_slow}");
+    // A POST is never sent twice: the one that lands on the slow backend waits for it.
+    let posts_before = fast
+        .received()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    for i in 0..2 {
+        c.send(
+            format!("POST /p/{i} HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi").as_bytes(),
+        );
+        assert_eq!(c.read_response("POST").unwrap().status, 200);
+    }
+    let posts = slow
+        .received()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count()
+        + fast
+            .received()
+            .iter()
+            .filter(|r| r.method == "POST")
+            .count()
+        - posts_before;
+    assert_eq!(posts, 2, "each POST reached one backend once");
+
+    // No budget, no hedge: the request on the slow backend waits for it.
+    let cancelled = Arc::new(AtomicUsize::new(0));
+    let slow = slow_backend(Duration::from_millis(300), cancelled.clone());
+    let fast = Backend::start("fast");
+    let upstream = format!(
+        "[[upstream]]\nname = \"app\"\nhedge_after = \"50ms\"\nbackends = [\"{}\", \"{}\"]\n\
+         [upstream.retries]\nbudget_percent = 0\nmin_per_second = 0\n",
+        slow.addr, fast.addr
+    );
+    let proxy = Proxy::start_with(
+        &[],
+        ProxyOptions {
+            extra: upstream,
+            listener: Some("upstream = \"app\"".into()),
+            ..ProxyOptions::default()
+        },
+    );
+    let mut c = proxy.client();
+    // The slow backend answers with the body "slow"; the fast one names itself in a header.
+    let answers: Vec<String> = (0..2)
+        .map(|i| {
+            let r = c.get(&format!("/n/{i}"));
+            assert_eq!(r.status, 200);
+            r.header("x-backend")
+                .map_or_else(|| r.text(), str::to_owned)
+        })
+        .collect();
+    assert!(answers.contains(&"slow".to_owned()), "{answers:?}");
+    assert_eq!(cancelled.load(Ordering::SeqCst), 0);
+}

@@ -145,6 +145,7 @@ fn compile_upstreams(upstreams: &[UpstreamConfig]) -> Upstreams {
             slow_start: up.slow_start,
             outlier: up.outlier,
             retries: up.retries,
+            hedge_after: up.hedge_after,
             backends: first..backends.len(),
             down_for: up
                 .health_check

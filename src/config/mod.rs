@@ -302,6 +302,11 @@ pub struct UpstreamConfig {
     /// How long a backend's weight ramps up from near 0 after it comes back (healthy again or
     /// no longer ejected); zero turns slow start off. Default 0.
     pub slow_start: Duration,
+    /// TOML `hedge_after`: an idempotent request held whole that has no byte of answer this
+    /// long after it was sent gets a second attempt on another backend while the first stays
+    /// open; the first answer wins and the other attempt is closed. Spends from the retry
+    /// budget. Off (`None`) by default.
+    pub hedge_after: Option<Duration>,
     /// At least one, at least one of them not a backup, addresses distinct. TOML: the short
     /// `backends = [...]` list first, then the `[[upstream.backend]]` tables.
     pub backends: Vec<BackendConfig>,
@@ -492,6 +497,7 @@ impl Default for UpstreamConfig {
             policy: Policy::default(),
             hash: None,
             slow_start: Duration::ZERO,
+            hedge_after: None,
             backends: Vec::new(),
             health_check: None,
             outlier: OutlierConfig::default(),

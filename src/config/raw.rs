@@ -107,6 +107,8 @@ struct RawUpstream {
     hash: Option<FromStrValue<HashKey>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     slow_start: Option<DurationValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hedge_after: Option<DurationValue>,
     // Missing and empty (with no long form either) are both "no backend", which validation
     // words better than serde.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -437,6 +439,7 @@ fn upstream_from_raw(index: usize, raw: RawUpstream) -> Result<UpstreamConfig, C
         policy,
         hash,
         slow_start: raw.slow_start.map_or(Duration::ZERO, |DurationValue(d)| d),
+        hedge_after: raw.hedge_after.map(|DurationValue(d)| d),
         backends,
         health_check,
         outlier,
@@ -591,6 +594,7 @@ fn raw_upstream(upstream: &UpstreamConfig) -> RawUpstream {
         policy: Some(FromStrValue(upstream.policy)),
         hash: upstream.hash.clone().map(FromStrValue),
         slow_start: Some(DurationValue(upstream.slow_start)),
+        hedge_after: upstream.hedge_after.map(DurationValue),
         backends: Vec::new(),
         backend: upstream
             .backends

@@ -392,6 +392,9 @@ impl UpstreamConfig {
                 "must be at most 100",
             ));
         }
+        if self.hedge_after.is_some_and(|d| d.is_zero()) {
+            return Err(invalid(key("hedge_after"), "must be greater than 0"));
+        }
         if self.retries.percent > 100 {
             return Err(invalid(
                 key("retries.budget_percent"),

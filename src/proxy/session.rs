@@ -125,6 +125,95 @@ fn not_retried(after: AfterFailure) -> &'static str {
     }
 }
 
+/// Logs the failure `e` of `label` from `peer` on `backend` of upstream `group` (see
+/// [`Session::log_failure`]).
+fn log_failure(
+    ctx: &Context,
+    peer: SocketAddr,
+    e: &ProxyError,
+    group: usize,
+    backend: usize,
+    label: &RequestLabel,
+    then: &str,
+) {
+    let upstream = &ctx.groups[group].spec().name;
+    let addr = ctx.plan.table.backend(backend).address;
+    match e.side() {
+        Side::Client => tracing::debug!(%upstream, backend = %addr, request = %label, %peer,
+            "request failed on the client's side{then}: {e}"),
+        side => {
+            let Some(suppressed) = ctx.failures.admit(backend, coarse_now()) else {
+                return;
+            };
+            if side == Side::Internal {
+                tracing::warn!(%upstream, backend = %addr, request = %label, %peer,
+                    suppressed, "request failed: out of a local resource (not the \
+                    backend's fault){then}: {e}");
+            } else {
+                tracing::warn!(%upstream, backend = %addr, request = %label, %peer,
+                    suppressed, "request failed{then}: {e}");
+            }
+        }
+    }
+}
+
+/// A first attempt that may be hedged: its connection and backend, the request (to send
+/// again), and how long it may go without a byte of answer.
+struct Hedge<'a> {
+    first: &'a BackendConn,
+    first_backend: usize,
+    req: &'a [u8],
+    delay: Duration,
+}
+
+/// The second attempt of a hedged request, when it can be had: a backend other than
+/// `first`, an attempt left, and the retry budget paying for it.
+fn start_hedge(
+    ctx: &Rc<Context>,
+    group: usize,
+    key: u64,
+    first: usize,
+    attempts: &mut Attempts,
+) -> Option<Lease> {
+    let now = coarse_now();
+    let backend = match ctx.groups[group].choose(key, Some(first), now) {
+        Choice::Backend(i) => i,
+        Choice::Unavailable { .. } => return None,
+    };
+    let lease = Lease::new(ctx.clone(), group, backend);
+    if backend == first || !ctx.groups[group].retry_budget().withdraw(now) {
+        return None;
+    }
+    attempts.uses_pooled(false);
+    attempts.start(backend).then_some(lease)
+}
+
+/// A connection to `backend` with `req` sent on it, for a hedge: a pooled one if there is
+/// one, else a new one.
+async fn hedge_connection(
+    ctx: &Rc<Context>,
+    backend: usize,
+    req: &[u8],
+) -> Result<BackendConn, ProxyError> {
+    let pooled = ctx.pool.borrow_mut().checkout(backend, coarse_now(), false);
+    let conn = match pooled {
+        Some(conn) => conn,
+        None => {
+            let addr = ctx.plan.table.backend(backend).address;
+            upstream::connect(addr, ctx.plan.timeouts.connect).await?
+        }
+    };
+    let mut copy = buf::take(req.len());
+    copy.extend_from_slice(req);
+    let mut stream = &conn.stream;
+    let BufResult(res, copy) = within(ctx.plan.timeouts.body, stream.write_all(copy))
+        .await
+        .map_err(|_| ProxyError::BackendStalled)?;
+    buf::give(copy);
+    res.map_err(ProxyError::BackendWrite)?;
+    Ok(conn)
+}
+
 /// Where a request goes: its upstream, its hashing key, and its label for the logs.
 #[derive(Clone, Copy)]
 struct Target<'a> {
@@ -420,26 +509,7 @@ impl Session {
         label: &RequestLabel,
         then: &str,
     ) {
-        let upstream = &self.ctx.groups[group].spec().name;
-        let addr = self.ctx.plan.table.backend(backend).address;
-        let peer = self.peer;
-        match e.side() {
-            Side::Client => tracing::debug!(%upstream, backend = %addr, request = %label, %peer,
-                "request failed on the client's side{then}: {e}"),
-            side => {
-                let Some(suppressed) = self.ctx.failures.admit(backend, coarse_now()) else {
-                    return;
-                };
-                if side == Side::Internal {
-                    tracing::warn!(%upstream, backend = %addr, request = %label, %peer,
-                        suppressed, "request failed: out of a local resource (not the \
-                        backend's fault){then}: {e}");
-                } else {
-                    tracing::warn!(%upstream, backend = %addr, request = %label, %peer,
-                        suppressed, "request failed{then}: {e}");
-                }
-            }
-        }
+        log_failure(&self.ctx, self.peer, e, group, backend, label, then);
     }
 
     /// Chooses a backend of upstream `group`, sends the request and waits for its final
@@ -531,11 +601,53 @@ impl Session {
                 Err(e) => ProxyError::BackendWrite(e),
                 Ok(()) => {
                     self.rbuf.clear();
-                    // A retry after the per-try timeout must be possible, the budget
-                    // included, for the attempt to be cut short.
-                    let per_try = (attempts.waits_per_try()
-                        && self.ctx.groups[group].retry_budget().allows(coarse_now()))
-                    .then_some(self.ctx.plan.timeouts.per_try);
+                    // A retry after the per-try timeout, or a hedge, must be possible, the
+                    // budget included, for the attempt to be cut short or doubled.
+                    let may_retry = attempts.waits_per_try()
+                        && self.ctx.groups[group].retry_budget().allows(coarse_now());
+                    let hedge_after = self.ctx.groups[group].spec().hedge_after;
+                    let mut winner = None;
+                    let mut per_try = may_retry.then_some(self.ctx.plan.timeouts.per_try);
+                    if let Some(delay) = hedge_after.filter(|_| may_retry) {
+                        // The hedge replaces the per-try timeout: the first attempt is not
+                        // abandoned, it races the second.
+                        per_try = None;
+                        let hedge = Hedge {
+                            first: &bconn,
+                            first_backend: backend,
+                            req: &req,
+                            delay,
+                        };
+                        match self.race_hedge(hedge, method, target, &mut attempts).await {
+                            Ok(Some(second)) => winner = Some(second),
+                            Ok(None) => {}
+                            Err(e) => {
+                                // Both attempts failed, or the first one alone.
+                                lease.report_error(&e);
+                                self.log_failure(&e, group, backend, label, "");
+                                buf::give(req);
+                                return Err(e);
+                            }
+                        }
+                    }
+                    if let Some((lease, bconn)) = winner {
+                        // The second attempt won; the first one's connection is closed and
+                        // its lease ends unreported (it was slow, not failed). Its head is
+                        // buffered: this parses it (and relays interim responses) at once.
+                        return match self.await_response(&bconn, body, method, None).await {
+                            Ok(exchanged) => {
+                                buf::give(req);
+                                lease.report_response(self.rhead.status, started);
+                                Ok((lease, bconn, exchanged))
+                            }
+                            Err(e) => {
+                                lease.report_error(&e);
+                                self.log_failure(&e, group, lease.backend(), label, "");
+                                buf::give(req);
+                                Err(e)
+                            }
+                        };
+                    }
                     match self.await_response(&bconn, body, method, per_try).await {
                         Ok(exchanged) => {
                             buf::give(req);
@@ -566,6 +678,118 @@ impl Session {
         Err(last_error.unwrap_or(ProxyError::NoBackend {
             retry_after: NO_BACKEND_RETRY_AFTER,
         }))
+    }
+
+    /// Waits for the first response head on `hedge.first`; if none has started after
+    /// `hedge.delay`, sends the request to a second backend (when one is usable and the retry
+    /// budget allows) and waits for both: the first head to arrive wins. `Ok(None)`: the first
+    /// attempt's head is in `self.rbuf`; `Ok(Some(..))`: the second's is, and its lease and
+    /// connection replace the first's (which is closed). Either attempt failing leaves the
+    /// other; both failing, or the response timeout, is the error.
+    async fn race_hedge(
+        &mut self,
+        hedge: Hedge<'_>,
+        method: Method,
+        target: &Target<'_>,
+        attempts: &mut Attempts,
+    ) -> Result<Option<(Lease, BackendConn)>, ProxyError> {
+        let ctx = self.ctx.clone();
+        let limits = ctx.plan.limits;
+        let response_at = after(ctx.plan.timeouts.response);
+        let (group, label) = (target.group, target.label);
+        let mut rbuf_b = LazyBuf::new(HEAD_BUFFER);
+        let mut rhead_b = ResponseHead::new();
+        let (answered_a, answered_b) = (Cell::new(false), Cell::new(false));
+        let peer = self.peer;
+        let outcome = {
+            let Session { rbuf, rhead, .. } = self;
+            let stream_a = &hedge.first.stream;
+            let mut head_a = pin!(read_response_head(
+                stream_a,
+                rbuf,
+                rhead,
+                method,
+                &limits,
+                &answered_a
+            ));
+            let hedge_at = after(hedge.delay).min(response_at);
+            if let Ok(read) = until(hedge_at, head_a.as_mut()).await {
+                return read.map(|()| None);
+            }
+            // Not one byte from the first backend: a second attempt, if it can be had.
+            let second = if answered_a.get() {
+                None
+            } else {
+                start_hedge(&ctx, group, target.key, hedge.first_backend, attempts)
+            };
+            let Some(lease_b) = second else {
+                return match until(response_at, head_a.as_mut()).await {
+                    Ok(read) => read.map(|()| None),
+                    Err(_) => Err(ProxyError::ResponseTimeout),
+                };
+            };
+            tracing::debug!(upstream = %ctx.groups[group].spec().name, request = %label,
+                backend = %ctx.plan.table.backend(lease_b.backend()).address,
+                "no answer yet: hedging");
+            // The second attempt is set up while the first may still answer.
+            let setup = pin!(hedge_connection(&ctx, lease_b.backend(), hedge.req));
+            let conn_b = match until(response_at, select(head_a.as_mut(), setup)).await {
+                Err(_) => return Err(ProxyError::ResponseTimeout),
+                Ok(Either::Left((read, _))) => return read.map(|()| None),
+                Ok(Either::Right((Err(e), _))) => {
+                    lease_b.report_error(&e);
+                    log_failure(&ctx, peer, &e, group, lease_b.backend(), label, "");
+                    return match until(response_at, head_a.as_mut()).await {
+                        Ok(read) => read.map(|()| None),
+                        Err(_) => Err(ProxyError::ResponseTimeout),
+                    };
+                }
+                Ok(Either::Right((Ok(conn), _))) => conn,
+            };
+            // Which attempt's head came first (`true`: the second's), or the error.
+            let second_won: Result<bool, ProxyError> = {
+                let head_b = pin!(read_response_head(
+                    &conn_b.stream,
+                    &mut rbuf_b,
+                    &mut rhead_b,
+                    method,
+                    &limits,
+                    &answered_b
+                ));
+                match until(response_at, select(head_a.as_mut(), head_b)).await {
+                    Err(_) => Err(ProxyError::ResponseTimeout),
+                    Ok(Either::Left((Ok(()), _))) => Ok(false),
+                    Ok(Either::Right((Ok(()), _))) => Ok(true),
+                    Ok(Either::Left((Err(e), head_b))) => {
+                        // The first failed: the second alone.
+                        match until(response_at, head_b).await {
+                            Ok(Ok(())) => Ok(true),
+                            Ok(Err(_)) => Err(e),
+                            Err(_) => Err(ProxyError::ResponseTimeout),
+                        }
+                    }
+                    Ok(Either::Right((Err(e), _))) => {
+                        lease_b.report_error(&e);
+                        log_failure(&ctx, peer, &e, group, lease_b.backend(), label, "");
+                        match until(response_at, head_a.as_mut()).await {
+                            Ok(read) => read.map(|()| false),
+                            Err(_) => Err(ProxyError::ResponseTimeout),
+                        }
+                    }
+                }
+            };
+            match second_won {
+                Ok(true) => Ok(Some((lease_b, conn_b))),
+                Ok(false) => Ok(None),
+                Err(e) => Err(e),
+            }
+        };
+        if let Ok(Some(_)) = &outcome {
+            // The second attempt won: its head is the response.
+            std::mem::swap(&mut self.rbuf, &mut rbuf_b);
+            std::mem::swap(&mut self.rhead, &mut rhead_b);
+        }
+        outcome
     }
 
     /// Streams the rest of the request body (if any) while waiting for the backend's final

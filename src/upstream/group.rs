@@ -177,6 +177,9 @@ pub struct UpstreamSpec {
     pub outlier: OutlierPolicy,
     /// How much retrying it allows, per worker.
     pub retries: RetryBudgetPolicy,
+    /// When a replayable request without an answer gets a second, parallel attempt; `None`:
+    /// never.
+    pub hedge_after: Option<Duration>,
     /// Its backends: indexes into the [`Table`].
     pub backends: Range<usize>,
     /// How long a backend marked down by active checks takes to come back at the soonest
@@ -503,6 +506,7 @@ mod tests {
             key: None,
             slow_start,
             retries: RetryBudgetPolicy::default(),
+            hedge_after: None,
             outlier: OutlierPolicy {
                 consecutive_failures: 2,
                 consecutive_5xx: 0,

@@ -156,6 +156,7 @@ fn the_example_file_parses_to_what_it_says() {
                 }),
                 outlier: OutlierConfig::default(),
                 retries: RetryBudgetConfig::default(),
+                hedge_after: None,
             },
             UpstreamConfig {
                 name: "api".into(),
@@ -175,6 +176,7 @@ fn the_example_file_parses_to_what_it_says() {
                 }),
                 outlier: OutlierConfig::default(),
                 retries: RetryBudgetConfig::default(),
+                hedge_after: None,
             },
             UpstreamConfig::new("listener1", [addr("[::1]:8080")]),
         ]

@@ -14,6 +14,7 @@ fn every_upstream_key_parses() {
 name = "app.v2_blue-1"
 policy = "peak_ewma"
 slow_start = "1m"
+hedge_after = "40ms"
 backends = ["10.0.0.1:80"]
 [[upstream.backend]]
 address = "[fd00::1]:8080"
@@ -102,6 +103,7 @@ upstream = "app"
                 percent: 5,
                 min_per_second: 0,
             },
+            hedge_after: Some(Duration::from_millis(40)),
         }
     );
     assert_eq!(config.upstreams[1].policy, Policy::ConsistentHash);
