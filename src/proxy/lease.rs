@@ -10,6 +10,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::runtime::deadline::coarse_now;
+use crate::upstream::ConnectError;
 use crate::upstream::group::Outcome;
 
 use super::Context;
@@ -46,8 +47,12 @@ impl Lease {
     /// ([`ProxyError::blames_backend`]); a client's failure or a local shortage (out of
     /// descriptors, memory, buffers) says nothing about the backend and is not counted.
     pub fn report_error(&self, e: &ProxyError) {
-        if matches!(e, ProxyError::TryTimeout) {
-            // Frozen or far too slow: out of this worker's rotation at once.
+        if matches!(
+            e,
+            ProxyError::TryTimeout | ProxyError::Connect(ConnectError::Timeout { .. })
+        ) {
+            // Frozen, blackholed or far too slow: every request sent to it meanwhile waits as
+            // long, so out of this worker's rotation at once.
             self.ctx.groups[self.group].report(self.backend, Outcome::Unresponsive, coarse_now());
         } else if e.blames_backend() {
             self.report_failure();

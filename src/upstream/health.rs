@@ -156,9 +156,9 @@ pub enum FailureKind {
     Connect,
     /// The backend answered with a 5xx status.
     Status5xx,
-    /// The backend held a request past the per-try timeout without a byte of answer (frozen,
-    /// or far slower than it should be): ejected at once, since every request sent to it
-    /// meanwhile waits as long. Counted by the connection-failure detector (off when
+    /// The backend held a request past the per-try timeout without a byte of answer, or a
+    /// connect to it past the connect timeout (frozen, blackholed, or far slower than it
+    /// should be): ejected at once, since every request sent to it meanwhile waits as long. Counted by the connection-failure detector (off when
     /// `consecutive_failures` is 0).
     Unresponsive,
 }
