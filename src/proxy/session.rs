@@ -618,7 +618,10 @@ impl Session {
                             req: &req,
                             delay,
                         };
-                        match self.race_hedge(hedge, method, target, &mut attempts).await {
+                        // Boxed: its state (a second head buffer and head) exists only when
+                        // hedging is on, not in every exchange's future.
+                        let race = Box::pin(self.race_hedge(hedge, method, target, &mut attempts));
+                        match race.await {
                             Ok(Some(second)) => winner = Some(second),
                             Ok(None) => {}
                             Err(e) => {
