@@ -14,7 +14,7 @@ HS_CONNS=""
 THREADS=""
 WARMUP=2s
 SCENARIOS=get1k,get64k,handshake,post16k
-PROXIES=ringway,nginx,haproxy
+PROXIES=ringway,nginx,haproxy,floor
 OUT=""
 
 usage() {
@@ -31,6 +31,11 @@ machine, everything on 127.0.0.1:
     two backend ports with kept-alive backend connections, X-Forwarded-For (and -Proto, -Host,
     Forwarded), TLS 1.3 only, no access logs. Their configs are the templates in
     scripts/bench/conf/ (ringway.toml, proxy-nginx.conf, haproxy.cfg);
+  * the L4 relay floor ("floor"): HAProxy in TCP mode on the same core, passing wrk's TLS
+    bytes to a TLS port of the backend nginx (scripts/bench/conf/haproxy-floor.cfg). It does
+    no TLS and no HTTP: its CPU per request is the cost of moving the bytes through one
+    process, which no proxy can go below, and the tables give each proxy's cost above it. It
+    is not a proxy to compare with (its TLS is done by the backend, on the client core);
   * wrk, pinned to every core but the first, drives each proxy in turn, rounds alternating
     A B C A B C, per scenario (after an unmeasured warm-up run per proxy).
 
@@ -75,7 +80,7 @@ Options:
   --threads N       wrk threads (default: number of client cores)
   --warmup D        unmeasured warm-up run per proxy and scenario; 0 to skip (default: $WARMUP)
   --scenarios LIST  comma-separated (default: $SCENARIOS)
-  --proxies LIST    comma-separated, from ringway,nginx,haproxy (default: $PROXIES)
+  --proxies LIST    comma-separated, from ringway,nginx,haproxy,floor (default: $PROXIES)
   --out DIR         output directory (default: bench-results/<timestamp>/ in the repository)
   --ringway PATH    ringway binary (default: target/release/ringway, built if missing; it is
                     copied before the run, so a rebuild during the run does not affect it)
@@ -158,7 +163,7 @@ for s in "${SCEN_LIST[@]}"; do
     [[ $s =~ ^(get1k|get64k|handshake|resume|post16k)(@[1-9][0-9]*)?$ ]] || die "unknown scenario $s (see --help)"
 done
 for p in "${PROXY_LIST[@]}"; do
-    [[ " ${ALL_PROXIES[*]} " == *" $p "* ]] || die "unknown proxy $p (want ringway, nginx, haproxy)"
+    [[ " ${ALL_PROXIES[*]} " == *" $p "* ]] || die "unknown proxy $p (want ringway, nginx, haproxy, floor)"
 done
 # Connections per scenario: NAME@N, else --connections (--handshake-connections). Each proxy
 # needs about two descriptors per client connection (one to the client, one to a backend):

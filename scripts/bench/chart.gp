@@ -22,6 +22,7 @@ set linetype 1 lc rgb "#d1495b"
 set linetype 2 lc rgb "#00798c"
 set linetype 3 lc rgb "#edae49"
 set linetype 4 lc rgb "#666666"
+set linetype 5 lc rgb "#aaaaaa"
 unset key
 
 set multiplot layout 1, n title "Proxy CPU time per request (µs, median over rounds; lower is better)" font ",13"

@@ -13,7 +13,7 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$BENCH_DIR/../.." && pwd)
 PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 
-ALL_PROXIES=(ringway nginx haproxy)
+ALL_PROXIES=(ringway nginx haproxy floor)
 
 # Settings the callers may override before bench_init (flags map onto these).
 PORT_BASE=${PORT_BASE:-19400}
@@ -193,7 +193,7 @@ peak_rss_kb() { status_kb VmHWM "$1"; }
 # (prefixed T_ when set, e.g. T_PORT) and the globals WORK, BACKEND1, BACKEND2, ...
 render() {
     local tpl=$1 out=$2 args=() name val
-    for name in WORK BACKEND1 BACKEND2 PORT KEEPALIVE MAXCONN WORKER_CONNECTIONS NOFILE NGINX_SESSION_CACHE \
+    for name in WORK BACKEND1 BACKEND2 BACKEND_TLS PORT KEEPALIVE MAXCONN WORKER_CONNECTIONS NOFILE NGINX_SESSION_CACHE \
         NGINX_TICKETS HAPROXY_CACHESIZE HAPROXY_BIND_OPTS RINGWAY_SESSION_CACHE RINGWAY_TICKETS; do
         local tv="T_$name"
         val=${!tv-}
@@ -221,12 +221,12 @@ bench_init() {
     head -c 16384 /dev/urandom >"$WORK/body16k"
     printf 'ok\n' >"$WORK/www/post" # the static handler answers POST to it with 405 (see conf)
     ensure_ringway
-    BACKEND1=$((PORT_BASE + 1)) BACKEND2=$((PORT_BASE + 2))
-    PORT[backend1]=$BACKEND1 PORT[backend2]=$BACKEND2
+    BACKEND1=$((PORT_BASE + 1)) BACKEND2=$((PORT_BASE + 2)) BACKEND_TLS=$((PORT_BASE + 3))
+    PORT[backend1]=$BACKEND1 PORT[backend2]=$BACKEND2 PORT[backend-tls]=$BACKEND_TLS
     PORT[ringway]=$((PORT_BASE + 10)) PORT[nginx]=$((PORT_BASE + 11)) PORT[haproxy]=$((PORT_BASE + 12))
-    PORT[ringway-base]=$((PORT_BASE + 13))
+    PORT[ringway-base]=$((PORT_BASE + 13)) PORT[floor]=$((PORT_BASE + 14))
     local n p
-    for n in backend1 backend2 ringway nginx haproxy ringway-base; do
+    for n in backend1 backend2 backend-tls ringway nginx haproxy ringway-base floor; do
         p=${PORT[$n]}
         port_busy "$p" && die "127.0.0.1:$p ($n) is in use; pick other ports with --port-base"
     done
@@ -272,8 +272,8 @@ bench_cleanup() {
 
 # start_backend: the nginx backend, one worker, pinned to BACKEND_CPU.
 start_backend() {
-    local T_WORK=$WORK T_BACKEND1=$BACKEND1 T_BACKEND2=$BACKEND2 T_NOFILE=$NOFILE
-    local T_WORKER_CONNECTIONS=$((MAXCONN + 1024))
+    local T_WORK=$WORK T_BACKEND1=$BACKEND1 T_BACKEND2=$BACKEND2 T_BACKEND_TLS=$BACKEND_TLS
+    local T_NOFILE=$NOFILE T_WORKER_CONNECTIONS=$((MAXCONN + 1024))
     render "$BENCH_DIR/conf/backend-nginx.conf" "$WORK/backend-nginx.conf"
     nice -n "$NICE" taskset -c "$BACKEND_CPU" nginx -p "$WORK" -e "$WORK/logs/backend-error.log" \
         -c "$WORK/backend-nginx.conf" >"$WORK/logs/backend.out" 2>&1 &
@@ -295,7 +295,8 @@ start_backend() {
 # new connection is a full handshake.
 start_proxy() {
     local name=$1 profile=${2:-resume}
-    local T_WORK=$WORK T_BACKEND1=$BACKEND1 T_BACKEND2=$BACKEND2 T_PORT=${PORT[$name]}
+    local T_WORK=$WORK T_BACKEND1=$BACKEND1 T_BACKEND2=$BACKEND2 T_BACKEND_TLS=$BACKEND_TLS
+    local T_PORT=${PORT[$name]}
     local T_KEEPALIVE=$KEEPALIVE_S T_MAXCONN=$MAXCONN T_NOFILE=$NOFILE
     local T_WORKER_CONNECTIONS=$((MAXCONN + 1024)) # nginx counts its backend connections too
     local T_NGINX_SESSION_CACHE="shared:SSL:10m" T_NGINX_TICKETS=on
@@ -330,6 +331,12 @@ start_proxy() {
             haproxy -c -q -f "$WORK/haproxy.cfg" >>"$errlog" 2>&1 ||
                 { cat "$errlog" >&2; die "haproxy -c rejected $WORK/haproxy.cfg"; }
             nice -n "$NICE" taskset -c "$PROXY_CPU" haproxy -db -f "$WORK/haproxy.cfg" >>"$errlog" 2>&1 &
+            ;;
+        floor)
+            render "$BENCH_DIR/conf/haproxy-floor.cfg" "$WORK/haproxy-floor.cfg"
+            haproxy -c -q -f "$WORK/haproxy-floor.cfg" >>"$errlog" 2>&1 ||
+                { cat "$errlog" >&2; die "haproxy -c rejected $WORK/haproxy-floor.cfg"; }
+            nice -n "$NICE" taskset -c "$PROXY_CPU" haproxy -db -f "$WORK/haproxy-floor.cfg" >>"$errlog" 2>&1 &
             ;;
         *) die "unknown proxy $name" ;;
     esac

@@ -10,7 +10,7 @@ import statistics
 import sys
 from pathlib import Path
 
-COLORS = {"ringway": 1, "nginx": 2, "haproxy": 3, "ringway-base": 4}
+COLORS = {"ringway": 1, "nginx": 2, "haproxy": 3, "ringway-base": 4, "floor": 5}
 
 
 def med(values):
@@ -125,7 +125,38 @@ def main():
                   f"{fmt_ms(s['p99'])} | {s['errors']} | {fmt(s['cpu'], '.1f')} | "
                   f"{fmt(s['pct'], '.0f', '%')} | {fmt(s['other'], '.0f', '%')} | "
                   f"{fmt(s['apr'], '.2f')} | {fmt_mib(s['peak_rss'])} |")
-    others = [p for p in proxies if p != "ringway"]
+    if "floor" in proxies:
+        measured = [p for p in proxies if p != "floor"]
+        md += ["", "Above the L4 relay floor (\"floor\": HAProxy in TCP mode moving the same "
+               "bytes, no TLS, no HTTP): each proxy's CPU µs per request minus the floor's, "
+               "median over rounds of the per-round difference (range in brackets; below 0: "
+               "the proxy used less CPU than the relay alone), and the ratio of those costs "
+               "to ringway's where both are above 0:", ""]
+        ratio_to = [p for p in measured if p != "ringway"] if "ringway" in measured else []
+        header = (["scenario", "floor µs/req"] + [f"{p} above" for p in measured]
+                  + [f"ringway ÷ {p} above" for p in ratio_to])
+        md += ["| " + " | ".join(header) + " |", "|---|" + "--:|" * (len(header) - 1)]
+        for scen in scenarios:
+            if (scen, "floor") not in summary:
+                continue
+            above = {}
+            for p in measured:
+                diffs = []
+                for rnd in sorted({r["round"] for r in rows if r["scenario"] == scen}):
+                    cpu = {r["proxy"]: num(r["cpu_us_per_req"]) for r in rows
+                           if r["scenario"] == scen and r["round"] == rnd}
+                    if cpu.get(p) is not None and cpu.get("floor") is not None:
+                        diffs.append(cpu[p] - cpu["floor"])
+                above[p] = (med(diffs), min(diffs, default=None), max(diffs, default=None))
+            cells = [f"{fmt(above[p][0], '.1f')} ({fmt(above[p][1], '.1f')}–"
+                     f"{fmt(above[p][2], '.1f')})" for p in measured]
+            rw = above.get("ringway", (None,))[0]
+            # A ratio of costs above the floor means something only when both are positive.
+            ratios = [fmt(rw / above[p][0], ".2f") if rw and rw > 0 and above[p][0]
+                      and above[p][0] > 0 else "–" for p in ratio_to]
+            row = [scen, fmt(summary[(scen, "floor")]["cpu"], ".1f")] + cells + ratios
+            md.append("| " + " | ".join(row) + " |")
+    others = [p for p in proxies if p not in ("ringway", "floor")]
     if "ringway" in proxies and others:
         md += ["", "ringway's CPU per request relative to the others (below 1.00: ringway "
                "uses less CPU per request):", "",
