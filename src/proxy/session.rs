@@ -166,6 +166,14 @@ struct Hedge<'a> {
     delay: Duration,
 }
 
+/// A hedge's second attempt that answered first: its lease and connection, and the first
+/// attempt's failure if it failed before.
+struct HedgeWon {
+    lease: Lease,
+    conn: BackendConn,
+    first_failed: Option<ProxyError>,
+}
+
 /// The second attempt of a hedged request, when it can be had: a backend other than
 /// `first`, an attempt left, and the retry budget paying for it.
 fn start_hedge(
@@ -622,7 +630,14 @@ impl Session {
                         // hedging is on, not in every exchange's future.
                         let race = Box::pin(self.race_hedge(hedge, method, target, &mut attempts));
                         match race.await {
-                            Ok(Some(second)) => winner = Some(second),
+                            Ok(Some(won)) => {
+                                if let Some(e) = &won.first_failed {
+                                    // The first attempt failed before the second answered.
+                                    lease.report_error(e);
+                                    self.log_failure(e, group, backend, label, "");
+                                }
+                                winner = Some((won.lease, won.conn));
+                            }
                             Ok(None) => {}
                             Err(e) => {
                                 // Both attempts failed, or the first one alone.
@@ -695,7 +710,7 @@ impl Session {
         method: Method,
         target: &Target<'_>,
         attempts: &mut Attempts,
-    ) -> Result<Option<(Lease, BackendConn)>, ProxyError> {
+    ) -> Result<Option<HedgeWon>, ProxyError> {
         let ctx = self.ctx.clone();
         let limits = ctx.plan.limits;
         let response_at = after(ctx.plan.timeouts.response);
@@ -749,8 +764,9 @@ impl Session {
                 }
                 Ok(Either::Right((Ok(conn), _))) => conn,
             };
-            // Which attempt's head came first (`true`: the second's), or the error.
-            let second_won: Result<bool, ProxyError> = {
+            // Which attempt's head came first (`Some`: the second's, with the first's failure
+            // if it failed first), or the error.
+            let second_won: Result<Option<Option<ProxyError>>, ProxyError> = {
                 let head_b = pin!(read_response_head(
                     &conn_b.stream,
                     &mut rbuf_b,
@@ -761,13 +777,16 @@ impl Session {
                 ));
                 match until(response_at, select(head_a.as_mut(), head_b)).await {
                     Err(_) => Err(ProxyError::ResponseTimeout),
-                    Ok(Either::Left((Ok(()), _))) => Ok(false),
-                    Ok(Either::Right((Ok(()), _))) => Ok(true),
+                    Ok(Either::Left((Ok(()), _))) => Ok(None),
+                    Ok(Either::Right((Ok(()), _))) => Ok(Some(None)),
                     Ok(Either::Left((Err(e), head_b))) => {
                         // The first failed: the second alone.
                         match until(response_at, head_b).await {
-                            Ok(Ok(())) => Ok(true),
-                            Ok(Err(_)) => Err(e),
+                            Ok(Ok(())) => Ok(Some(Some(e))),
+                            Ok(Err(second)) => {
+                                lease_b.report_error(&second);
+                                Err(e)
+                            }
                             Err(_) => Err(ProxyError::ResponseTimeout),
                         }
                     }
@@ -775,17 +794,19 @@ impl Session {
                         lease_b.report_error(&e);
                         log_failure(&ctx, peer, &e, group, lease_b.backend(), label, "");
                         match until(response_at, head_a.as_mut()).await {
-                            Ok(read) => read.map(|()| false),
+                            Ok(read) => read.map(|()| None),
                             Err(_) => Err(ProxyError::ResponseTimeout),
                         }
                     }
                 }
             };
-            match second_won {
-                Ok(true) => Ok(Some((lease_b, conn_b))),
-                Ok(false) => Ok(None),
-                Err(e) => Err(e),
-            }
+            second_won.map(|won| {
+                won.map(|first_failed| HedgeWon {
+                    lease: lease_b,
+                    conn: conn_b,
+                    first_failed,
+                })
+            })
         };
         if let Ok(Some(_)) = &outcome {
             // The second attempt won: its head is the response.
