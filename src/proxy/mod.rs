@@ -1,11 +1,12 @@
 //! The per-connection task: TLS, HTTP/1.1 and the backend exchange, driven together.
 //!
-//! Owns what happens to one client connection from accept to close: the TLS handshake
-//! ([`tls_conn`]), reading and validating requests, routing them to an upstream and choosing
-//! one of its backends ([`lease`]), relaying the request and
-//! the response with bounded memory, keep-alive on both sides, retries, timeouts and error
-//! responses ([`session`]). Per-worker state ([`Context`]) uses `Cell`/`RefCell`: it is never
-//! shared across cores.
+//! Owns what happens to one client connection from accept to close, as the runtime's
+//! [`Handler`]: the TLS stream ([`tls_conn`]), the request loop and the backend exchange's I/O
+//! ([`session`]), relaying bodies and heads ([`relay`]), the decisions of an exchange without
+//! I/O (retries, hedging's eligibility, keep-alive, backend reuse, local answers: [`rules`]),
+//! the hold on the chosen backend ([`lease`]), errors and whose fault they are ([`error`]),
+//! failure logging ([`failure_log`]), and what a worker serves ([`plan`]). Per-worker state
+//! ([`Context`]) uses `Cell`/`RefCell`: it is never shared across cores.
 
 pub mod error;
 pub mod failure_log;
