@@ -196,6 +196,22 @@ fn start_hedge(
     attempts.start(backend).then_some(lease)
 }
 
+/// A connection to `backend`: a pooled one if there is one (`trust_recent`: see
+/// `ConnPool::checkout`), else a new one within the connect timeout; and whether it was pooled.
+async fn backend_connection(
+    ctx: &Context,
+    backend: usize,
+    now: Instant,
+    trust_recent: bool,
+) -> Result<(BackendConn, bool), ProxyError> {
+    if let Some(conn) = ctx.pool.borrow_mut().checkout(backend, now, trust_recent) {
+        return Ok((conn, true));
+    }
+    let addr = ctx.plan.table.backend(backend).address;
+    let conn = upstream::connect(addr, ctx.plan.timeouts.connect).await?;
+    Ok((conn, false))
+}
+
 /// A connection to `backend` with `req` sent on it, for a hedge: a pooled one if there is
 /// one, else a new one.
 async fn hedge_connection(
@@ -203,14 +219,7 @@ async fn hedge_connection(
     backend: usize,
     req: &[u8],
 ) -> Result<BackendConn, ProxyError> {
-    let pooled = ctx.pool.borrow_mut().checkout(backend, coarse_now(), false);
-    let conn = match pooled {
-        Some(conn) => conn,
-        None => {
-            let addr = ctx.plan.table.backend(backend).address;
-            upstream::connect(addr, ctx.plan.timeouts.connect).await?
-        }
-    };
+    let (conn, _) = backend_connection(ctx, backend, coarse_now(), false).await?;
     let mut copy = buf::take(req.len());
     copy.extend_from_slice(req);
     let mut stream = &conn.stream;
@@ -562,34 +571,25 @@ impl Session {
             if let (Some(failed), Some(e)) = (unlogged.take(), &last_error) {
                 self.log_failure(e, group, failed, label, RETRYING);
             }
-            let pooled =
-                self.ctx
-                    .pool
-                    .borrow_mut()
-                    .checkout(backend, now, attempts.trusts_recent());
-            attempts.uses_pooled(pooled.is_some());
-            let bconn = match pooled {
-                Some(bconn) => bconn,
-                None => {
-                    let addr = self.ctx.plan.table.backend(backend).address;
-                    match upstream::connect(addr, self.ctx.plan.timeouts.connect).await {
-                        Ok(bconn) => bconn,
-                        Err(e) => {
-                            let e = ProxyError::from(e);
-                            lease.report_error(&e);
-                            let budget =
-                                || self.ctx.groups[group].retry_budget().withdraw(coarse_now());
-                            let after = attempts.after_failure(&e, false, budget);
-                            if after != AfterFailure::Retry {
-                                self.log_failure(&e, group, backend, label, not_retried(after));
-                                buf::give(req);
-                                return Err(e);
-                            }
-                            unlogged = Some(backend);
-                            last_error = Some(e);
-                            continue;
-                        }
+            let trust_recent = attempts.trusts_recent();
+            let bconn = match backend_connection(&self.ctx, backend, now, trust_recent).await {
+                Ok((bconn, pooled)) => {
+                    attempts.uses_pooled(pooled);
+                    bconn
+                }
+                Err(e) => {
+                    attempts.uses_pooled(false);
+                    lease.report_error(&e);
+                    let budget = || self.ctx.groups[group].retry_budget().withdraw(coarse_now());
+                    let after = attempts.after_failure(&e, false, budget);
+                    if after != AfterFailure::Retry {
+                        self.log_failure(&e, group, backend, label, not_retried(after));
+                        buf::give(req);
+                        return Err(e);
                     }
+                    unlogged = Some(backend);
+                    last_error = Some(e);
+                    continue;
                 }
             };
             let started = timed.then(Instant::now);
