@@ -23,6 +23,7 @@ const UNITS: &[(&str, &str, u8)] = &[
     ("upstream::health", "upstream state", 2),
     ("upstream::group", "upstream state", 2),
     ("upstream::pool", "upstream state", 2),
+    ("upstream::registry", "upstream state", 2),
     ("upstream", "upstream I/O", 3),
     ("runtime", "runtime", 3),
     ("proxy", "proxy", 4),

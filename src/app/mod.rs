@@ -1,27 +1,29 @@
 //! Startup and shutdown: from a validated config to running workers, and back.
 //!
 //! Owns what `main` hands off: logging setup, turning a [`Config`] into the immutable
-//! [`Plan`] the workers run (TLS configurations with one ticketer shared by every listener and
-//! worker, routers, the backend table and upstreams), the health-check thread, the startup log
-//! line, and signals (SIGTERM/SIGINT: stop accepting, drain, exit 0; a second signal exits at
-//! once).
+//! [`Plan`](crate::proxy::Plan) the workers run ([`plan`]), the health-check thread, the
+//! startup log line, reloads ([`reload`]), and signals (SIGHUP: reload; SIGTERM/SIGINT: stop
+//! accepting, drain, exit 0; a second one exits at once).
 
 mod plan;
+pub mod reload;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::config::{
     BackendConfig, CertificateConfig, CheckKind, Config, ConfigError, HashKey, HealthCheckConfig,
     ListenerConfig, Policy, TlsOptions, UpstreamConfig,
 };
+use crate::proxy::generation::Published;
 use crate::proxy::{self, ListenerPlan};
 use crate::route::Router;
 use crate::runtime::{self, Listen, Server, StartError};
 use crate::tls::{self, TlsError};
 use crate::upstream::checker::Checker;
+use crate::upstream::registry::Registry;
+use reload::{Listeners, Running, Source};
 
 pub use plan::{Compiled, compile};
 
@@ -77,13 +79,19 @@ pub fn check(path: &Path) -> Result<(), AppError> {
     Ok(())
 }
 
-/// `ringway run --config FILE`.
+/// `ringway run --config FILE`: SIGHUP re-reads the file.
 pub fn run_config_file(path: &Path, workers: Option<usize>) -> Result<(), AppError> {
     let mut config = Config::load(path)?;
     if workers.is_some() {
         config.workers = workers;
     }
-    run(config)
+    init_logging(&config.log.level);
+    config.validate()?;
+    let source = Source {
+        path: path.to_path_buf(),
+        workers,
+    };
+    start(&config, Some(source), no_extra_listener, |_| {})
 }
 
 /// `ringway run --listen ... --cert ... --key ... --backend ...`.
@@ -133,11 +141,12 @@ pub fn run_quick(quick: QuickStart) -> Result<(), AppError> {
     run(config)
 }
 
-/// Runs a validated configuration until SIGTERM/SIGINT.
+/// Runs a validated configuration until SIGTERM/SIGINT (without a file, SIGHUP has nothing
+/// to reload).
 pub fn run(config: Config) -> Result<(), AppError> {
     init_logging(&config.log.level);
     config.validate()?;
-    serve(compile(&config)?, |_| {})
+    start(&config, None, no_extra_listener, |_| {})
 }
 
 /// The accept backlog of the demo's listener.
@@ -159,22 +168,26 @@ pub fn demo(listen: SocketAddr, workers: Option<usize>) -> Result<(), AppError> 
         ..Config::default()
     };
     // The demo's listener is not in the configuration: its certificate exists only in memory.
-    let mut compiled = compile(&config)?;
-    let tls = tls::server_config(
-        vec![key],
-        &TlsOptions::default(),
-        Some(compiled.ticketer.clone()),
-    )?;
-    compiled.settings.listeners.push(Listen {
-        addr: listen,
-        backlog: DEMO_BACKLOG,
-    });
-    compiled.plan.listeners.push(ListenerPlan {
-        tls,
-        router: Router::new(Vec::new(), Some(0)),
-    });
-    let workers = compiled.settings.workers;
-    serve(compiled, |bound| {
+    let add_listener = |compiled: &mut Compiled, listeners: &mut Listeners, ticketer: &Ticketer| {
+        let id = listeners.id(listen, DEMO_BACKLOG);
+        let tls = tls::server_config(vec![key], &TlsOptions::default(), Some(ticketer.clone()))?;
+        compiled.settings.listeners.push(Listen {
+            id,
+            addr: listen,
+            backlog: DEMO_BACKLOG,
+        });
+        compiled.plan.listeners.push(ListenerPlan {
+            id,
+            tls,
+            router: Router::new(Vec::new(), Some(0)),
+        });
+        Ok(())
+    };
+    let workers = config
+        .workers
+        .unwrap_or_else(|| runtime::available_cores().len())
+        .max(1);
+    start(&config, None, add_listener, |bound| {
         for addr in bound {
             println!(
                 "ringway demo: https://{addr}/ ({workers} worker(s), self-signed certificate, \
@@ -261,44 +274,97 @@ fn check_limits(compiled: &mut Compiled) {
     }
 }
 
-fn serve(mut compiled: Compiled, on_started: impl FnOnce(&[SocketAddr])) -> Result<(), AppError> {
+/// The session ticketer every listener of every plan shares.
+type Ticketer = Arc<dyn rustls::server::ProducesTickets>;
+
+/// For [`start`]: every listener is in the configuration.
+fn no_extra_listener(_: &mut Compiled, _: &mut Listeners, _: &Ticketer) -> Result<(), AppError> {
+    Ok(())
+}
+
+/// Compiles `config` (plus what `extra` adds to it), starts the workers and the health
+/// checks, and serves until SIGTERM/SIGINT; SIGHUP reloads `source`.
+fn start(
+    config: &Config,
+    source: Option<Source>,
+    extra: impl FnOnce(&mut Compiled, &mut Listeners, &Ticketer) -> Result<(), AppError>,
+    on_started: impl FnOnce(&[SocketAddr]),
+) -> Result<(), AppError> {
     runtime::memory::keep_heap_off_huge_pages();
+    let mut registry = Registry::new();
+    let mut listeners = Listeners::default();
+    // One in-memory ticketer for the process: it survives reloads.
+    let in_memory = tls::ticketer()?;
+    let ticketer = plan::ticketer(config, &in_memory)?;
+    let mut compiled = compile(config, &mut registry, &ticketer, &mut |addr| {
+        listeners.id(addr, ListenerConfig::DEFAULT_BACKLOG)
+    })?;
+    // The backlogs as configured, for a reload to compare with.
+    for l in &config.listeners {
+        listeners.id(l.address, l.backlog);
+    }
+    extra(&mut compiled, &mut listeners, &ticketer)?;
+    let settings = compiled.settings.clone();
     check_limits(&mut compiled);
     let Compiled {
-        settings,
+        settings: limited,
         plan,
         checks,
         ..
     } = compiled;
-    let workers = settings.workers;
-    let plan = Arc::new(plan);
+    let workers = limited.workers;
     let table = plan.table.clone();
-    let server = Server::start(settings, move |worker| {
-        proxy::Context::new(plan.clone(), worker)
+    let published = Published::new(Arc::new(plan));
+    let for_workers = published.clone();
+    let server = Server::start(limited, move |worker| {
+        proxy::Context::new(for_workers.clone(), worker)
     })?;
     // One health thread checks every backend once per interval, for all workers.
-    let checker = Checker::spawn(table.board_arc(), checks).map_err(AppError::Health)?;
-    let flag = server.shutdown_flag();
+    let checker = Arc::new(Mutex::new(None));
+    *checker.lock().unwrap_or_else(PoisonError::into_inner) =
+        Checker::spawn(table.board_arc(), checks).map_err(AppError::Health)?;
+    let mut running = Running {
+        source,
+        control: server.control(),
+        published,
+        registry,
+        ticketer: in_memory,
+        listeners,
+        checker: checker.clone(),
+        settings,
+        certificates: reload::read_certificates(config),
+        upstreams: config.upstreams.iter().map(|u| u.name.clone()).collect(),
+        counts: Arc::default(),
+    };
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
     ])
     .map_err(AppError::Signals)?;
     std::thread::Builder::new()
         .name("ringway-signals".into())
         .spawn(move || {
-            let mut seen = 0;
+            let mut stopping = false;
             for signal in signals.forever() {
-                seen += 1;
-                if seen > 1 {
+                if signal == signal_hook::consts::SIGHUP {
+                    if stopping {
+                        tracing::warn!("reload asked while stopping: ignored");
+                    } else {
+                        running.reload_and_log();
+                    }
+                    continue;
+                }
+                if stopping {
                     tracing::warn!(signal, "second signal: exiting now");
                     std::process::exit(1);
                 }
+                stopping = true;
                 tracing::info!(
                     signal,
                     "stopping: no new connections, draining in-flight requests"
                 );
-                flag.store(true, Ordering::SeqCst);
+                running.control.shutdown();
             }
         })
         .map_err(AppError::Signals)?;
@@ -314,7 +380,11 @@ fn serve(mut compiled: Compiled, on_started: impl FnOnce(&[SocketAddr])) -> Resu
     );
     on_started(&server.bound);
     server.wait();
-    if let Some(checker) = checker {
+    if let Some(checker) = checker
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+    {
         checker.stop();
     }
     tracing::info!("ringway stopped");

@@ -8,9 +8,11 @@
 //! values; where the file's shape already is a domain type (a balancing policy, a health
 //! check, TLS options), the configuration holds that type itself.
 //!
-//! Invariants: compiling reads certificate files but starts nothing; a failure leaves nothing
-//! behind, so a reload can compile the next plan beside a running one.
+//! Invariants: compiling reads certificate files but starts nothing; every step that can fail
+//! comes before the one that changes state (the backend [`Registry`]), so a failure leaves
+//! nothing behind and a reload can compile the next plan beside a running one.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,16 +23,24 @@ use crate::http1::Limits;
 use crate::proxy::{ListenerPlan, Plan, PoolSettings, Timeouts};
 use crate::runtime::event_loop::Pacing;
 use crate::runtime::{self, Listen, RingConfig, Settings};
-use crate::tls;
-use crate::upstream::board::HealthBoard;
 use crate::upstream::checker::CheckTarget;
-use crate::upstream::group::{Table, UpstreamSpec};
+use crate::upstream::group::{BackendKey, Table, UpstreamSpec};
+use crate::upstream::registry::{Listed, Registry, TableDiff};
 
 use super::AppError;
 
 /// The `Retry-After` for a backend marked down when its upstream has no active checks (with
 /// checks: interval × rise, the soonest it can come back).
 const DOWN_WITHOUT_CHECKS: Duration = Duration::from_secs(1);
+
+/// The session ticketer for `config`'s next plan: the in-memory one the process made at
+/// startup (`current`), which survives reloads, so a session resumes across them.
+pub fn ticketer(
+    _config: &Config,
+    current: &Arc<dyn ProducesTickets>,
+) -> Result<Arc<dyn ProducesTickets>, AppError> {
+    Ok(current.clone())
+}
 
 /// A configuration, compiled.
 pub struct Compiled {
@@ -40,28 +50,37 @@ pub struct Compiled {
     pub plan: Plan,
     /// The backends the health thread checks.
     pub checks: Vec<CheckTarget>,
-    /// The session ticketer every listener shares (a reconnect may land on any worker).
-    pub ticketer: Arc<dyn ProducesTickets>,
+    /// The backends added and removed since the registry's previous table.
+    pub diff: TableDiff,
 }
 
-/// Compiles a validated `config`: loads its certificates, builds its TLS configurations,
-/// routers, backend table and upstreams.
-pub fn compile(config: &Config) -> Result<Compiled, AppError> {
-    // One ticketer for every listener and worker: a reconnect may land on any core.
-    let ticketer = tls::ticketer()?;
+/// Compiles a validated `config`: loads its certificates, builds its TLS configurations (with
+/// `ticketer`, which every listener and worker shares: a reconnect may land on any core),
+/// routers, backend table (through `registry`, which keeps what it knew of each backend) and
+/// upstreams. `listener_id` names the listener at each address.
+pub fn compile(
+    config: &Config,
+    registry: &mut Registry,
+    ticketer: &Arc<dyn ProducesTickets>,
+    listener_id: &mut dyn FnMut(SocketAddr) -> usize,
+) -> Result<Compiled, AppError> {
     let mut listeners = Vec::with_capacity(config.listeners.len());
     let mut listening = Vec::with_capacity(config.listeners.len());
     for (index, listener) in config.listeners.iter().enumerate() {
+        let id = listener_id(listener.address);
         listeners.push(ListenerPlan {
+            id,
             tls: listener.server_config(index, Some(ticketer.clone()))?,
             router: listener.router(),
         });
         listening.push(Listen {
+            id,
             addr: listener.address,
             backlog: listener.backlog,
         });
     }
-    let upstreams = compile_upstreams(&config.upstreams);
+    // The last step, and the only one that changes state: nothing can fail after it.
+    let upstreams = compile_upstreams(&config.upstreams, registry);
     let t = &config.timeouts;
     let l = &config.limits;
     let plan = Plan {
@@ -107,7 +126,7 @@ pub fn compile(config: &Config) -> Result<Compiled, AppError> {
         settings,
         plan,
         checks: upstreams.checks,
-        ticketer,
+        diff: upstreams.diff,
     })
 }
 
@@ -116,17 +135,18 @@ struct Upstreams {
     table: Arc<Table>,
     specs: Vec<Arc<UpstreamSpec>>,
     checks: Vec<CheckTarget>,
+    diff: TableDiff,
 }
 
-fn compile_upstreams(upstreams: &[UpstreamConfig]) -> Upstreams {
+fn compile_upstreams(upstreams: &[UpstreamConfig], registry: &mut Registry) -> Upstreams {
     let count = upstreams.iter().map(|u| u.backends.len()).sum();
-    let board = HealthBoard::new(count);
-    let mut backends = Vec::with_capacity(count);
+    let mut backends: Vec<Listed> = Vec::with_capacity(count);
     let mut specs = Vec::with_capacity(upstreams.len());
     let mut checks = Vec::new();
     for up in upstreams {
         let first = backends.len();
         let check = up.health_check.clone().map(Arc::new);
+        let name: Arc<str> = Arc::from(up.name.as_str());
         for b in &up.backends {
             if let Some(spec) = &check {
                 checks.push(CheckTarget {
@@ -136,7 +156,14 @@ fn compile_upstreams(upstreams: &[UpstreamConfig]) -> Upstreams {
                     spec: spec.clone(),
                 });
             }
-            backends.push(*b);
+            backends.push(Listed {
+                key: BackendKey {
+                    upstream: name.clone(),
+                    address: b.address,
+                },
+                spec: *b,
+                checked: check.is_some(),
+            });
         }
         specs.push(Arc::new(UpstreamSpec {
             name: up.name.clone(),
@@ -153,9 +180,11 @@ fn compile_upstreams(upstreams: &[UpstreamConfig]) -> Upstreams {
                 .map_or(DOWN_WITHOUT_CHECKS, |h| h.interval * h.rise),
         }));
     }
+    let (table, diff) = registry.table(backends);
     Upstreams {
-        table: Arc::new(Table::new(backends, board)),
+        table: Arc::new(table),
         specs,
         checks,
+        diff,
     }
 }

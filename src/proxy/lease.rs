@@ -4,7 +4,8 @@
 //! [`Group::end`](crate::upstream::group::Group::end): a [`Lease`] is made right after a backend
 //! is chosen and gives the backend back when dropped, so the in-flight and active counts stay
 //! exact whether the exchange completes, fails, or its future is dropped mid-way (a timeout, a
-//! worker stopping).
+//! worker stopping). The lease holds the generation it was chosen in: a reload meanwhile does
+//! not move it (its group shares the backend's per-worker state with the new one).
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -13,21 +14,21 @@ use crate::runtime::deadline::coarse_now;
 use crate::upstream::ConnectError;
 use crate::upstream::group::Outcome;
 
-use super::Context;
 use super::error::ProxyError;
+use super::generation::Generation;
 
 /// A request's hold on table backend `backend` of upstream `group`.
 pub struct Lease {
-    ctx: Rc<Context>,
+    serving: Rc<Generation>,
     group: usize,
     backend: usize,
 }
 
 impl Lease {
     /// Takes over the lease [`Group::choose`](crate::upstream::group::Group::choose) took.
-    pub fn new(ctx: Rc<Context>, group: usize, backend: usize) -> Self {
+    pub fn new(serving: Rc<Generation>, group: usize, backend: usize) -> Self {
         Self {
-            ctx,
+            serving,
             group,
             backend,
         }
@@ -40,7 +41,7 @@ impl Lease {
 
     /// Tells the upstream that the request failed (passive ejection).
     pub fn report_failure(&self) {
-        self.ctx.groups[self.group].report(self.backend, Outcome::Failed, coarse_now());
+        self.serving.groups[self.group].report(self.backend, Outcome::Failed, coarse_now());
     }
 
     /// Reports `e` as a failure of the backend when it is the backend's
@@ -53,7 +54,11 @@ impl Lease {
         ) {
             // Frozen, blackholed or far too slow: every request sent to it meanwhile waits as
             // long, so out of this worker's rotation at once.
-            self.ctx.groups[self.group].report(self.backend, Outcome::Unresponsive, coarse_now());
+            self.serving.groups[self.group].report(
+                self.backend,
+                Outcome::Unresponsive,
+                coarse_now(),
+            );
         } else if e.blames_backend() {
             self.report_failure();
         }
@@ -72,12 +77,12 @@ impl Lease {
             None => (Duration::ZERO, coarse_now()),
         };
         let outcome = Outcome::Response { status, latency };
-        self.ctx.groups[self.group].report(self.backend, outcome, now);
+        self.serving.groups[self.group].report(self.backend, outcome, now);
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.ctx.groups[self.group].end(self.backend);
+        self.serving.groups[self.group].end(self.backend);
     }
 }

@@ -5,11 +5,13 @@
 //! ([`session`]), relaying bodies and heads ([`relay`]), the decisions of an exchange without
 //! I/O (retries, hedging's eligibility, keep-alive, backend reuse, local answers: [`rules`]),
 //! the hold on the chosen backend ([`lease`]), errors and whose fault they are ([`error`]),
-//! failure logging ([`failure_log`]), and what a worker serves ([`plan`]). Per-worker state
-//! ([`Context`]) uses `Cell`/`RefCell`: it is never shared across cores.
+//! failure logging ([`failure_log`]), what a worker serves ([`plan`]), and how a reloaded plan
+//! reaches the workers ([`generation`]). Per-worker state ([`Context`]) uses `Cell`/`RefCell`:
+//! it is never shared across cores.
 
 pub mod error;
 pub mod failure_log;
+pub mod generation;
 pub mod lease;
 pub mod plan;
 mod relay;
@@ -22,55 +24,108 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use compio::net::TcpStream;
 
 use crate::runtime::{Handler, Load, Worker};
-use crate::upstream::group::Group;
+use crate::upstream::group::WorkerBackends;
 use crate::upstream::{BackendConn, ConnPool};
-use failure_log::FailureLog;
+use generation::{Generation, Published};
 
 pub use plan::{ListenerPlan, Plan, PoolSettings, Timeouts};
 
+/// How often an idle worker looks for a new plan (a busy one sees it at its next request).
+const RELOAD_POLL: Duration = Duration::from_millis(100);
+
 /// One worker's proxy: the plan it serves and the state its connections share.
 pub struct Context {
-    /// What this worker serves: listeners, upstreams, limits, timeouts (shared by all workers).
-    pub plan: Arc<Plan>,
-    /// This worker's view of each upstream (policy state, in-flight counts, ejections), by
-    /// upstream index.
-    pub groups: Vec<Group>,
-    /// Idle keep-alive connections to backends, by table index.
-    pub pool: RefCell<ConnPool<BackendConn>>,
+    /// Where new plans come from (shared by all workers).
+    published: Arc<Published>,
+    /// What this worker serves now: the plan and its view of the plan's upstreams.
+    current: RefCell<Rc<Generation>>,
+    /// What this worker knows of each backend, kept across plans by identity.
+    backends: RefCell<WorkerBackends>,
+    /// Idle keep-alive connections to backends, by table index of the current generation.
+    pool: RefCell<ConnPool<BackendConn>>,
+    /// The worker's index.
+    worker: usize,
     /// The worker's load: connections open, requests in flight.
     pub load: Rc<Load>,
     /// Set when the worker is draining: responses say `Connection: close`.
     pub draining: Cell<bool>,
-    /// How often this worker logs each backend's failures.
-    pub failures: FailureLog,
 }
 
 impl Context {
-    /// The proxy of `worker`, serving `plan`.
-    pub fn new(plan: Arc<Plan>, worker: Worker) -> Self {
-        let groups = plan
-            .upstreams
-            .iter()
-            .enumerate()
-            .map(|(u, spec)| {
-                // Each worker's policies draw from their own random sequence.
-                let seed = (worker.index as u64) << 32 | u as u64;
-                Group::new(spec.clone(), plan.table.clone(), seed)
-            })
-            .collect();
-        let pool = ConnPool::new(plan.table.len(), plan.pool.max_idle, plan.pool.idle_timeout);
+    /// The proxy of `worker`, serving what `published` holds.
+    pub fn new(published: Arc<Published>, worker: Worker) -> Self {
+        let (number, plan) = published.current();
+        let mut backends = WorkerBackends::default();
+        let generation = Generation::new(number, plan, worker.index, &mut backends);
+        let p = &generation.plan;
+        let pool = ConnPool::new(p.table.len(), p.pool.max_idle, p.pool.idle_timeout);
         Self {
-            groups,
+            published,
+            current: RefCell::new(Rc::new(generation)),
+            backends: RefCell::new(backends),
             pool: RefCell::new(pool),
+            worker: worker.index,
             load: worker.load,
             draining: Cell::new(false),
-            failures: FailureLog::new(plan.table.len()),
-            plan,
+        }
+    }
+
+    /// The generation a request that starts now runs on: the current one, after following a
+    /// reload if one was published since.
+    pub fn current(&self) -> Rc<Generation> {
+        if self.published.generation() != self.current.borrow().number {
+            self.follow();
+        }
+        self.current.borrow().clone()
+    }
+
+    /// Builds the generation of the published plan; moves the idle connections of the
+    /// backends it keeps to their new places and closes the others.
+    fn follow(&self) {
+        let (number, plan) = self.published.current();
+        let next = Generation::new(number, plan, self.worker, &mut self.backends.borrow_mut());
+        let previous = std::mem::replace(&mut *self.current.borrow_mut(), Rc::new(next));
+        let current = self.current.borrow();
+        let (old, new) = (&previous.plan.table, &current.plan.table);
+        self.pool.borrow_mut().remap(
+            new.len(),
+            |k| new.index_of(old.key(k)),
+            current.plan.pool.max_idle,
+            current.plan.pool.idle_timeout,
+        );
+    }
+
+    /// An idle connection to table backend `backend` of generation `generation` (see
+    /// [`ConnPool::checkout`]); none when a reload replaced that generation.
+    pub fn checkout(
+        &self,
+        generation: &Generation,
+        backend: usize,
+        now: Instant,
+        trust_recent: bool,
+    ) -> Option<BackendConn> {
+        if generation.number != self.current.borrow().number {
+            return None;
+        }
+        self.pool.borrow_mut().checkout(backend, now, trust_recent)
+    }
+
+    /// Keeps `conn` to table backend `backend` of generation `generation` for reuse; closes it
+    /// when a reload replaced that generation (the backend's place may have changed).
+    pub fn checkin(
+        &self,
+        generation: &Generation,
+        backend: usize,
+        conn: BackendConn,
+        now: Instant,
+    ) {
+        if generation.number == self.current.borrow().number {
+            self.pool.borrow_mut().checkin(backend, conn, now);
         }
     }
 }
@@ -86,10 +141,16 @@ impl Handler for Context {
     }
 
     async fn housekeeping(self: Rc<Self>) {
-        let period = self.plan.pool.sweep_period();
+        let mut swept = Instant::now();
         loop {
-            compio::time::sleep(period).await;
-            self.pool.borrow_mut().sweep(Instant::now());
+            compio::time::sleep(RELOAD_POLL).await;
+            // Follows a reload even without traffic: a removed backend's idle connections close.
+            let period = self.current().plan.pool.sweep_period();
+            let now = Instant::now();
+            if now.saturating_duration_since(swept) >= period {
+                self.pool.borrow_mut().sweep(now);
+                swept = now;
+            }
         }
     }
 

@@ -2,14 +2,16 @@
 //!
 //! Owns the data-plane's view of a configuration: each listener's TLS configuration and
 //! router, the backend table and the upstreams, the framing limits, the timeouts and the idle
-//! pool's settings. The application compiles it once from a validated configuration
-//! (`app::plan`) and every worker reads it through one handle, `Context::plan`.
+//! pool's settings. The application compiles one from a validated configuration at startup
+//! and at each reload (`app::plan`) and publishes it ([`super::generation::Published`]); each
+//! worker serves it through its current [`super::generation::Generation`].
 //!
 //! Invariants: a plan is never mutated once built; it holds no per-worker state (a worker's
 //! policy positions, ejections, idle connections live in its `Context`, built from the plan);
-//! indexes are positions in this plan (listener `i` is the runtime's listener `i`; a router
-//! names upstreams by their index in [`Plan::upstreams`]). Replacing a worker's plan (a reload)
-//! therefore means swapping one `Arc` between two requests, not touching the data path.
+//! a listener is named by its runtime id ([`ListenerPlan::id`], stable across reloads while
+//! its address stays); upstreams and backends are positions in this plan (a router names
+//! upstreams by their index in [`Plan::upstreams`]). Replacing a worker's plan (a reload)
+//! therefore means swapping one `Rc` between two requests, not touching the data path.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +66,8 @@ impl PoolSettings {
 
 /// One listener as the proxy serves it.
 pub struct ListenerPlan {
+    /// The runtime's id of the listener (`runtime::Listen::id`).
+    pub id: usize,
     /// The TLS configuration (certificates, tickets), shared by every worker.
     pub tls: Arc<ServerConfig>,
     /// Which upstream serves a request (indexes into [`Plan::upstreams`]).
@@ -72,7 +76,7 @@ pub struct ListenerPlan {
 
 /// What the proxy serves.
 pub struct Plan {
-    /// Listeners, in the runtime's listener order.
+    /// Listeners.
     pub listeners: Vec<ListenerPlan>,
     /// Every backend of every upstream, with the published health.
     pub table: Arc<Table>,
@@ -85,6 +89,13 @@ pub struct Plan {
     pub timeouts: Timeouts,
     /// Idle backend connections.
     pub pool: PoolSettings,
+}
+
+impl Plan {
+    /// The listener with runtime id `id`; `None` once a reload removed it.
+    pub fn listener(&self, id: usize) -> Option<&ListenerPlan> {
+        self.listeners.iter().find(|l| l.id == id)
+    }
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ use crate::upstream::{self, BackendConn};
 use super::Context;
 use super::error::{ProxyError, Side};
 use super::failure_log::RequestLabel;
+use super::generation::Generation;
 use super::lease::Lease;
 use super::relay::{
     BodyRelay, HEAD_SLACK, Relayed, read_response_head, relay_interim, response_limits, upload_body,
@@ -69,7 +70,12 @@ pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: Sock
     if let Err(e) = socket2::SockRef::from(&tcp).set_tcp_notsent_lowat(CLIENT_NOTSENT_LOWAT) {
         tracing::debug!(%peer, "TCP_NOTSENT_LOWAT: {e}");
     }
-    let conn = match TlsConn::new(tcp, ctx.plan.listeners[listener].tls.clone()) {
+    let serving = ctx.current();
+    // A connection accepted just before a reload removed its listener: nothing serves it.
+    let Some(tls) = serving.plan.listener(listener).map(|l| l.tls.clone()) else {
+        return;
+    };
+    let conn = match TlsConn::new(tcp, tls) {
         Ok(conn) => conn,
         Err(e) => {
             tracing::debug!(%peer, "cannot start TLS: {e}");
@@ -79,7 +85,9 @@ pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: Sock
     // Built before the handshake so the task holds one copy of the TLS state, not two.
     let mut session = Session {
         ctx,
+        serving,
         listener,
+        listener_removed: false,
         conn,
         peer,
         inbuf: LazyBuf::new(HEAD_BUFFER),
@@ -88,7 +96,7 @@ pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: Sock
         rhead: ResponseHead::new(),
     };
     let handshake = session.conn.handshake(&mut session.inbuf);
-    match within(session.ctx.plan.timeouts.handshake, handshake).await {
+    match within(session.serving.plan.timeouts.handshake, handshake).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::debug!(%peer, "TLS handshake failed: {e}");
@@ -104,8 +112,13 @@ pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: Sock
 
 struct Session {
     ctx: Rc<Context>,
-    /// The listener the connection came in on (an index into the plan's listeners).
+    /// The generation of the plan the current (or last) request runs on.
+    serving: Rc<Generation>,
+    /// The listener the connection came in on (its runtime id).
     listener: usize,
+    /// A reload removed the listener: the request in progress is served on the old plan, and
+    /// the connection closes after it.
+    listener_removed: bool,
     conn: TlsConn,
     peer: SocketAddr,
     /// Plaintext from the client not yet consumed (a request head, body bytes, pipelined requests).
@@ -128,7 +141,7 @@ fn not_retried(after: AfterFailure) -> &'static str {
 /// Logs the failure `e` of `label` from `peer` on `backend` of upstream `group` (see
 /// [`Session::log_failure`]).
 fn log_failure(
-    ctx: &Context,
+    serving: &Generation,
     peer: SocketAddr,
     e: &ProxyError,
     group: usize,
@@ -136,13 +149,13 @@ fn log_failure(
     label: &RequestLabel,
     then: &str,
 ) {
-    let upstream = &ctx.groups[group].spec().name;
-    let addr = ctx.plan.table.backend(backend).address;
+    let upstream = &serving.groups[group].spec().name;
+    let addr = serving.plan.table.backend(backend).address;
     match e.side() {
         Side::Client => tracing::debug!(%upstream, backend = %addr, request = %label, %peer,
             "request failed on the client's side{then}: {e}"),
         side => {
-            let Some(suppressed) = ctx.failures.admit(backend, coarse_now()) else {
+            let Some(suppressed) = serving.failures.admit(backend, coarse_now()) else {
                 return;
             };
             if side == Side::Internal {
@@ -177,19 +190,19 @@ struct HedgeWon {
 /// The second attempt of a hedged request, when it can be had: a backend other than
 /// `first`, an attempt left, and the retry budget paying for it.
 fn start_hedge(
-    ctx: &Rc<Context>,
+    serving: &Rc<Generation>,
     group: usize,
     key: u64,
     first: usize,
     attempts: &mut Attempts,
 ) -> Option<Lease> {
     let now = coarse_now();
-    let backend = match ctx.groups[group].choose(key, Some(first), now) {
+    let backend = match serving.groups[group].choose(key, Some(first), now) {
         Choice::Backend(i) => i,
         Choice::Unavailable { .. } => return None,
     };
-    let lease = Lease::new(ctx.clone(), group, backend);
-    if backend == first || !ctx.groups[group].retry_budget().withdraw(now) {
+    let lease = Lease::new(serving.clone(), group, backend);
+    if backend == first || !serving.groups[group].retry_budget().withdraw(now) {
         return None;
     }
     attempts.uses_pooled(false);
@@ -200,30 +213,32 @@ fn start_hedge(
 /// `ConnPool::checkout`), else a new one within the connect timeout; and whether it was pooled.
 async fn backend_connection(
     ctx: &Context,
+    serving: &Generation,
     backend: usize,
     now: Instant,
     trust_recent: bool,
 ) -> Result<(BackendConn, bool), ProxyError> {
-    if let Some(conn) = ctx.pool.borrow_mut().checkout(backend, now, trust_recent) {
+    if let Some(conn) = ctx.checkout(serving, backend, now, trust_recent) {
         return Ok((conn, true));
     }
-    let addr = ctx.plan.table.backend(backend).address;
-    let conn = upstream::connect(addr, ctx.plan.timeouts.connect).await?;
+    let addr = serving.plan.table.backend(backend).address;
+    let conn = upstream::connect(addr, serving.plan.timeouts.connect).await?;
     Ok((conn, false))
 }
 
 /// A connection to `backend` with `req` sent on it, for a hedge: a pooled one if there is
 /// one, else a new one.
 async fn hedge_connection(
-    ctx: &Rc<Context>,
+    ctx: &Context,
+    serving: &Generation,
     backend: usize,
     req: &[u8],
 ) -> Result<BackendConn, ProxyError> {
-    let (conn, _) = backend_connection(ctx, backend, coarse_now(), false).await?;
+    let (conn, _) = backend_connection(ctx, serving, backend, coarse_now(), false).await?;
     let mut copy = buf::take(req.len());
     copy.extend_from_slice(req);
     let mut stream = &conn.stream;
-    let BufResult(res, copy) = within(ctx.plan.timeouts.body, stream.write_all(copy))
+    let BufResult(res, copy) = within(serving.plan.timeouts.body, stream.write_all(copy))
         .await
         .map_err(|_| ProxyError::BackendStalled)?;
     buf::give(copy);
@@ -262,7 +277,7 @@ impl Session {
     async fn run(&mut self) {
         loop {
             match self.read_head().await {
-                HeadRead::Ready => {}
+                HeadRead::Ready => self.follow_reload(),
                 HeadRead::Closed => return,
                 HeadRead::Reject(status) => {
                     self.reject(status).await;
@@ -284,15 +299,36 @@ impl Session {
         }
     }
 
+    /// Moves the connection to the worker's current plan, if a reload published one since its
+    /// last request; when the reload removed the connection's listener, stays on the old plan
+    /// for this request and closes the connection after it.
+    fn follow_reload(&mut self) {
+        let current = self.ctx.current();
+        if current.number == self.serving.number {
+            return;
+        }
+        if current.plan.listener(self.listener).is_some() {
+            self.serving = current;
+        } else {
+            self.listener_removed = true;
+        }
+    }
+
+    /// Whether the connection closes after its current request: the worker is draining, or a
+    /// reload removed its listener.
+    fn closing(&self) -> bool {
+        self.ctx.draining.get() || self.listener_removed
+    }
+
     /// Reads until `self.head` holds a complete, valid request head.
     async fn read_head(&mut self) -> HeadRead {
-        let timeouts = self.ctx.plan.timeouts;
+        let timeouts = self.serving.plan.timeouts;
         let mut deadline: Option<Instant> = None;
         loop {
             if !self.inbuf.is_empty() {
                 match http1::parse_request(
                     self.inbuf.bytes(),
-                    &self.ctx.plan.limits,
+                    &self.serving.plan.limits,
                     &mut self.head,
                 ) {
                     Ok(Parsed::Complete) => return HeadRead::Ready,
@@ -303,7 +339,7 @@ impl Session {
                     }
                 }
                 deadline.get_or_insert_with(|| after(timeouts.request_head));
-            } else if self.ctx.draining.get() {
+            } else if self.closing() {
                 return HeadRead::Closed;
             }
             // Idle between requests: the keep-alive timeout; once a byte of the head has
@@ -322,15 +358,16 @@ impl Session {
     /// Sends a pre-built error response; the caller closes the connection.
     async fn reject(&mut self, status: Status) {
         if self.conn.write_plain(http1::error_response(status)).is_ok() {
-            let _ = within(self.ctx.plan.timeouts.body, self.conn.close()).await;
+            let _ = within(self.serving.plan.timeouts.body, self.conn.close()).await;
         }
     }
 
     /// Proxies the request in `self.head`; returns whether the client connection stays open.
     async fn exchange(&mut self) -> bool {
         let ctx = self.ctx.clone();
+        let serving = self.serving.clone();
         let method = self.head.method;
-        let keep = ClientKeep::new(self.head.keep_alive, self.head.http10, ctx.draining.get());
+        let keep = ClientKeep::new(self.head.keep_alive, self.head.http10, self.closing());
         let head_len = self.head.head_len;
         let small = rules::small_body(&self.head);
         let label = RequestLabel::new(self.inbuf.bytes());
@@ -343,7 +380,7 @@ impl Session {
             proto: "https",
         };
         http1::write_request_head(self.inbuf.bytes(), &self.head, &forwarding, &mut req);
-        let mut body = BodyDecoder::new(self.head.body, &ctx.plan.limits);
+        let mut body = BodyDecoder::new(self.head.body, &serving.plan.limits);
         let early = match body.advance(&self.inbuf.bytes()[head_len..]) {
             Ok(adv) => adv.consumed,
             Err(e) => {
@@ -386,7 +423,7 @@ impl Session {
                 // Every failed attempt was logged with its backend; an upstream with no
                 // backend to try is the health checks' and ejections' news, not a new one.
                 if let ProxyError::NoBackend { .. } = e {
-                    tracing::debug!(peer = %self.peer, upstream = %ctx.groups[group].spec().name,
+                    tracing::debug!(peer = %self.peer, upstream = %serving.groups[group].spec().name,
                         request = %label, "no backend available");
                 }
                 return self
@@ -397,7 +434,7 @@ impl Session {
 
         let client_keep = keep.after_response(
             exchanged.request_complete,
-            ctx.draining.get(),
+            self.closing(),
             self.rhead.forces_client_close(self.head.http10),
         );
         match self.relay_response(&bconn, client_keep).await {
@@ -408,9 +445,7 @@ impl Session {
                     relayed.extra,
                     relayed.close_delimited,
                 ) {
-                    ctx.pool
-                        .borrow_mut()
-                        .checkin(lease.backend(), bconn, coarse_now());
+                    ctx.checkin(&serving, lease.backend(), bconn, coarse_now());
                 }
                 client_keep
             }
@@ -430,7 +465,11 @@ impl Session {
     async fn read_small_body(&mut self, req: &mut Vec<u8>, body: &mut BodyDecoder) -> bool {
         while !body.is_done() {
             let before = req.len();
-            let read = within(self.ctx.plan.timeouts.body, self.conn.read_plain(req, true)).await;
+            let read = within(
+                self.serving.plan.timeouts.body,
+                self.conn.read_plain(req, true),
+            )
+            .await;
             match read {
                 Ok(Ok(0)) | Ok(Err(_)) => return false,
                 Ok(Ok(_)) => {}
@@ -461,7 +500,11 @@ impl Session {
     fn route(&self) -> Result<usize, Status> {
         let buf = self.inbuf.bytes();
         let (host, path) = (self.head.host(buf), self.head.path(buf));
-        let router = &self.ctx.plan.listeners[self.listener].router;
+        let Some(listener) = self.serving.plan.listener(self.listener) else {
+            // Not reached: a connection stays on a plan that has its listener.
+            return Err(Status::ServiceUnavailable);
+        };
+        let router = &listener.router;
         let routed = self
             .conn
             .with_server_name(|sni| router.route(host, path, sni));
@@ -471,7 +514,7 @@ impl Session {
     /// The consistent-hashing key of the request in `self.head` for upstream `group` (see
     /// [`rules::hash_key`]).
     fn hash_key(&self, group: usize) -> u64 {
-        match &self.ctx.groups[group].spec().key {
+        match &self.serving.groups[group].spec().key {
             Some(source) => rules::hash_key(source, &self.head, self.inbuf.bytes(), self.peer.ip()),
             None => 0,
         }
@@ -504,11 +547,11 @@ impl Session {
             return false;
         }
         if !keep {
-            let _ = within(self.ctx.plan.timeouts.body, self.conn.close()).await;
+            let _ = within(self.serving.plan.timeouts.body, self.conn.close()).await;
             return false;
         }
         matches!(
-            within(self.ctx.plan.timeouts.body, self.conn.flush()).await,
+            within(self.serving.plan.timeouts.body, self.conn.flush()).await,
             Ok(Ok(()))
         )
     }
@@ -526,7 +569,7 @@ impl Session {
         label: &RequestLabel,
         then: &str,
     ) {
-        log_failure(&self.ctx, self.peer, e, group, backend, label, then);
+        log_failure(&self.serving, self.peer, e, group, backend, label, then);
     }
 
     /// Chooses a backend of upstream `group`, sends the request and waits for its final
@@ -545,23 +588,23 @@ impl Session {
         // The whole request is in `req` only when its body already arrived with the head:
         // only then can it be sent again.
         let mut attempts = Attempts::new(method, body.is_done());
-        self.ctx.groups[group].retry_budget().deposit();
+        self.serving.groups[group].retry_budget().deposit();
         let mut last_error = None;
         // The backend whose failure (`last_error`) is logged once it is known whether another
         // attempt follows.
         let mut unlogged: Option<usize> = None;
         // Only a latency-aware policy needs the exact time a request took.
-        let timed = self.ctx.groups[group].wants_latency();
+        let timed = self.serving.groups[group].wants_latency();
         while attempts.may_start() {
             let now = if timed { Instant::now() } else { coarse_now() };
-            let backend = match self.ctx.groups[group].choose(key, attempts.avoid(), now) {
+            let backend = match self.serving.groups[group].choose(key, attempts.avoid(), now) {
                 Choice::Backend(i) => i,
                 Choice::Unavailable { retry_after } => {
                     last_error.get_or_insert(ProxyError::NoBackend { retry_after });
                     break;
                 }
             };
-            let lease = Lease::new(self.ctx.clone(), group, backend);
+            let lease = Lease::new(self.serving.clone(), group, backend);
             if !attempts.start(backend) {
                 if let (Some(failed), Some(e)) = (unlogged.take(), &last_error) {
                     self.log_failure(e, group, failed, label, "");
@@ -572,7 +615,15 @@ impl Session {
                 self.log_failure(e, group, failed, label, RETRYING);
             }
             let trust_recent = attempts.trusts_recent();
-            let bconn = match backend_connection(&self.ctx, backend, now, trust_recent).await {
+            let bconn = match backend_connection(
+                &self.ctx,
+                &self.serving,
+                backend,
+                now,
+                trust_recent,
+            )
+            .await
+            {
                 Ok((bconn, pooled)) => {
                     attempts.uses_pooled(pooled);
                     bconn
@@ -580,7 +631,11 @@ impl Session {
                 Err(e) => {
                     attempts.uses_pooled(false);
                     lease.report_error(&e);
-                    let budget = || self.ctx.groups[group].retry_budget().withdraw(coarse_now());
+                    let budget = || {
+                        self.serving.groups[group]
+                            .retry_budget()
+                            .withdraw(coarse_now())
+                    };
                     let after = attempts.after_failure(&e, false, budget);
                     if after != AfterFailure::Retry {
                         self.log_failure(&e, group, backend, label, not_retried(after));
@@ -594,7 +649,7 @@ impl Session {
             };
             let started = timed.then(Instant::now);
             let mut stream = &bconn.stream;
-            let written = within(self.ctx.plan.timeouts.body, stream.write_all(req)).await;
+            let written = within(self.serving.plan.timeouts.body, stream.write_all(req)).await;
             let BufResult(res, returned) = match written {
                 Ok(r) => r,
                 Err(_) => {
@@ -612,10 +667,12 @@ impl Session {
                     // A retry after the per-try timeout, or a hedge, must be possible, the
                     // budget included, for the attempt to be cut short or doubled.
                     let may_retry = attempts.waits_per_try()
-                        && self.ctx.groups[group].retry_budget().allows(coarse_now());
-                    let hedge_after = self.ctx.groups[group].spec().hedge_after;
+                        && self.serving.groups[group]
+                            .retry_budget()
+                            .allows(coarse_now());
+                    let hedge_after = self.serving.groups[group].spec().hedge_after;
                     let mut winner = None;
-                    let mut per_try = may_retry.then_some(self.ctx.plan.timeouts.per_try);
+                    let mut per_try = may_retry.then_some(self.serving.plan.timeouts.per_try);
                     if let Some(delay) = hedge_after.filter(|_| may_retry) {
                         // The hedge replaces the per-try timeout: the first attempt is not
                         // abandoned, it races the second.
@@ -679,7 +736,11 @@ impl Session {
             lease.report_error(&failed);
             // Any byte of a response head, even an incomplete one, means the backend answered.
             let answered = !self.rbuf.is_empty();
-            let budget = || self.ctx.groups[group].retry_budget().withdraw(coarse_now());
+            let budget = || {
+                self.serving.groups[group]
+                    .retry_budget()
+                    .withdraw(coarse_now())
+            };
             let after = attempts.after_failure(&failed, answered, budget);
             if after != AfterFailure::Retry {
                 self.log_failure(&failed, group, backend, label, not_retried(after));
@@ -712,8 +773,9 @@ impl Session {
         attempts: &mut Attempts,
     ) -> Result<Option<HedgeWon>, ProxyError> {
         let ctx = self.ctx.clone();
-        let limits = ctx.plan.limits;
-        let response_at = after(ctx.plan.timeouts.response);
+        let serving = self.serving.clone();
+        let limits = serving.plan.limits;
+        let response_at = after(serving.plan.timeouts.response);
         let (group, label) = (target.group, target.label);
         let mut rbuf_b = LazyBuf::new(HEAD_BUFFER);
         let mut rhead_b = ResponseHead::new();
@@ -738,7 +800,7 @@ impl Session {
             let second = if answered_a.get() {
                 None
             } else {
-                start_hedge(&ctx, group, target.key, hedge.first_backend, attempts)
+                start_hedge(&serving, group, target.key, hedge.first_backend, attempts)
             };
             let Some(lease_b) = second else {
                 return match until(response_at, head_a.as_mut()).await {
@@ -746,17 +808,22 @@ impl Session {
                     Err(_) => Err(ProxyError::ResponseTimeout),
                 };
             };
-            tracing::debug!(upstream = %ctx.groups[group].spec().name, request = %label,
-                backend = %ctx.plan.table.backend(lease_b.backend()).address,
+            tracing::debug!(upstream = %serving.groups[group].spec().name, request = %label,
+                backend = %serving.plan.table.backend(lease_b.backend()).address,
                 "no answer yet: hedging");
             // The second attempt is set up while the first may still answer.
-            let setup = pin!(hedge_connection(&ctx, lease_b.backend(), hedge.req));
+            let setup = pin!(hedge_connection(
+                &ctx,
+                &serving,
+                lease_b.backend(),
+                hedge.req
+            ));
             let conn_b = match until(response_at, select(head_a.as_mut(), setup)).await {
                 Err(_) => return Err(ProxyError::ResponseTimeout),
                 Ok(Either::Left((read, _))) => return read.map(|()| None),
                 Ok(Either::Right((Err(e), _))) => {
                     lease_b.report_error(&e);
-                    log_failure(&ctx, peer, &e, group, lease_b.backend(), label, "");
+                    log_failure(&serving, peer, &e, group, lease_b.backend(), label, "");
                     return match until(response_at, head_a.as_mut()).await {
                         Ok(read) => read.map(|()| None),
                         Err(_) => Err(ProxyError::ResponseTimeout),
@@ -792,7 +859,7 @@ impl Session {
                     }
                     Ok(Either::Right((Err(e), _))) => {
                         lease_b.report_error(&e);
-                        log_failure(&ctx, peer, &e, group, lease_b.backend(), label, "");
+                        log_failure(&serving, peer, &e, group, lease_b.backend(), label, "");
                         match until(response_at, head_a.as_mut()).await {
                             Ok(read) => read.map(|()| None),
                             Err(_) => Err(ProxyError::ResponseTimeout),
@@ -829,8 +896,8 @@ impl Session {
         method: Method,
         per_try: Option<Duration>,
     ) -> Result<Exchanged, ProxyError> {
-        let timeouts = self.ctx.plan.timeouts;
-        let limits = &self.ctx.plan.limits;
+        let timeouts = self.serving.plan.timeouts;
+        let limits = &self.serving.plan.limits;
         let expect_continue = self.head.expect_continue;
         let Session {
             conn,
@@ -904,9 +971,9 @@ impl Session {
         bconn: &BackendConn,
         client_keep: bool,
     ) -> Result<Relayed, (ProxyError, bool)> {
-        let idle = self.ctx.plan.timeouts.body;
+        let idle = self.serving.plan.timeouts.body;
         let rhead = &self.rhead;
-        let mut decoder = BodyDecoder::new(rhead.body, &response_limits(&self.ctx.plan.limits));
+        let mut decoder = BodyDecoder::new(rhead.body, &response_limits(&self.serving.plan.limits));
         // An HTTP/1.0 client gets a chunked body's payload alone: decoded from a scratch buffer.
         let mut dechunk =
             (self.head.http10 && rhead.body == BodyKind::Chunked).then(|| buf::take(SLOW_READ));
@@ -1000,6 +1067,7 @@ mod tests {
             let board = crate::upstream::board::HealthBoard::new(0);
             let plan = crate::proxy::Plan {
                 listeners: vec![crate::proxy::ListenerPlan {
+                    id: 0,
                     tls,
                     router: crate::route::Router::new(Vec::new(), None),
                 }],
@@ -1024,7 +1092,8 @@ mod tests {
                 index: 0,
                 load: Default::default(),
             };
-            let ctx = Rc::new(Context::new(Arc::new(plan), worker));
+            let published = crate::proxy::generation::Published::new(Arc::new(plan));
+            let ctx = Rc::new(Context::new(published, worker));
             let task = serve(ctx, 0, tcp, peer);
             let size = std::mem::size_of_val(&task);
             assert!(size <= 4096, "connection task is {size} bytes");

@@ -101,6 +101,8 @@ impl RingConfig {
 /// One listening address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listen {
+    /// What handlers know the listener by (stable while it is open).
+    pub id: usize,
     /// The address to listen on (port 0 picks a free port).
     pub addr: SocketAddr,
     /// The accept backlog.
@@ -112,7 +114,7 @@ pub struct Listen {
 pub struct Settings {
     /// Worker threads to start.
     pub workers: usize,
-    /// Listening addresses, in the order handlers know them by.
+    /// Listening addresses at startup.
     pub listeners: Vec<Listen>,
     /// How long a graceful stop waits for in-flight requests.
     pub drain: Duration,
@@ -137,8 +139,8 @@ pub struct Worker {
 /// Built once per worker, on the worker's thread (so it may hold `Rc`s and `Cell`s), and
 /// shared by that worker's connection tasks.
 pub trait Handler: 'static {
-    /// Serves one connection accepted on listener `listener` (an index into
-    /// [`Settings::listeners`]) until it closes.
+    /// Serves one connection accepted on listener `listener` (its [`Listen::id`]) until it
+    /// closes.
     fn serve(
         self: Rc<Self>,
         listener: usize,
@@ -180,9 +182,27 @@ pub enum StartError {
 /// The running server.
 pub struct Server {
     workers: Vec<JoinHandle<()>>,
-    shutdown: Arc<AtomicBool>,
+    control: Control,
     /// The address each listener is bound to, in [`Settings::listeners`] order.
     pub bound: Vec<SocketAddr>,
+}
+
+/// What another thread may ask of the running workers: add or remove listeners, stop.
+#[derive(Debug, Clone)]
+pub struct Control {
+    shutdown: Arc<AtomicBool>,
+    commands: Vec<mpsc::Sender<worker::Command>>,
+}
+
+/// A listener bound by [`Server::bind`] and not yet accepting: the kernel queues its
+/// connections until [`Server::accept`] hands it to the workers. Dropping it closes it.
+#[derive(Debug)]
+pub struct Bound {
+    /// The listener's id.
+    pub id: usize,
+    /// The address it is bound to (with the real port when port 0 was asked for).
+    pub addr: SocketAddr,
+    sockets: Vec<std::net::TcpListener>,
 }
 
 /// The cores the process may run on, one per worker (empty when affinity is unknown).
@@ -202,12 +222,12 @@ impl Server {
         let mut per_worker: Vec<Vec<(std::net::TcpListener, usize)>> =
             (0..workers).map(|_| Vec::new()).collect();
         let mut bound = Vec::with_capacity(settings.listeners.len());
-        for (index, listener) in settings.listeners.iter().enumerate() {
+        for listener in &settings.listeners {
             let (sockets, addr) =
                 listener::bind_reuseport(listener.addr, listener.backlog, workers)?;
             bound.push(addr);
             for (w, socket) in sockets.into_iter().enumerate() {
-                per_worker[w].push((socket, index));
+                per_worker[w].push((socket, listener.id));
             }
         }
 
@@ -217,7 +237,10 @@ impl Server {
         let shutdown = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut handles = Vec::with_capacity(workers);
+        let mut commands = Vec::with_capacity(workers);
         for (index, sockets) in per_worker.into_iter().enumerate() {
+            let (command_tx, command_rx) = mpsc::channel();
+            commands.push(command_tx);
             let core = (!cores.is_empty()).then(|| cores[index % cores.len()]);
             let settings = settings.clone();
             let make = make.clone();
@@ -232,6 +255,7 @@ impl Server {
                         sockets,
                         settings,
                         shutdown,
+                        commands: command_rx,
                         ready,
                     };
                     worker::run(start, &*make)
@@ -258,14 +282,14 @@ impl Server {
         }
         Ok(Server {
             workers: handles,
-            shutdown,
+            control: Control { shutdown, commands },
             bound,
         })
     }
 
-    /// A flag that, once set, makes every worker stop accepting, drain and exit.
-    pub fn shutdown_flag(&self) -> Arc<AtomicBool> {
-        self.shutdown.clone()
+    /// A handle to control the workers from another thread.
+    pub fn control(&self) -> Control {
+        self.control.clone()
     }
 
     /// Waits for every worker to exit.
@@ -273,6 +297,42 @@ impl Server {
         for handle in self.workers {
             let _ = handle.join();
         }
+    }
+}
+
+impl Control {
+    /// Binds a listener to add while serving (one SO_REUSEPORT socket per worker, as at
+    /// startup); nothing accepts on it until [`Server::accept`].
+    pub fn bind(&self, listen: Listen) -> Result<Bound, ListenError> {
+        let (sockets, addr) =
+            listener::bind_reuseport(listen.addr, listen.backlog, self.commands.len())?;
+        Ok(Bound {
+            id: listen.id,
+            addr,
+            sockets,
+        })
+    }
+
+    /// Hands a bound listener to the workers, which start accepting on it within their next
+    /// poll (about 50 ms); the connections queued meanwhile are accepted then.
+    pub fn accept(&self, bound: Bound) {
+        for (socket, worker) in bound.sockets.into_iter().zip(&self.commands) {
+            // A worker that has exited drops the socket with the command.
+            let _ = worker.send(worker::Command::Accept(socket, bound.id));
+        }
+    }
+
+    /// Makes every worker stop accepting on listener `id` and close its sockets; the
+    /// connections already accepted are served on.
+    pub fn close(&self, id: usize) {
+        for worker in &self.commands {
+            let _ = worker.send(worker::Command::Close(id));
+        }
+    }
+
+    /// Makes every worker stop accepting, drain and exit.
+    pub fn shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
     }
 }
 

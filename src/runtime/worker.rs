@@ -1,9 +1,11 @@
 //! One worker: a pinned thread with its own ring, accept loops and connection tasks.
 //!
-//! Owns the accept loops, the per-worker connection cap and the graceful stop. On shutdown it
-//! stops accepting, tells the handler to drain, lets in-flight requests finish up to the drain
-//! timeout, tells the handler to stop, and returns; dropping the runtime closes what is left.
+//! Owns the accept loops, the per-worker connection cap, listeners added and removed while
+//! serving ([`Command`]), and the graceful stop. On shutdown it stops accepting, tells the
+//! handler to drain, lets in-flight requests finish up to the drain timeout, tells the handler
+//! to stop, and returns; dropping the runtime closes what is left.
 
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use compio::net::TcpListener;
-use futures_util::future::{Either, join_all, select};
+use compio::runtime::JoinHandle;
 
 use super::{Handler, Load, Settings, Worker};
 
@@ -26,6 +28,16 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
 
 type Ready = mpsc::Sender<Result<(), (usize, String)>>;
 
+/// What the server asks of a running worker.
+#[derive(Debug)]
+pub(super) enum Command {
+    /// Accept on this socket, as listener `id`.
+    Accept(std::net::TcpListener, usize),
+    /// Stop accepting on listener `id` and close its sockets (connections already accepted
+    /// keep being served).
+    Close(usize),
+}
+
 /// What a worker thread starts with.
 pub(super) struct Start {
     pub index: usize,
@@ -34,6 +46,7 @@ pub(super) struct Start {
     pub sockets: Vec<(std::net::TcpListener, usize)>,
     pub settings: Arc<Settings>,
     pub shutdown: Arc<AtomicBool>,
+    pub commands: mpsc::Receiver<Command>,
     pub ready: Ready,
 }
 
@@ -91,13 +104,18 @@ async fn serve<H: Handler>(start: Start, handler: Rc<H>, load: Rc<Load>) {
         sockets,
         settings,
         shutdown,
+        commands,
         ready,
         ..
     } = start;
-    let mut bound = Vec::with_capacity(sockets.len());
+    let max = settings.max_connections;
+    let mut accepting: HashMap<usize, Vec<JoinHandle<()>>> = HashMap::new();
     for (socket, listener) in sockets {
         match TcpListener::from_std(socket) {
-            Ok(l) => bound.push((l, listener)),
+            Ok(l) => accepting
+                .entry(listener)
+                .or_default()
+                .push(spawn_accept(&handler, &load, l, listener, max)),
             Err(e) => {
                 let _ = ready.send(Err((index, format!("cannot register listener: {e}"))));
                 return;
@@ -109,22 +127,30 @@ async fn serve<H: Handler>(start: Start, handler: Rc<H>, load: Rc<Load>) {
     let housekeeping = compio::runtime::spawn(handler.clone().housekeeping());
     let trimmer = compio::runtime::spawn(trim_buffers());
     let ticker = compio::runtime::spawn(super::deadline::run_ticker());
-    let stop = std::pin::pin!(wait_for(shutdown));
-    {
-        let accepting = bound.iter().map(|(l, listener)| {
-            accept_loop(&handler, &load, l, *listener, settings.max_connections)
-        });
-        let accept_all = std::pin::pin!(join_all(accepting));
-        if let Either::Right(_) = select(stop, accept_all).await {
-            tracing::error!(worker = index, "accept loops ended");
+    while !shutdown.load(Ordering::Relaxed) {
+        compio::time::sleep(SHUTDOWN_POLL).await;
+        while let Ok(command) = commands.try_recv() {
+            match command {
+                Command::Accept(socket, listener) => match TcpListener::from_std(socket) {
+                    Ok(l) => accepting
+                        .entry(listener)
+                        .or_default()
+                        .push(spawn_accept(&handler, &load, l, listener, max)),
+                    Err(e) => tracing::error!(
+                        worker = index,
+                        listener,
+                        "cannot register a new listener's socket: {e}"
+                    ),
+                },
+                // Dropping the accept tasks cancels their accepts and closes their sockets.
+                Command::Close(listener) => drop(accepting.remove(&listener)),
+            }
         }
     }
     drop(housekeeping);
     drop(trimmer);
     // Close the listening sockets now, so the kernel stops queueing connections for us.
-    for (listener, _) in bound {
-        let _ = listener.close().await;
-    }
+    drop(accepting);
 
     // Graceful stop: no more accepts; let in-flight requests finish.
     handler.drain();
@@ -143,10 +169,17 @@ async fn serve<H: Handler>(start: Start, handler: Rc<H>, load: Rc<Load>) {
     drop(ticker);
 }
 
-async fn wait_for(flag: Arc<AtomicBool>) {
-    while !flag.load(Ordering::Relaxed) {
-        compio::time::sleep(SHUTDOWN_POLL).await;
-    }
+fn spawn_accept<H: Handler>(
+    handler: &Rc<H>,
+    load: &Rc<Load>,
+    listener: TcpListener,
+    index: usize,
+    max_connections: usize,
+) -> JoinHandle<()> {
+    let (handler, load) = (handler.clone(), load.clone());
+    compio::runtime::spawn(async move {
+        accept_loop(&handler, &load, &listener, index, max_connections).await;
+    })
 }
 
 /// Frees, once per period, the buffers of the worker's free lists nobody took since the last

@@ -11,6 +11,11 @@
 //!   combination (down with an "up since" time, or up with the time of an older transition).
 //! - The pass counter only grows; readers compare it with a value they saw earlier to learn
 //!   that a passing check happened in between.
+//! - A backend's slot ([`BackendHealth`]) is shared, not copied, by every board that holds the
+//!   backend: a reload builds a new board over the slots of the backends it keeps (see
+//!   [`super::registry`]), so their health carries over and the old board's readers (requests
+//!   still on the old plan) see the same state. Every board that shares slots shares their
+//!   epoch.
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -24,14 +29,33 @@ const UP_FROM_START: u64 = 1;
 /// `state` values from here on: up since `epoch + (state - UP_SINCE_BASE)` nanoseconds.
 const UP_SINCE_BASE: u64 = 2;
 
-/// One backend's slot.
+/// One backend's slot, shared by every board that holds the backend.
 #[derive(Debug)]
-struct Entry {
+pub struct BackendHealth {
     /// [`DOWN`], [`UP_FROM_START`], or `UP_SINCE_BASE + nanoseconds since the epoch` of the
     /// moment it last turned up.
     state: AtomicU64,
     /// Passing active checks so far.
     passes: AtomicU64,
+}
+
+impl BackendHealth {
+    /// A backend that is up since the start (trusted from the configuration).
+    pub fn up() -> Arc<Self> {
+        Arc::new(Self {
+            state: AtomicU64::new(UP_FROM_START),
+            passes: AtomicU64::new(0),
+        })
+    }
+
+    /// A backend that is down until its checks pass (one added by a reload to an upstream
+    /// with active checks: checked before traffic).
+    pub fn down() -> Arc<Self> {
+        Arc::new(Self {
+            state: AtomicU64::new(DOWN),
+            passes: AtomicU64::new(0),
+        })
+    }
 }
 
 /// The published health of every backend (indexed by a global backend index).
@@ -41,7 +65,7 @@ struct Entry {
 /// ignored, so a mismatch between the board and a backend table can never panic a worker.
 #[derive(Debug)]
 pub struct HealthBoard {
-    entries: Box<[Entry]>,
+    entries: Box<[Arc<BackendHealth>]>,
     /// The origin of the "up since" timestamps.
     epoch: Instant,
 }
@@ -49,16 +73,24 @@ pub struct HealthBoard {
 impl HealthBoard {
     /// A board for `backends` backends, all up since the start.
     pub fn new(backends: usize) -> Arc<Self> {
-        let entries = (0..backends)
-            .map(|_| Entry {
-                state: AtomicU64::new(UP_FROM_START),
-                passes: AtomicU64::new(0),
-            })
-            .collect();
+        Self::over(
+            (0..backends).map(|_| BackendHealth::up()).collect(),
+            Instant::now(),
+        )
+    }
+
+    /// A board over existing slots, whose "up since" times count from `epoch` (the same for
+    /// every board that shares these slots).
+    pub fn over(entries: Vec<Arc<BackendHealth>>, epoch: Instant) -> Arc<Self> {
         Arc::new(Self {
-            entries,
-            epoch: Instant::now(),
+            entries: entries.into_boxed_slice(),
+            epoch,
         })
+    }
+
+    /// Backend `i`'s slot, to share with the next board.
+    pub fn slot(&self, i: usize) -> Option<&Arc<BackendHealth>> {
+        self.entries.get(i)
     }
 
     /// How many backends the board holds.
@@ -211,6 +243,21 @@ mod tests {
         assert_eq!(board.up_since(5), None);
         assert_eq!(board.passes(5), 0);
         assert!(HealthBoard::new(0).is_empty());
+    }
+
+    #[test]
+    fn boards_over_shared_slots_see_each_others_writes() {
+        let first = HealthBoard::new(2);
+        let kept = first.slot(1).expect("slot").clone();
+        let second = HealthBoard::over(vec![BackendHealth::down(), kept], first.epoch);
+        let t = Instant::now() + Duration::from_secs(1);
+        second.set_up(1, false, t);
+        second.record_pass(1);
+        assert!(!first.is_up(1), "the old board sees the new board's write");
+        assert_eq!(first.passes(1), 1);
+        first.set_up(1, true, t);
+        assert_eq!(second.up_since(1), Some(t), "one epoch: times agree");
+        assert!(!second.is_up(0), "a slot made down starts down");
     }
 
     #[test]

@@ -243,7 +243,8 @@ async fn check_loop(board: Arc<HealthBoard>, target: CheckTarget) {
         spec,
     } = target;
     let pool = pool.as_str();
-    let mut state = RiseFall::new(spec.rise, spec.fall);
+    // A health thread restarted by a reload goes on from what the board says.
+    let mut state = RiseFall::starting(spec.rise, spec.fall, board.is_up(index));
     let mut rng = fastrand::Rng::new();
     loop {
         let started = Instant::now();

@@ -16,8 +16,10 @@
 //!   global.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::ops::Range;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -76,29 +78,101 @@ impl From<SocketAddr> for BackendSpec {
     }
 }
 
+/// A backend's identity across plans: its upstream's name and its address. What a reload keeps
+/// (health, ejection, requests in flight, pooled connections) it keeps by this key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BackendKey {
+    /// The upstream's name.
+    pub upstream: Arc<str>,
+    /// The backend's address.
+    pub address: SocketAddr,
+}
+
+impl std::fmt::Display for BackendKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.upstream, self.address)
+    }
+}
+
+/// One backend of a [`Table`] being built: who it is, how it is configured, and its shared
+/// active-request counter (kept across plans with the backend).
+#[derive(Debug)]
+pub struct TableEntry {
+    /// Its identity.
+    pub key: BackendKey,
+    /// Its configuration.
+    pub spec: BackendSpec,
+    /// Requests active on it across all workers (counted only when it has a limit).
+    pub active: Arc<AtomicU32>,
+}
+
 /// Every backend of every upstream, shared by all workers: the configuration, the published
 /// health, and the active-request counters behind `max_connections`.
 #[derive(Debug)]
 pub struct Table {
     backends: Box<[BackendSpec]>,
+    keys: Box<[BackendKey]>,
     board: Arc<HealthBoard>,
-    active: Box<[AtomicU32]>,
+    active: Box<[Arc<AtomicU32>]>,
+    /// Where each key is (the first entry with that key).
+    index: HashMap<BackendKey, usize>,
 }
 
 impl Table {
-    /// A table over `backends`, whose health `board` publishes (same indexes).
+    /// A table over `backends`, whose health `board` publishes (same indexes), each with
+    /// fresh counters and the key (upstream "", address).
     pub fn new(backends: Vec<BackendSpec>, board: Arc<HealthBoard>) -> Self {
-        let active = backends.iter().map(|_| AtomicU32::new(0)).collect();
+        let entries = backends
+            .into_iter()
+            .map(|spec| TableEntry {
+                key: BackendKey {
+                    upstream: Arc::from(""),
+                    address: spec.address,
+                },
+                spec,
+                active: Arc::default(),
+            })
+            .collect();
+        Self::from_entries(entries, board)
+    }
+
+    /// A table over `entries`, whose health `board` publishes (same indexes).
+    pub fn from_entries(entries: Vec<TableEntry>, board: Arc<HealthBoard>) -> Self {
+        let mut index = HashMap::with_capacity(entries.len());
+        let (mut backends, mut keys, mut active) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, entry) in entries.into_iter().enumerate() {
+            index.entry(entry.key.clone()).or_insert(i);
+            backends.push(entry.spec);
+            keys.push(entry.key);
+            active.push(entry.active);
+        }
         Self {
             backends: backends.into_boxed_slice(),
+            keys: keys.into_boxed_slice(),
             board,
-            active,
+            active: active.into_boxed_slice(),
+            index,
         }
     }
 
     /// Backend `i`.
     pub fn backend(&self, i: usize) -> &BackendSpec {
         &self.backends[i]
+    }
+
+    /// Backend `i`'s identity.
+    pub fn key(&self, i: usize) -> &BackendKey {
+        &self.keys[i]
+    }
+
+    /// Where the backend with `key` is in this table.
+    pub fn index_of(&self, key: &BackendKey) -> Option<usize> {
+        self.index.get(key).copied()
+    }
+
+    /// Backend `i`'s active-request counter, to share with the next table.
+    pub fn active_counter(&self, i: usize) -> &Arc<AtomicU32> {
+        &self.active[i]
     }
 
     /// How many backends there are.
@@ -215,6 +289,8 @@ pub enum Outcome {
     Unresponsive,
 }
 
+/// One worker's state of one backend: shared by the groups of successive plans that hold the
+/// backend, so a reload keeps it (a request on the old plan ends its lease on the same count).
 #[derive(Debug)]
 struct Slot {
     in_flight: u32,
@@ -224,12 +300,56 @@ struct Slot {
     spared: bool,
 }
 
+impl Slot {
+    fn new(outlier: OutlierPolicy) -> Rc<RefCell<Slot>> {
+        Rc::new(RefCell::new(Slot {
+            in_flight: 0,
+            ejection: Ejection::new(outlier),
+            spared: false,
+        }))
+    }
+}
+
+/// One worker's per-backend state (requests in flight, passive ejection), kept across plans
+/// by backend identity ([`BackendKey`]).
+#[derive(Debug, Default)]
+pub struct WorkerBackends {
+    slots: HashMap<BackendKey, Rc<RefCell<Slot>>>,
+}
+
+impl WorkerBackends {
+    /// The state of the backend `key` for an upstream whose outlier policy is `outlier`: the
+    /// one kept from an earlier plan, or a fresh one. A changed policy starts a fresh ejection
+    /// (the requests in flight are kept).
+    fn slot(&mut self, key: &BackendKey, outlier: OutlierPolicy) -> Rc<RefCell<Slot>> {
+        let slot = self
+            .slots
+            .entry(key.clone())
+            .or_insert_with(|| Slot::new(outlier));
+        {
+            let mut s = slot.borrow_mut();
+            if s.ejection.policy() != outlier {
+                s.ejection = Ejection::new(outlier);
+                s.spared = false;
+            }
+        }
+        slot.clone()
+    }
+
+    /// Forgets the backends `table` does not hold (a reload removed them; requests still on
+    /// the old plan keep their own handle until they end).
+    pub fn retain(&mut self, table: &Table) {
+        self.slots.retain(|key, _| table.index_of(key).is_some());
+    }
+}
+
 /// One upstream as one worker sees it.
 pub struct Group {
     spec: Arc<UpstreamSpec>,
     table: Arc<Table>,
     policy: Box<dyn Balancer>,
-    slots: RefCell<Vec<Slot>>,
+    /// This worker's state of each backend, in the upstream's order.
+    slots: Vec<Rc<RefCell<Slot>>>,
     /// Reused for every pick: no allocation per request.
     candidates: RefCell<Vec<Candidate>>,
     /// This worker's retry budget for the upstream.
@@ -237,8 +357,21 @@ pub struct Group {
 }
 
 impl Group {
-    /// This worker's view of `spec`; `seed` seeds the policy's random source.
+    /// This worker's view of `spec`, with fresh per-backend state; `seed` seeds the policy's
+    /// random source.
+    #[cfg(test)]
     pub fn new(spec: Arc<UpstreamSpec>, table: Arc<Table>, seed: u64) -> Self {
+        Self::keeping(spec, table, seed, &mut WorkerBackends::default())
+    }
+
+    /// This worker's view of `spec`, with the per-backend state `kept` holds for backends it
+    /// already knew (adding the others to it); `seed` seeds the policy's random source.
+    pub fn keeping(
+        spec: Arc<UpstreamSpec>,
+        table: Arc<Table>,
+        seed: u64,
+        kept: &mut WorkerBackends,
+    ) -> Self {
         let range = spec.backends.clone();
         let ids: Vec<String> = range
             .clone()
@@ -248,11 +381,7 @@ impl Group {
         let policy = balance::build(spec.policy, &ids, &weights, seed);
         let slots = range
             .clone()
-            .map(|_| Slot {
-                in_flight: 0,
-                ejection: Ejection::new(spec.outlier),
-                spared: false,
-            })
+            .map(|i| kept.slot(table.key(i), spec.outlier))
             .collect();
         Self {
             candidates: RefCell::new(vec![Candidate::default(); range.len()]),
@@ -260,7 +389,7 @@ impl Group {
             spec,
             table,
             policy,
-            slots: RefCell::new(slots),
+            slots,
         }
     }
 
@@ -300,15 +429,14 @@ impl Group {
     fn choose_in(&self, key: u64, exclude: Option<usize>, now: Instant) -> Option<usize> {
         let first = self.spec.backends.start;
         let board = self.table.board();
-        let mut slots = self.slots.borrow_mut();
         // Backups serve only while no primary is up (full or excluded primaries still count
         // as up: they are busy, not gone).
         let mut primary_up = false;
-        for (j, slot) in slots.iter_mut().enumerate() {
+        for (j, slot) in self.slots.iter().enumerate() {
             let i = first + j;
             if !self.table.backend(i).backup
                 && board.is_up(i)
-                && !slot.ejection.is_ejected(now, board.passes(i))
+                && !slot.borrow_mut().ejection.is_ejected(now, board.passes(i))
             {
                 primary_up = true;
                 break;
@@ -317,7 +445,8 @@ impl Group {
         let mut cands = self.candidates.borrow_mut();
         let weighted = self.spec.policy.uses_weights();
         let mut any = false;
-        for (j, slot) in slots.iter_mut().enumerate() {
+        for (j, slot) in self.slots.iter().enumerate() {
+            let mut slot = slot.borrow_mut();
             let i = first + j;
             let spec = self.table.backend(i);
             let usable = spec.backup != primary_up
@@ -352,7 +481,7 @@ impl Group {
             let j = self.policy.pick(&cands, key, now)?;
             let i = first + j;
             if self.table.try_acquire(i) {
-                slots[j].in_flight += 1;
+                self.slots[j].borrow_mut().in_flight += 1;
                 return Some(i);
             }
             cands[j].weight = 0;
@@ -365,11 +494,12 @@ impl Group {
     fn retry_after(&self, now: Instant) -> Duration {
         let first = self.spec.backends.start;
         let board = self.table.board();
-        let slots = self.slots.borrow();
-        let soonest = slots
+        let soonest = self
+            .slots
             .iter()
             .enumerate()
             .map(|(j, slot)| {
+                let slot = slot.borrow();
                 let i = first + j;
                 if !board.is_up(i) {
                     self.spec.down_for
@@ -388,8 +518,8 @@ impl Group {
     /// Gives back the lease [`Group::choose`] took on table backend `i`.
     pub fn end(&self, i: usize) {
         let j = i - self.spec.backends.start;
-        let mut slots = self.slots.borrow_mut();
-        slots[j].in_flight = slots[j].in_flight.saturating_sub(1);
+        let mut slot = self.slots[j].borrow_mut();
+        slot.in_flight = slot.in_flight.saturating_sub(1);
         self.table.release(i);
     }
 
@@ -401,9 +531,9 @@ impl Group {
             Outcome::Response { status, latency } => {
                 self.policy.observe(j, latency, now);
                 if status < 500 {
-                    let mut slots = self.slots.borrow_mut();
-                    slots[j].ejection.on_success(now);
-                    slots[j].spared = false;
+                    let mut slot = self.slots[j].borrow_mut();
+                    slot.ejection.on_success(now);
+                    slot.spared = false;
                     return;
                 }
                 FailureKind::Status5xx
@@ -412,8 +542,7 @@ impl Group {
             Outcome::Unresponsive => FailureKind::Unresponsive,
         };
         let may_eject = self.may_eject(i, now);
-        let mut slots = self.slots.borrow_mut();
-        let slot = &mut slots[j];
+        let mut slot = self.slots[j].borrow_mut();
         let backend = &self.table.backend(i).address;
         match slot.ejection.on_failure(kind, now, passes, may_eject) {
             Failure::Ejected(length) => {
@@ -446,15 +575,14 @@ impl Group {
         let first = self.spec.backends.start;
         let board = self.table.board();
         let backup = self.table.backend(i).backup;
-        let mut slots = self.slots.borrow_mut();
         let (mut tier, mut ejected, mut others_usable) = (0, 0, 0);
-        for (j, slot) in slots.iter_mut().enumerate() {
+        for (j, slot) in self.slots.iter().enumerate() {
             let k = first + j;
             if self.table.backend(k).backup != backup {
                 continue;
             }
             tier += 1;
-            let out = slot.ejection.is_ejected(now, board.passes(k));
+            let out = slot.borrow_mut().ejection.is_ejected(now, board.passes(k));
             if out {
                 ejected += 1;
             } else if k != i && board.is_up(k) {
@@ -467,7 +595,7 @@ impl Group {
     /// This worker's requests in flight to table backend `i`.
     #[cfg(test)]
     pub fn in_flight(&self, i: usize) -> u32 {
-        self.slots.borrow()[i - self.spec.backends.start].in_flight
+        self.slots[i - self.spec.backends.start].borrow().in_flight
     }
 }
 

@@ -43,6 +43,15 @@ impl RiseFall {
         }
     }
 
+    /// Like [`RiseFall::new`], but starting in state `up` (a health thread restarted by a
+    /// reload goes on from the published state).
+    pub fn starting(rise: u32, fall: u32, up: bool) -> Self {
+        Self {
+            up,
+            ..Self::new(rise, fall)
+        }
+    }
+
     /// The current state.
     #[cfg(test)]
     pub fn is_up(&self) -> bool {
@@ -202,6 +211,11 @@ impl Ejection {
             next: policy.base_ejection,
             returned_at: None,
         }
+    }
+
+    /// The policy it follows.
+    pub fn policy(&self) -> OutlierPolicy {
+        self.policy
     }
 
     /// A request succeeded (any response that is not a 5xx): resets both failure streaks and
@@ -384,6 +398,16 @@ mod tests {
         let seq = [true, false, true, false, true, false];
         assert!(results(&mut rf, &seq).iter().all(Option::is_none));
         assert!(!rf.is_up());
+    }
+
+    #[test]
+    fn rise_fall_starting_down_needs_rise_passes() {
+        let mut rf = RiseFall::starting(2, 3, false);
+        assert!(!rf.is_up());
+        assert_eq!(rf.observe(false), None);
+        assert_eq!(rf.observe(true), None);
+        assert_eq!(rf.observe(true), Some(true));
+        assert!(RiseFall::starting(2, 3, true).is_up());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Owns everything about talking to backend servers except the HTTP exchange itself (that is
 //! `proxy`'s): the backend table and each worker's choice among an upstream's backends
 //! ([`group`]), the published health ([`board`]) written by the health thread ([`checker`])
-//! from sans-IO state machines ([`health`]), connecting, and the per-worker pool ([`pool`]).
+//! from sans-IO state machines ([`health`]), connecting, the per-worker pool ([`pool`]), and
+//! what a reload keeps of each backend ([`registry`]).
 //! The configuration is immutable and shared by all workers; health is published in atomics;
 //! the pool, policy state and passive ejections are per worker.
 
@@ -13,6 +14,7 @@ pub mod checker;
 pub mod group;
 pub mod health;
 pub mod pool;
+pub mod registry;
 
 use std::io;
 use std::net::SocketAddr;

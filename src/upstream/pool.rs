@@ -110,6 +110,39 @@ impl<C: Pooled> ConnPool<C> {
         }
     }
 
+    /// Follows a reload: the pool now serves a table of `backends` backends, where old backend
+    /// `k` is `place(k)` (`None`: removed, its idle connections are closed), with the new
+    /// limits (a backend over the new `max_idle` closes its oldest).
+    pub fn remap(
+        &mut self,
+        backends: usize,
+        place: impl Fn(usize) -> Option<usize>,
+        max_idle: usize,
+        idle_timeout: Duration,
+    ) {
+        let mut stacks: Vec<VecDeque<usize>> = (0..backends).map(|_| VecDeque::new()).collect();
+        for (old, stack) in std::mem::take(&mut self.stacks).into_iter().enumerate() {
+            match place(old).and_then(|new| stacks.get_mut(new)) {
+                Some(slot) if slot.is_empty() => *slot = stack,
+                _ => {
+                    for key in stack {
+                        self.idle.remove(key);
+                    }
+                }
+            }
+        }
+        for stack in &mut stacks {
+            while stack.len() > max_idle {
+                if let Some(oldest) = stack.pop_front() {
+                    self.idle.remove(oldest);
+                }
+            }
+        }
+        self.stacks = stacks;
+        self.max_idle = max_idle;
+        self.idle_timeout = idle_timeout;
+    }
+
     /// Idle connections held for `backend`.
     #[cfg(test)]
     pub fn idle_count(&self, backend: usize) -> usize {
@@ -228,6 +261,38 @@ mod tests {
         let later = t0 + TRUSTED_IDLE;
         assert_eq!(pool.checkout(0, later, true).unwrap().id, 1);
         assert_eq!(pool.total_idle(), 0);
+    }
+
+    #[test]
+    fn remap_moves_kept_backends_and_closes_removed_ones() {
+        let t0 = Instant::now();
+        let mut pool = ConnPool::new(3, 8, Duration::from_secs(30));
+        let removed = fake(1);
+        let alive = removed.alive.clone();
+        pool.checkin(0, removed, t0);
+        pool.checkin(1, fake(2), t0);
+        for id in 3..6 {
+            pool.checkin(2, fake(id), t0);
+        }
+        // Backend 0 is gone, 1 is now 0, 2 is now 1; a new backend 2; at most 2 idle each.
+        let place = |k: usize| [None, Some(0), Some(1)][k];
+        pool.remap(3, place, 2, Duration::from_secs(30));
+        assert_eq!(pool.idle_count(0), 1);
+        assert_eq!(pool.checkout(0, t0, false).unwrap().id, 2);
+        assert_eq!(
+            pool.idle_count(1),
+            2,
+            "over the new limit: the oldest closed"
+        );
+        assert_eq!(pool.checkout(1, t0, false).unwrap().id, 5);
+        assert_eq!(pool.checkout(1, t0, false).unwrap().id, 4);
+        assert_eq!(pool.idle_count(2), 0);
+        assert_eq!(
+            pool.total_idle(),
+            0,
+            "the removed backend's connection is closed"
+        );
+        assert!(Rc::strong_count(&alive) == 1, "and dropped");
     }
 
     #[test]

@@ -168,6 +168,31 @@ impl Proxy {
         self.log.lock().unwrap().clone()
     }
 
+    /// The configuration file ringway runs with (a reload re-reads it).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("ringway.toml")
+    }
+
+    /// Sends SIGHUP and waits for the reload's outcome line ("configuration reloaded" or
+    /// "reload failed"); returns it.
+    pub fn reload(&self) -> String {
+        let outcome = |log: &str| {
+            log.lines()
+                .filter(|l| l.contains("configuration reloaded") || l.contains("reload failed"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        let before = outcome(&self.log()).len();
+        signal(self.child.id(), "HUP");
+        let mut line = None;
+        let seen = wait_until(Duration::from_secs(20), || {
+            line = outcome(&self.log()).get(before).cloned();
+            line.is_some()
+        });
+        assert!(seen, "no reload outcome logged:\n{}", self.log());
+        line.unwrap_or_default()
+    }
+
     /// A TLS client connected to the proxy with SNI `localhost`.
     pub fn client(&self) -> Client {
         Client::connect(self.addr, Some("localhost"))
@@ -215,10 +240,11 @@ impl Drop for Proxy {
     }
 }
 
-/// Sends `signal` ("TERM", "INT", "KILL", "STOP" or "CONT") to `pid`.
+/// Sends `signal` ("TERM", "INT", "HUP", "KILL", "STOP" or "CONT") to `pid`.
 pub fn signal(pid: u32, signal: &str) {
     let sig = match signal {
         "TERM" => libc::SIGTERM,
+        "HUP" => libc::SIGHUP,
         "INT" => libc::SIGINT,
         "KILL" => libc::SIGKILL,
         "STOP" => libc::SIGSTOP,
