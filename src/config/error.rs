@@ -57,7 +57,9 @@ pub enum ConfigError {
     /// `.cert` or `.key` for the file at fault.
     #[error("{key}: {source}")]
     Certificate { key: String, source: TlsError },
-    /// A listener's TLS configuration could not be built.
+    /// A listener's TLS configuration could not be built (`key` is `listener[i]`), or the
+    /// `ticket_keys` file is unusable (`key` is `ticket_keys`; the error names the file and
+    /// the line).
     #[error("{key}: {source}")]
     Tls { key: String, source: TlsError },
 }

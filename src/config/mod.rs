@@ -5,8 +5,9 @@
 //! types, unknown keys, addresses, durations, limits, upstreams, routes and the names that tie
 //! them together; [`Config::check`] additionally loads every certificate and key and builds
 //! each listener's rustls configuration, so a missing file, an unreadable key or a key that
-//! does not match its certificate is reported before anything listens. Nothing here opens a
-//! socket or starts a thread.
+//! does not match its certificate is reported before anything listens, and reads the session
+//! ticket key file (`ticket_keys`), so a bad line is reported naming the file and the line.
+//! Nothing here opens a socket or starts a thread.
 //!
 //! Invariants of a `Config` returned by `from_toml_str` or `load` (all checked by
 //! [`Config::validate`]):
@@ -24,7 +25,8 @@
 //!   least `limits.request_line`;
 //! - `workers`, when given, is at least 1;
 //! - `batch_wait` is at most [`MAX_BATCH_WAIT`];
-//! - `ring_buffers`, when given, is between 1 and [`MAX_CONFIGURED_RING_BUFFERS`].
+//! - `ring_buffers`, when given, is between 1 and [`MAX_CONFIGURED_RING_BUFFERS`];
+//! - `ticket_keys`, when given, is not an empty path.
 //!
 //! Every error's `Display` is one line: the key path (`upstream[1].backend[0].weight`), why it
 //! is wrong and, for errors found in the document, where (`ringway.toml:12:14`, or
@@ -33,7 +35,8 @@
 //! long form `upstream[1].backend[0].address`, and one from a listener's legacy `backends`
 //! list `listener[0].backends[0]`. Certificate errors from [`Config::check`] name the key and
 //! the file instead (`listener[0].certificate[1].key: /etc/x.pem: No such file or
-//! directory`).
+//! directory`), and ticket key errors the key, the file and the line (`ticket_keys:
+//! /etc/ringway/ticket.keys:3: not base64 ...`).
 //!
 //! # The TOML file
 //!
@@ -48,9 +51,11 @@
 //! - Addresses are `ip:port` (`"127.0.0.1:8080"`, `"[::1]:8443"`); host names are not
 //!   resolved. A listener port of 0 asks the kernel for a free port (tests only: each worker's
 //!   SO_REUSEPORT socket would get a different one).
-//! - Certificate and key paths that are relative are taken relative to the directory of the
-//!   configuration file when it is read with [`Config::load`], and to the current directory
-//!   with [`Config::from_toml_str`]. `cert` and `key` may name the same file.
+//! - Certificate, key and ticket key paths that are relative are taken relative to the
+//!   directory of the configuration file when it is read with [`Config::load`], and to the
+//!   current directory with [`Config::from_toml_str`]. `cert` and `key` may name the same file.
+//! - `ticket_keys` names a file of session-ticket keys shared by every instance that loads it
+//!   (format: [`crate::tls::ticket_keys`]); without it each process makes its own keys.
 //! - `log.level` is a tracing `EnvFilter` directive list: `"info"`, or
 //!   `"info,ringway::proxy=debug"`.
 //! - A listener's legacy `backends = [...]` list (no `upstream`) becomes an upstream named
@@ -62,6 +67,7 @@
 //! workers = 2            # optional; default: every core the process may run on
 //! batch_wait = "50us"    # longest a busy worker lets I/O completions gather; "0s" = off
 //! ring_buffers = 512     # optional; 32 KiB receive buffers per worker; default: from the load
+//! ticket_keys = "ticket.keys" # optional; session-ticket keys shared by a fleet
 //!
 //! [timeouts]
 //! handshake = "10s"      # TLS handshake, from accept
@@ -189,6 +195,11 @@ pub struct Config {
     /// two once applied. `None`: sized from `limits.connections_per_worker` (see
     /// [`crate::runtime::RingConfig::for_load`]).
     pub ring_buffers: Option<u32>,
+    /// A file of session-ticket keys (TOML `ticket_keys`; format: [`crate::tls::ticket_keys`]):
+    /// every instance that loads the same file resumes the others' sessions. Relative to the
+    /// configuration file's directory once read with [`Config::load`]. `None`: the process
+    /// makes its own ticket keys ([`crate::tls::ticketer`]).
+    pub ticket_keys: Option<PathBuf>,
     pub timeouts: Timeouts,
     pub limits: LimitsConfig,
     pub pool: PoolConfig,
@@ -432,6 +443,7 @@ impl Default for Config {
             workers: None,
             batch_wait: DEFAULT_BATCH_WAIT,
             ring_buffers: None,
+            ticket_keys: None,
             timeouts: Timeouts::default(),
             limits: LimitsConfig::default(),
             pool: PoolConfig::default(),
@@ -567,7 +579,8 @@ impl Config {
     }
 
     /// Reads `path` and parses it with [`Config::from_toml_str`]; errors name the file.
-    /// Relative certificate and key paths are resolved against the file's directory.
+    /// Relative certificate, key and ticket key paths are resolved against the file's
+    /// directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -575,6 +588,9 @@ impl Config {
         })?;
         let mut config = Config::from_toml_str(&text).map_err(|error| error.in_file(path))?;
         let base = path.parent().unwrap_or(Path::new(""));
+        if let Some(ticket_keys) = &mut config.ticket_keys {
+            *ticket_keys = base.join(&*ticket_keys);
+        }
         for listener in &mut config.listeners {
             for certificate in &mut listener.certificates {
                 certificate.cert = base.join(&certificate.cert);

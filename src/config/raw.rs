@@ -29,6 +29,8 @@ pub(super) struct RawConfig {
     batch_wait: Option<DurationValue>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ring_buffers: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ticket_keys: Option<PathBuf>,
     #[serde(default)]
     timeouts: RawTimeouts,
     #[serde(default)]
@@ -327,6 +329,7 @@ pub(super) fn from_raw(raw: RawConfig) -> Result<(Config, KeyNames), ConfigError
         workers: raw.workers,
         batch_wait: duration(raw.batch_wait, DEFAULT_BATCH_WAIT),
         ring_buffers: raw.ring_buffers,
+        ticket_keys: raw.ticket_keys,
         timeouts: Timeouts {
             handshake: duration(raw.timeouts.handshake, t.handshake),
             request_head: duration(raw.timeouts.request_head, t.request_head),
@@ -557,6 +560,7 @@ fn raw_config(config: &Config) -> Result<RawConfig, toml::ser::Error> {
         workers: config.workers,
         batch_wait: Some(DurationValue(config.batch_wait)),
         ring_buffers: config.ring_buffers,
+        ticket_keys: config.ticket_keys.clone(),
         timeouts: RawTimeouts {
             handshake: Some(DurationValue(t.handshake)),
             request_head: Some(DurationValue(t.request_head)),

@@ -1,6 +1,7 @@
 //! Validation: [`Config::validate`] and the listener, upstream and health check parts of it,
 //! with how errors name upstream keys ([`KeyNames`]); and [`Config::check`], which also loads
-//! every certificate and builds each listener's rustls configuration.
+//! every certificate, builds each listener's rustls configuration and reads the ticket key
+//! file.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,7 +13,7 @@ use super::{
     BackendConfig, CheckKind, Config, ConfigError, HashKey, HealthCheckConfig, ListenerConfig,
     MAX_BATCH_WAIT, MAX_CONFIGURED_RING_BUFFERS, Policy, UpstreamConfig, is_token,
 };
-use crate::tls::{self, CertifiedKey, FileKind};
+use crate::tls::{self, CertifiedKey, FileKind, TicketKeys, TlsError};
 
 impl Config {
     /// The invariants listed in the module doc, for a `Config` built in code (quick start,
@@ -49,6 +50,16 @@ impl Config {
                     "must be between 1 and {MAX_CONFIGURED_RING_BUFFERS} (leave it out to size the pool \
                      from limits.connections_per_worker)"
                 ),
+            ));
+        }
+
+        if let Some(path) = &self.ticket_keys
+            && path.as_os_str().is_empty()
+        {
+            return Err(invalid(
+                "ticket_keys",
+                "must be a file path, not empty (leave it out to let the process make its own \
+                 ticket keys)",
             ));
         }
 
@@ -178,14 +189,31 @@ impl Config {
 
     /// Everything `run` would refuse at startup: [`Config::validate`], then every certificate
     /// and key is loaded (a missing file, a file without a key, an unsupported key or a
-    /// key/certificate mismatch is reported naming the key path and the file) and each
-    /// listener's rustls configuration is built. Stops at the first error.
+    /// key/certificate mismatch is reported naming the key path and the file), each
+    /// listener's rustls configuration is built, and the ticket key file, when there is one,
+    /// is read (an error names the file and the line). Stops at the first error.
     pub fn check(&self) -> Result<(), ConfigError> {
         self.validate()?;
         for (index, listener) in self.listeners.iter().enumerate() {
             listener.server_config(index, None)?;
         }
+        self.load_ticket_keys()?;
         Ok(())
+    }
+
+    /// Reads the `ticket_keys` file into the ticketer every listener shares; `None` when the
+    /// configuration has none. Errors are [`ConfigError::Tls`] with the key `ticket_keys` and
+    /// name the file and the line.
+    pub fn load_ticket_keys(&self) -> Result<Option<Arc<TicketKeys>>, ConfigError> {
+        self.ticket_keys
+            .as_deref()
+            .map(|path| {
+                tls::ticket_keys::load(path).map_err(|error| ConfigError::Tls {
+                    key: "ticket_keys".to_owned(),
+                    source: TlsError::TicketKeys(error),
+                })
+            })
+            .transpose()
     }
 }
 

@@ -9,6 +9,8 @@
 //! - certificate selection by SNI ([`SniResolver`]);
 //! - building the per-listener [`rustls::ServerConfig`] ([`server_config`]) and the process-wide
 //!   session ticketer ([`ticketer`]);
+//! - session-ticket keys read from a file and shared by a fleet ([`ticket_keys`]): the file's
+//!   format and the ticketer made from it;
 //! - self-signed certificates for `ringway demo` and tests ([`self_signed`]).
 //!
 //! Invariants:
@@ -20,8 +22,9 @@
 //!   proxy must not forward replayable requests.
 //! - A `CertifiedKey` produced here always has a non-empty chain whose leaf parses as X.509 and
 //!   whose public key equals the private key's (`CertifiedKey::keys_match`).
-//! - Nothing here does socket I/O; only [`load_certified_key`] reads files, and every error it
-//!   returns names the file.
+//! - Nothing here does socket I/O; only [`load_certified_key`] and the loaders of
+//!   [`ticket_keys`] read files, and every error they return names the file.
+//! - No key material appears in a `Debug` output or an error.
 #![forbid(unsafe_code)]
 
 pub(crate) mod client_hello;
@@ -32,6 +35,7 @@ mod resolver;
 mod selfsigned;
 #[cfg(test)]
 mod tests;
+pub mod ticket_keys;
 
 use std::fmt;
 use std::io;
@@ -48,6 +52,7 @@ pub use options::TlsOptions;
 pub use resolver::SniResolver;
 pub use rustls::sign::CertifiedKey;
 pub use selfsigned::{SelfSigned, self_signed};
+pub use ticket_keys::{TicketKeyError, TicketKeys};
 
 /// The only ALPN protocol ringway negotiates. A client that offers ALPN without it is refused
 /// with a `no_application_protocol` alert (RFC 7301 §3.2); a client that offers no ALPN at all
@@ -138,6 +143,9 @@ pub enum TlsError {
     /// The session ticketer could not be created.
     #[error("creating the session ticketer: {0}")]
     Ticketer(rustls::Error),
+    /// A session-ticket key file is unusable (the error names the file and the line).
+    #[error(transparent)]
+    TicketKeys(#[from] TicketKeyError),
     /// rcgen could not make a self-signed certificate.
     #[error("generating a self-signed certificate: {0}")]
     SelfSigned(#[from] rcgen::Error),
@@ -158,6 +166,7 @@ impl TlsError {
             TlsError::NoCertificates
             | TlsError::Build(_)
             | TlsError::Ticketer(_)
+            | TlsError::TicketKeys(_)
             | TlsError::SelfSigned(_) => None,
         }
     }
@@ -228,7 +237,8 @@ pub fn provider() -> Arc<CryptoProvider> {
         .clone()
 }
 
-/// Makes the session ticketer. Create it once per process and pass the same one to every
+/// Makes the session ticketer with keys of its own (for a fleet that shares keys, see
+/// [`ticket_keys::load`]). Create it once per process and pass the same one to every
 /// listener's [`server_config`]: a resumed connection may land on any worker, and only a shared
 /// ticketer can decrypt a ticket another worker issued. aws-lc-rs' ticketer rotates its key
 /// every 6 hours and still accepts tickets from the previous key.

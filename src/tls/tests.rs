@@ -752,3 +752,43 @@ fn no_resumption_when_both_are_off() {
         );
     }
 }
+
+#[test]
+fn ticket_keys_from_one_file_resume_across_instances() {
+    // Two instances of a fleet (two processes, or one before and after a reload), each with
+    // its own ticketer parsed from the same key file; a third with other keys.
+    let key_line = |byte: u8| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode([byte; ticket_keys::KEY_LINE_LEN])
+    };
+    let text = format!("{}\n{}\n", key_line(1), key_line(2));
+    let path = Path::new("ticket.keys");
+    let instance = |text: &str| {
+        let keys = ticket_keys::parse(text, path).expect("key file");
+        server_config(
+            vec![p256(&["a.test"])],
+            &options(0, true),
+            Some(Arc::new(keys)),
+        )
+        .expect("config")
+    };
+    let first = instance(&text);
+    let second = instance(&text);
+    // The second key moved first: the tickets of the first instance still open.
+    let rotated = instance(&format!("{}\n{}\n", key_line(2), key_line(1)));
+    let stranger = instance(&format!("{}\n", key_line(3)));
+    for versions in [TLS13, TLS12] {
+        for (other, expected, what) in [
+            (&second, HandshakeKind::Resumed, "same file"),
+            (&rotated, HandshakeKind::Resumed, "rotated file"),
+            (&stranger, HandshakeKind::Full, "other keys"),
+        ] {
+            let client = Arc::new(verifying_client(versions, &[ALPN_HTTP11]));
+            assert_eq!(
+                second_handshake_kind(&client, &first, other),
+                expected,
+                "{versions:?} {what}"
+            );
+        }
+    }
+}

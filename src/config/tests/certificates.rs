@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::*;
 use crate::tls;
 
-struct TempDir(PathBuf);
+pub(super) struct TempDir(pub(super) PathBuf);
 
 impl TempDir {
-    fn new(tag: &str) -> Self {
+    pub(super) fn new(tag: &str) -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let path = std::env::temp_dir().join(format!(
             "ringway-config-{tag}-{}-{}",
@@ -30,7 +30,7 @@ impl Drop for TempDir {
 
 /// A directory with a self-signed pair (`good.pem`/`good.key`), a second key
 /// (`other.key`) and the config file, written with `listener` TOML.
-fn certificate_dir(tag: &str) -> TempDir {
+pub(super) fn certificate_dir(tag: &str) -> TempDir {
     let dir = TempDir::new(tag);
     let good = tls::self_signed(&["a.test"]).expect("self-signed");
     let other = tls::self_signed(&["b.test"]).expect("self-signed");

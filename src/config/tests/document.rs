@@ -1,6 +1,7 @@
 //! The whole document: defaults, the README and example file, the round trip through TOML,
 //! durations, `batch_wait` and `ring_buffers`.
 
+use std::path::Path;
 use std::time::Duration;
 
 use super::*;
@@ -11,6 +12,7 @@ use crate::route::HostPattern;
 fn defaults() {
     let config = Config::from_toml_str(MINIMAL).expect("minimal config");
     assert_eq!(config.workers, None);
+    assert_eq!(config.ticket_keys, None);
     assert_eq!(
         config.timeouts,
         Timeouts {
@@ -233,6 +235,7 @@ fn every_value_round_trips_through_toml() {
         r#"
 workers = 7
 batch_wait = "250us"
+ticket_keys = "/etc/ringway/ticket.keys"
 [timeouts]
 handshake = "1500ms"
 request_head = 250
@@ -277,6 +280,10 @@ key = "c.key"
     .expect("full config");
     assert_eq!(config.workers, Some(7));
     assert_eq!(config.batch_wait, Duration::from_micros(250));
+    assert_eq!(
+        config.ticket_keys.as_deref(),
+        Some(Path::new("/etc/ringway/ticket.keys"))
+    );
     assert_eq!(config.timeouts.handshake, Duration::from_millis(1500));
     assert_eq!(config.timeouts.request_head, Duration::from_millis(250));
     assert_eq!(config.timeouts.keepalive, Duration::from_secs(5400));

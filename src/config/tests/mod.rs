@@ -1,5 +1,5 @@
 //! Tests of the configuration: parsing, defaults, validation errors (key, reason, position),
-//! upstreams, and certificate checks. Shared documents and helpers live here.
+//! upstreams, and certificate and ticket key checks. Shared documents and helpers live here.
 
 use std::net::SocketAddr;
 
@@ -9,6 +9,7 @@ mod certificates;
 mod document;
 mod errors;
 mod policies_checks_routes;
+mod ticket_keys;
 mod upstreams;
 
 const MINIMAL: &str = r#"
