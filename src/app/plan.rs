@@ -33,13 +33,17 @@ use super::AppError;
 /// checks: interval × rise, the soonest it can come back).
 const DOWN_WITHOUT_CHECKS: Duration = Duration::from_secs(1);
 
-/// The session ticketer for `config`'s next plan: the in-memory one the process made at
-/// startup (`current`), which survives reloads, so a session resumes across them.
+/// The session ticketer for `config`'s next plan: the keys of its `ticket_keys` file, read
+/// afresh (a reload re-reads the file), or else the in-memory one the process made at startup
+/// (`in_memory`), which survives reloads, so a session resumes across them.
 pub fn ticketer(
-    _config: &Config,
-    current: &Arc<dyn ProducesTickets>,
+    config: &Config,
+    in_memory: &Arc<dyn ProducesTickets>,
 ) -> Result<Arc<dyn ProducesTickets>, AppError> {
-    Ok(current.clone())
+    Ok(match config.load_ticket_keys()? {
+        Some(keys) => keys,
+        None => in_memory.clone(),
+    })
 }
 
 /// A configuration, compiled.

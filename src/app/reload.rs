@@ -91,6 +91,7 @@ pub struct Running {
     pub control: Control,
     pub published: Arc<Published>,
     pub registry: Registry,
+    /// The process's in-memory ticketer (used when the file sets no `ticket_keys`).
     pub ticketer: Arc<dyn ProducesTickets>,
     pub listeners: Listeners,
     pub checker: SharedChecker,
@@ -114,6 +115,8 @@ pub struct Changes {
     backends_added: Vec<String>,
     backends_removed: Vec<String>,
     certificates_changed: Vec<PathBuf>,
+    /// The ticket key file, re-read.
+    ticket_keys: Option<PathBuf>,
     /// Settings that take effect only at a restart.
     not_applied: Vec<String>,
 }
@@ -147,9 +150,13 @@ impl fmt::Display for Changes {
             .map(|(what, items)| format!("{what}: {items}"))
             .collect();
         if said.is_empty() {
-            write!(f, "no listener, upstream, backend or certificate changed")
+            write!(f, "no listener, upstream, backend or certificate changed")?;
         } else {
-            write!(f, "{}", said.join("; "))
+            write!(f, "{}", said.join("; "))?;
+        }
+        match &self.ticket_keys {
+            Some(path) => write!(f, "; ticket keys re-read from {}", path.display()),
+            None => Ok(()),
         }
     }
 }
@@ -196,6 +203,7 @@ impl Running {
         }
         config.validate()?;
         let ticketer = super::plan::ticketer(&config, &self.ticketer)?;
+        let ticket_keys = config.ticket_keys.clone();
 
         // Listeners to add are bound first: an address that cannot be bound fails the reload
         // before anything changed (the ones bound so far close when `added` drops).
@@ -269,7 +277,7 @@ impl Running {
         self.listeners = listeners;
         self.upstreams = upstreams;
         self.certificates = certificates;
-        self.ticketer = ticketer;
+        changes.ticket_keys = ticket_keys;
         Ok(changes)
     }
 }
