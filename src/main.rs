@@ -82,13 +82,27 @@ struct RunArgs {
     /// Quick start: check every backend with `GET <PATH>` (2xx/3xx passes) every 5 s.
     #[arg(long, value_name = "PATH", conflicts_with = "config")]
     health_path: Option<String>,
+    /// Serve binary upgrades on this Unix socket: a successor started with `--upgrade` takes
+    /// the listening sockets over from this process, which then drains and exits.
+    #[arg(long, value_name = "PATH", requires = "config")]
+    upgrade_socket: Option<PathBuf>,
+    /// Take the listening sockets over from the ringway serving `--upgrade-socket`.
+    #[arg(long, requires = "upgrade_socket")]
+    upgrade: bool,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => match args.config {
-            Some(path) => ringway::app::run_config_file(&path, args.workers),
+            Some(path) => ringway::app::run_config_file(
+                &path,
+                args.workers,
+                args.upgrade_socket.map(|socket| ringway::app::Upgrade {
+                    socket,
+                    take_over: args.upgrade,
+                }),
+            ),
             None => ringway::app::run_quick(ringway::app::QuickStart {
                 listen: args.listen,
                 certs: args.cert,

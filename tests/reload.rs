@@ -7,9 +7,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -91,65 +88,6 @@ fn answers(proxy: &Proxy, path: &str, n: usize) -> (BTreeSet<String>, Certificat
 
 fn names(backends: &[&Backend]) -> BTreeSet<String> {
     backends.iter().map(|b| b.name.clone()).collect()
-}
-
-/// Clients that keep sending requests until told to stop: `keepalive` on long-lived
-/// connections, `fresh` opening a new connection per request. Every answer that is not a 200
-/// from an `app` backend, and every I/O error, is a failure.
-struct Load {
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicUsize>,
-    failures: Arc<Mutex<Vec<String>>>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(addr: SocketAddr, keepalive: usize, fresh: usize) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let ok = Arc::new(AtomicUsize::new(0));
-        let failures = Arc::new(Mutex::new(Vec::new()));
-        let mut threads = Vec::new();
-        for i in 0..keepalive + fresh {
-            let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
-            let reuse = i < keepalive;
-            threads.push(std::thread::spawn(move || {
-                let mut client: Option<Client> = None;
-                while !stop.load(Ordering::Relaxed) {
-                    let c = client.get_or_insert_with(|| Client::connect(addr, Some("localhost")));
-                    c.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
-                    match c.read_response("GET") {
-                        Ok(r) if r.status == 200 => {
-                            ok.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Ok(r) => failures.lock().unwrap().push(format!(
-                            "status {}: {}",
-                            r.status,
-                            r.text()
-                        )),
-                        Err(e) => failures.lock().unwrap().push(format!("I/O: {e}")),
-                    }
-                    if !reuse {
-                        client = None;
-                    }
-                }
-            }));
-        }
-        Load {
-            stop,
-            ok,
-            failures,
-            threads,
-        }
-    }
-
-    fn stop(self) -> (usize, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads {
-            t.join().expect("load thread");
-        }
-        let failures = self.failures.lock().unwrap().clone();
-        (self.ok.load(Ordering::Relaxed), failures)
-    }
 }
 
 #[test]
@@ -241,14 +179,19 @@ fn twenty_reloads_under_load_fail_no_request_and_traffic_follows_each() {
         current = (names(set), cert.der.clone());
         std::thread::sleep(Duration::from_millis(100));
     }
-    let (ok, failures) = load.stop();
+    let result = load.stop();
+    let failures = &result.failures;
     assert!(
         failures.is_empty(),
-        "{} failed requests: {:?}",
+        "{} failed: {:?}",
         failures.len(),
         &failures[..failures.len().min(5)]
     );
-    assert!(ok > 1000, "the load ran: {ok} requests");
+    assert_eq!(
+        result.retried, 0,
+        "no connection was closed under a request"
+    );
+    assert!(result.ok > 1000, "the load ran: {result:?}");
     let log = proxy.log();
     assert_eq!(log.matches("configuration reloaded").count(), 20, "{log}");
     assert!(!log.contains("request failed"), "{log}");

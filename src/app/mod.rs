@@ -7,6 +7,7 @@
 
 mod plan;
 pub mod reload;
+pub mod upgrade;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -51,6 +52,18 @@ pub enum AppError {
     /// The health-check thread could not start.
     #[error("cannot start the health checks: {0}")]
     Health(std::io::Error),
+    /// A binary upgrade could not start.
+    #[error(transparent)]
+    Upgrade(#[from] upgrade::UpgradeError),
+}
+
+/// Binary upgrades (`--upgrade-socket`, `--upgrade`).
+#[derive(Debug, Clone)]
+pub struct Upgrade {
+    /// The Unix socket successors connect to.
+    pub socket: PathBuf,
+    /// Take the listeners over from the ringway serving `socket`.
+    pub take_over: bool,
 }
 
 /// Quick-start flags: one listener without a config file.
@@ -79,8 +92,13 @@ pub fn check(path: &Path) -> Result<(), AppError> {
     Ok(())
 }
 
-/// `ringway run --config FILE`: SIGHUP re-reads the file.
-pub fn run_config_file(path: &Path, workers: Option<usize>) -> Result<(), AppError> {
+/// `ringway run --config FILE`: SIGHUP re-reads the file; with `upgrade`, binary upgrades
+/// hand the listeners over.
+pub fn run_config_file(
+    path: &Path,
+    workers: Option<usize>,
+    upgrade: Option<Upgrade>,
+) -> Result<(), AppError> {
     let mut config = Config::load(path)?;
     if workers.is_some() {
         config.workers = workers;
@@ -91,7 +109,7 @@ pub fn run_config_file(path: &Path, workers: Option<usize>) -> Result<(), AppErr
         path: path.to_path_buf(),
         workers,
     };
-    start(&config, Some(source), no_extra_listener, |_| {})
+    start(&config, Some(source), upgrade, no_extra_listener, |_| {})
 }
 
 /// `ringway run --listen ... --cert ... --key ... --backend ...`.
@@ -146,7 +164,7 @@ pub fn run_quick(quick: QuickStart) -> Result<(), AppError> {
 pub fn run(config: Config) -> Result<(), AppError> {
     init_logging(&config.log.level);
     config.validate()?;
-    start(&config, None, no_extra_listener, |_| {})
+    start(&config, None, None, no_extra_listener, |_| {})
 }
 
 /// The accept backlog of the demo's listener.
@@ -187,7 +205,7 @@ pub fn demo(listen: SocketAddr, workers: Option<usize>) -> Result<(), AppError> 
         .workers
         .unwrap_or_else(|| runtime::available_cores().len())
         .max(1);
-    start(&config, None, add_listener, |bound| {
+    start(&config, None, None, add_listener, |bound| {
         for addr in bound {
             println!(
                 "ringway demo: https://{addr}/ ({workers} worker(s), self-signed certificate, \
@@ -287,10 +305,19 @@ fn no_extra_listener(_: &mut Compiled, _: &mut Listeners, _: &Ticketer) -> Resul
 fn start(
     config: &Config,
     source: Option<Source>,
+    upgrade: Option<Upgrade>,
     extra: impl FnOnce(&mut Compiled, &mut Listeners, &Ticketer) -> Result<(), AppError>,
     on_started: impl FnOnce(&[SocketAddr]),
 ) -> Result<(), AppError> {
     runtime::memory::keep_heap_off_huge_pages();
+    // A successor takes the listening sockets first: nothing is bound beside them.
+    let mut taken = match &upgrade {
+        Some(u) if u.take_over => Some(upgrade::take_over(&u.socket)?),
+        Some(u) if upgrade::is_served(&u.socket) => {
+            return Err(upgrade::UpgradeError::Held(u.socket.clone()).into());
+        }
+        _ => None,
+    };
     let mut registry = Registry::new();
     let mut listeners = Listeners::default();
     // One in-memory ticketer for the process: it survives reloads.
@@ -314,11 +341,35 @@ fn start(
     } = compiled;
     let workers = limited.workers;
     let table = plan.table.clone();
+    let mut inherited = runtime::Inherited::new();
+    if let Some(taken) = &mut taken {
+        for l in &limited.listeners {
+            if let Some(sockets) = taken.listeners.remove(&l.addr) {
+                inherited.insert(l.id, sockets);
+            }
+        }
+        for addr in taken.listeners.keys() {
+            tracing::info!(
+                listener = %addr,
+                "binary upgrade: the old process's listener is not in this configuration: closed"
+            );
+        }
+    }
     let published = Published::new(Arc::new(plan));
     let for_workers = published.clone();
-    let server = Server::start(limited, move |worker| {
+    let server = Server::start(limited, inherited, move |worker| {
         proxy::Context::new(for_workers.clone(), worker)
     })?;
+    if let Some(taken) = taken {
+        // Serving: the old process may stop.
+        if let Err(e) = taken.ready() {
+            tracing::warn!("binary upgrade: the old process did not acknowledge: {e}");
+        }
+    }
+    if let Some(u) = &upgrade {
+        let control = server.control();
+        upgrade::serve(&u.socket, server.control(), move || control.shutdown())?;
+    }
     // One health thread checks every backend once per interval, for all workers.
     let checker = Arc::new(Mutex::new(None));
     *checker.lock().unwrap_or_else(PoisonError::into_inner) =

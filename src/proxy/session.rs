@@ -339,9 +339,10 @@ impl Session {
                     }
                 }
                 deadline.get_or_insert_with(|| after(timeouts.request_head));
-            } else if self.closing() {
-                return HeadRead::Closed;
             }
+            // A draining worker does not close an idle connection here: its client may be
+            // sending the next request right now. It is answered with `Connection: close`;
+            // the worker closes what is still idle when its drain ends.
             // Idle between requests: the keep-alive timeout; once a byte of the head has
             // arrived: the request-head deadline.
             let at = deadline.unwrap_or_else(|| after(timeouts.keepalive));

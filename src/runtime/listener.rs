@@ -5,6 +5,10 @@
 //! startup error instead of a worker dying later. The first socket may bind port 0; the others
 //! then bind the port the kernel chose, so every worker serves the same address.
 //!
+//! A binary upgrade adopts the sockets the old process hands over ([`adopt`]) instead of
+//! binding new ones beside them: the sockets, and the connections queued on them, stay the
+//! same; more are bound into the group only when the new process has more workers.
+//!
 //! SO_REUSEPORT would also let a second process (a second ringway started by mistake, by the
 //! same user) bind the same address and silently take half of the connections. Before binding
 //! its group, ringway therefore probes the address with a socket that does not ask for
@@ -64,6 +68,30 @@ pub fn bind_reuseport(
                 .map_err(|source| classify(addr, source))?;
         }
         sockets.push(socket);
+    }
+    Ok((sockets, bound))
+}
+
+/// Takes over `sockets`, a group bound by the process this one replaces for the listener
+/// configured as `configured`, for `count` workers: binds more sockets into the group when
+/// there are fewer than `count` (no exclusivity probe: the group is ours). Returns them and
+/// the address they are bound to.
+pub fn adopt(
+    sockets: Vec<std::net::TcpListener>,
+    configured: SocketAddr,
+    backlog: u32,
+    count: usize,
+) -> Result<(Vec<std::net::TcpListener>, SocketAddr), ListenError> {
+    let first = sockets.first().ok_or_else(|| ListenError::Other {
+        addr: configured,
+        source: io::Error::other("no socket handed over"),
+    })?;
+    let bound = first
+        .local_addr()
+        .map_err(|source| classify(configured, source))?;
+    let mut sockets = sockets;
+    while sockets.len() < count {
+        sockets.push(bind_one(bound, backlog).map_err(|source| classify(configured, source))?);
     }
     Ok((sockets, bound))
 }
@@ -132,6 +160,23 @@ mod tests {
         drop(free);
         let (socks, bound) = bind_reuseport(addr, 16, 2).unwrap();
         assert_eq!((socks.len(), bound), (2, addr));
+    }
+
+    #[test]
+    fn adopting_keeps_the_group_and_its_queue_and_adds_sockets_for_more_workers() {
+        let (socks, addr) = bind_reuseport("127.0.0.1:0".parse().unwrap(), 16, 1).unwrap();
+        // A connection queued on the old process's socket before the handover.
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        let (adopted, bound) = adopt(socks, "127.0.0.1:0".parse().unwrap(), 16, 3).unwrap();
+        assert_eq!((adopted.len(), bound), (3, addr));
+        for s in &adopted {
+            assert_eq!(s.local_addr().unwrap(), addr);
+        }
+        assert!(
+            adopted[0].accept().is_ok(),
+            "the queued connection is still there"
+        );
+        assert!(adopt(Vec::new(), addr, 16, 1).is_err());
     }
 
     #[test]

@@ -18,13 +18,15 @@ pub mod recv;
 pub mod rlimits;
 mod worker;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::num::NonZero;
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::{Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -187,11 +189,37 @@ pub struct Server {
     pub bound: Vec<SocketAddr>,
 }
 
-/// What another thread may ask of the running workers: add or remove listeners, stop.
+/// What another thread may ask of the running workers: add or remove listeners, hand the
+/// listening sockets to a successor, stop.
 #[derive(Debug, Clone)]
 pub struct Control {
     shutdown: Arc<AtomicBool>,
     commands: Vec<mpsc::Sender<worker::Command>>,
+    /// A duplicate of every open listening socket, by listener id, with the address the
+    /// listener was configured with: what a binary upgrade hands over. Dropped when the
+    /// listener closes or the server stops, so that the sockets close with the workers' own.
+    listening: Arc<Mutex<HashMap<usize, Listening>>>,
+}
+
+/// One open listener's sockets, as [`Control`] keeps them for a successor.
+#[derive(Debug)]
+struct Listening {
+    addr: SocketAddr,
+    sockets: Vec<OwnedFd>,
+}
+
+/// Listening sockets handed over by the process this one replaces, by listener id (see
+/// [`Server::start`]).
+pub type Inherited = HashMap<usize, Vec<std::net::TcpListener>>;
+
+/// One listener's sockets handed to a successor.
+#[derive(Debug)]
+pub struct Handover {
+    /// The address the listener was configured with (the successor matches its own
+    /// configuration against it).
+    pub addr: SocketAddr,
+    /// One per worker: the SO_REUSEPORT group with its accept queues.
+    pub sockets: Vec<OwnedFd>,
 }
 
 /// A listener bound by [`Server::bind`] and not yet accepting: the kernel queues its
@@ -200,6 +228,8 @@ pub struct Control {
 pub struct Bound {
     /// The listener's id.
     pub id: usize,
+    /// The address it was configured with.
+    configured: SocketAddr,
     /// The address it is bound to (with the real port when port 0 was asked for).
     pub addr: SocketAddr,
     sockets: Vec<std::net::TcpListener>,
@@ -211,9 +241,15 @@ pub fn available_cores() -> Vec<core_affinity::CoreId> {
 }
 
 impl Server {
-    /// Binds every listener and starts the workers, each with the handler `make` builds on
-    /// the worker's thread; returns once all of them are serving.
-    pub fn start<H, F>(settings: Settings, make: F) -> Result<Server, StartError>
+    /// Binds every listener (or takes its sockets from `inherited`: a binary upgrade adopts the
+    /// old process's sockets with their queues, and binds more only when it has more workers)
+    /// and starts the workers, each with the handler `make` builds on the worker's thread;
+    /// returns once all of them are serving.
+    pub fn start<H, F>(
+        settings: Settings,
+        mut inherited: Inherited,
+        make: F,
+    ) -> Result<Server, StartError>
     where
         H: Handler,
         F: Fn(Worker) -> H + Send + Sync + 'static,
@@ -222,12 +258,26 @@ impl Server {
         let mut per_worker: Vec<Vec<(std::net::TcpListener, usize)>> =
             (0..workers).map(|_| Vec::new()).collect();
         let mut bound = Vec::with_capacity(settings.listeners.len());
+        let mut listening = HashMap::new();
         for listener in &settings.listeners {
-            let (sockets, addr) =
-                listener::bind_reuseport(listener.addr, listener.backlog, workers)?;
+            let (sockets, addr) = match inherited.remove(&listener.id) {
+                Some(sockets) if !sockets.is_empty() => {
+                    listener::adopt(sockets, listener.addr, listener.backlog, workers)?
+                }
+                _ => listener::bind_reuseport(listener.addr, listener.backlog, workers)?,
+            };
             bound.push(addr);
-            for (w, socket) in sockets.into_iter().enumerate() {
-                per_worker[w].push((socket, listener.id));
+            listening.insert(
+                listener.id,
+                Listening::of(listener.addr, &sockets).map_err(|source| {
+                    StartError::Listen(ListenError::Other {
+                        addr: listener.addr,
+                        source,
+                    })
+                })?,
+            );
+            for (k, socket) in sockets.into_iter().enumerate() {
+                per_worker[k % workers].push((socket, listener.id));
             }
         }
 
@@ -282,7 +332,11 @@ impl Server {
         }
         Ok(Server {
             workers: handles,
-            control: Control { shutdown, commands },
+            control: Control {
+                shutdown,
+                commands,
+                listening: Arc::new(Mutex::new(listening)),
+            },
             bound,
         })
     }
@@ -308,6 +362,7 @@ impl Control {
             listener::bind_reuseport(listen.addr, listen.backlog, self.commands.len())?;
         Ok(Bound {
             id: listen.id,
+            configured: listen.addr,
             addr,
             sockets,
         })
@@ -316,6 +371,15 @@ impl Control {
     /// Hands a bound listener to the workers, which start accepting on it within their next
     /// poll (about 50 ms); the connections queued meanwhile are accepted then.
     pub fn accept(&self, bound: Bound) {
+        match Listening::of(bound.configured, &bound.sockets) {
+            Ok(kept) => {
+                self.listening().insert(bound.id, kept);
+            }
+            Err(e) => tracing::warn!(
+                addr = %bound.addr,
+                "cannot keep the new listener's sockets for a binary upgrade: {e}"
+            ),
+        }
         for (socket, worker) in bound.sockets.into_iter().zip(&self.commands) {
             // A worker that has exited drops the socket with the command.
             let _ = worker.send(worker::Command::Accept(socket, bound.id));
@@ -325,6 +389,7 @@ impl Control {
     /// Makes every worker stop accepting on listener `id` and close its sockets; the
     /// connections already accepted are served on.
     pub fn close(&self, id: usize) {
+        self.listening().remove(&id);
         for worker in &self.commands {
             let _ = worker.send(worker::Command::Close(id));
         }
@@ -332,7 +397,44 @@ impl Control {
 
     /// Makes every worker stop accepting, drain and exit.
     pub fn shutdown(&self) {
+        self.listening().clear();
         self.shutdown.store(true, Ordering::SeqCst);
+    }
+
+    /// Duplicates of every open listener's sockets, for a successor process.
+    pub fn handover(&self) -> std::io::Result<Vec<Handover>> {
+        self.listening()
+            .values()
+            .map(|l| {
+                Ok(Handover {
+                    addr: l.addr,
+                    sockets: l
+                        .sockets
+                        .iter()
+                        .map(OwnedFd::try_clone)
+                        .collect::<std::io::Result<_>>()?,
+                })
+            })
+            .collect()
+    }
+
+    fn listening(&self) -> std::sync::MutexGuard<'_, HashMap<usize, Listening>> {
+        self.listening
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Listening {
+    /// Duplicates of `sockets`, for listener `addr`.
+    fn of(addr: SocketAddr, sockets: &[std::net::TcpListener]) -> std::io::Result<Self> {
+        Ok(Self {
+            addr,
+            sockets: sockets
+                .iter()
+                .map(|s| s.try_clone().map(OwnedFd::from))
+                .collect::<std::io::Result<_>>()?,
+        })
     }
 }
 

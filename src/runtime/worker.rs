@@ -12,8 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use compio::net::TcpListener;
+use std::future::poll_fn;
+
+use compio::net::TcpStream;
 use compio::runtime::JoinHandle;
+use compio::runtime::fd::PollFd;
 
 use super::{Handler, Load, Settings, Worker};
 
@@ -21,6 +24,10 @@ use super::{Handler, Load, Settings, Worker};
 const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
 /// How often a draining worker looks whether requests are still in flight.
 const DRAIN_POLL: Duration = Duration::from_millis(20);
+/// How long a draining worker keeps connections that have no request in flight, so that a
+/// client about to send its next request on one is answered (with `Connection: close`)
+/// instead of finding it closed under the request; bounded by the drain timeout.
+const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
 /// Pause after an accept error that will repeat at once (EMFILE, ENFILE, ENOMEM).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Pause after any other accept error, so that a persistent one does not spin the worker.
@@ -111,7 +118,7 @@ async fn serve<H: Handler>(start: Start, handler: Rc<H>, load: Rc<Load>) {
     let max = settings.max_connections;
     let mut accepting: HashMap<usize, Vec<JoinHandle<()>>> = HashMap::new();
     for (socket, listener) in sockets {
-        match TcpListener::from_std(socket) {
+        match readiness(socket) {
             Ok(l) => accepting
                 .entry(listener)
                 .or_default()
@@ -131,7 +138,7 @@ async fn serve<H: Handler>(start: Start, handler: Rc<H>, load: Rc<Load>) {
         compio::time::sleep(SHUTDOWN_POLL).await;
         while let Ok(command) = commands.try_recv() {
             match command {
-                Command::Accept(socket, listener) => match TcpListener::from_std(socket) {
+                Command::Accept(socket, listener) => match readiness(socket) {
                     Ok(l) => accepting
                         .entry(listener)
                         .or_default()
@@ -152,10 +159,18 @@ async fn serve<H: Handler>(start: Start, handler: Rc<H>, load: Rc<Load>) {
     // Close the listening sockets now, so the kernel stops queueing connections for us.
     drop(accepting);
 
-    // Graceful stop: no more accepts; let in-flight requests finish.
+    // Graceful stop: no more accepts; let in-flight requests finish, and give open
+    // connections a moment to send the request they may be about to send.
     handler.drain();
-    let deadline = Instant::now() + settings.drain;
-    while load.in_flight() > 0 && Instant::now() < deadline {
+    let start = Instant::now();
+    let deadline = start + settings.drain;
+    let grace = start + DRAIN_IDLE_GRACE.min(settings.drain);
+    loop {
+        let now = Instant::now();
+        let busy = load.in_flight() > 0 || (load.connections() > 0 && now < grace);
+        if !busy || now >= deadline {
+            break;
+        }
         compio::time::sleep(DRAIN_POLL).await;
     }
     if load.in_flight() > 0 {
@@ -169,10 +184,16 @@ async fn serve<H: Handler>(start: Start, handler: Rc<H>, load: Rc<Load>) {
     drop(ticker);
 }
 
+/// A listening socket made non-blocking, with its readiness polled through the ring.
+fn readiness(socket: std::net::TcpListener) -> std::io::Result<PollFd<std::net::TcpListener>> {
+    socket.set_nonblocking(true)?;
+    PollFd::new(socket)
+}
+
 fn spawn_accept<H: Handler>(
     handler: &Rc<H>,
     load: &Rc<Load>,
-    listener: TcpListener,
+    listener: PollFd<std::net::TcpListener>,
     index: usize,
     max_connections: usize,
 ) -> JoinHandle<()> {
@@ -191,15 +212,23 @@ async fn trim_buffers() {
     }
 }
 
+/// Accepts on `listener` until the task is dropped.
+///
+/// Readiness, then a plain `accept(2)`: dropping the task while it waits cancels a poll, which
+/// takes nothing off the accept queue. (An io_uring accept cancelled after it completed would
+/// take a connection and close it: a reset for a client whose connection was already
+/// established. The accept queue stays whole for the process that takes the socket over at a
+/// binary upgrade, or for the other sockets of the group when a listener is removed.)
 async fn accept_loop<H: Handler>(
     handler: &Rc<H>,
     load: &Rc<Load>,
-    listener: &TcpListener,
+    listener: &PollFd<std::net::TcpListener>,
     index: usize,
     max_connections: usize,
 ) {
     loop {
-        match listener.accept().await {
+        let accepted = poll_fn(|cx| listener.poll_accept_with(cx, |l| l.accept())).await;
+        match accepted.and_then(|(stream, peer)| Ok((TcpStream::from_std(stream)?, peer))) {
             Ok((stream, peer)) => {
                 let open = load.connections();
                 if open >= max_connections {

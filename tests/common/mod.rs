@@ -69,6 +69,8 @@ pub struct ProxyOptions {
     /// Keys and tables of the `[[listener]]` (e.g. `upstream = "app"` and `[[listener.route]]`
     /// tables) instead of `backends = [...]`.
     pub listener: Option<String>,
+    /// More arguments for `ringway run --config FILE`.
+    pub args: Vec<String>,
 }
 
 impl Default for ProxyOptions {
@@ -78,6 +80,7 @@ impl Default for ProxyOptions {
             extra: String::new(),
             certs: vec![("default", vec!["localhost", "127.0.0.1"])],
             listener: None,
+            args: Vec::new(),
         }
     }
 }
@@ -120,6 +123,7 @@ impl Proxy {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringway"))
             .args(["run", "--config"])
             .arg(&config)
+            .args(&opts.args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -606,6 +610,25 @@ impl Client {
         Self::connect_with(addr, sni, client_config(rustls::ALL_VERSIONS))
     }
 
+    /// Connects with TLS 1.2 or 1.3 and SNI `localhost`; an error instead of a panic when the
+    /// connection is refused, reset or the handshake fails.
+    pub fn try_connect(addr: SocketAddr) -> io::Result<Client> {
+        let tcp = TcpStream::connect(addr)?;
+        tcp.set_read_timeout(Some(Duration::from_secs(20)))?;
+        tcp.set_nodelay(true)?;
+        let name = ServerName::try_from("localhost").map_err(io::Error::other)?;
+        let mut conn = ClientConnection::new(client_config(rustls::ALL_VERSIONS), name)
+            .map_err(io::Error::other)?;
+        let mut tcp = tcp;
+        while conn.is_handshaking() {
+            conn.complete_io(&mut tcp)?;
+        }
+        Ok(Client {
+            tls: StreamOwned::new(conn, tcp),
+            buf: Vec::new(),
+        })
+    }
+
     /// Connects with a given client configuration.
     pub fn connect_with(addr: SocketAddr, sni: Option<&str>, config: Arc<ClientConfig>) -> Client {
         let tcp = TcpStream::connect(addr).expect("connect to proxy");
@@ -777,4 +800,141 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
     cond()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load
+
+/// Clients that keep sending `GET /` until stopped: `keepalive` of them on long-lived
+/// connections, `fresh` opening a new connection per request. They behave as HTTP clients do:
+/// a response with `Connection: close` ends the connection, and a request on a reused
+/// connection that the server closed before answering a byte is sent again once on a new
+/// connection (RFC 9112 §9.3.1: the server may close an idle connection as the request
+/// arrives). Everything else that is not a 200 is a failure: a refused or reset connection, a
+/// failed handshake, an error status, a broken response.
+pub struct Load {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    retried: Arc<AtomicUsize>,
+    failures: Arc<Mutex<Vec<String>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// What a [`Load`] saw.
+#[derive(Debug)]
+pub struct LoadResult {
+    /// Requests answered 200.
+    pub ok: usize,
+    /// Requests sent again after the server closed an idle connection.
+    pub retried: usize,
+    /// Everything that failed.
+    pub failures: Vec<String>,
+}
+
+impl Load {
+    pub fn start(addr: SocketAddr, keepalive: usize, fresh: usize) -> Load {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let retried = Arc::new(AtomicUsize::new(0));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let mut threads = Vec::new();
+        for i in 0..keepalive + fresh {
+            let (stop, ok, retried, failures) =
+                (stop.clone(), ok.clone(), retried.clone(), failures.clone());
+            let reuse = i < keepalive;
+            threads.push(std::thread::spawn(move || {
+                let mut client: Option<Client> = None;
+                while !stop.load(Ordering::Relaxed) {
+                    let reused = client.is_some();
+                    let mut outcome = one_request(&mut client, addr);
+                    if reused && matches!(outcome, Err(Failure::BeforeAnswer(_))) {
+                        retried.fetch_add(1, Ordering::Relaxed);
+                        client = None;
+                        outcome = one_request(&mut client, addr);
+                    }
+                    match outcome {
+                        Ok(()) => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(Failure::BeforeAnswer(e) | Failure::Other(e)) => {
+                            failures.lock().unwrap().push(e);
+                            client = None;
+                        }
+                    }
+                    if !reuse {
+                        client = None;
+                    }
+                }
+            }));
+        }
+        Load {
+            stop,
+            ok,
+            retried,
+            failures,
+            threads,
+        }
+    }
+
+    pub fn stop(self) -> LoadResult {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().expect("load thread");
+        }
+        let failures = self.failures.lock().unwrap().clone();
+        LoadResult {
+            ok: self.ok.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
+            failures,
+        }
+    }
+}
+
+enum Failure {
+    /// The connection ended before a byte of the answer (retryable on a reused connection).
+    BeforeAnswer(String),
+    Other(String),
+}
+
+/// One `GET /` on `client` (connecting first when it is `None`); leaves `client` as `None`
+/// when the connection must not be reused.
+fn one_request(client: &mut Option<Client>, addr: SocketAddr) -> Result<(), Failure> {
+    if client.is_none() {
+        *client =
+            Some(Client::try_connect(addr).map_err(|e| Failure::Other(format!("connect: {e}")))?);
+    }
+    let Some(c) = client.as_mut() else {
+        return Err(Failure::Other("no client".into()));
+    };
+    let sent = c
+        .tls
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .and_then(|()| c.tls.flush());
+    if let Err(e) = sent {
+        *client = None;
+        return Err(Failure::BeforeAnswer(format!("send: {e}")));
+    }
+    match c.read_response("GET") {
+        Ok(r) if r.status == 200 => {
+            if r.header("connection")
+                .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+            {
+                *client = None;
+            }
+            Ok(())
+        }
+        Ok(r) => {
+            *client = None;
+            Err(Failure::Other(format!("status {}: {}", r.status, r.text())))
+        }
+        Err(e) => {
+            let before = c.pending().is_empty();
+            *client = None;
+            if before {
+                Err(Failure::BeforeAnswer(format!("read: {e}")))
+            } else {
+                Err(Failure::Other(format!("read mid-response: {e}")))
+            }
+        }
+    }
 }
