@@ -2,9 +2,9 @@
 //!
 //! Owns what `main` hands off: logging setup, turning a [`Config`] into the immutable
 //! [`Plan`] the workers run (TLS configurations with one ticketer shared by every listener and
-//! worker, routers, the backend table and upstreams), the health-check thread, the startup log
-//! line, and signals (SIGTERM/SIGINT: stop accepting, drain, exit 0; a second signal exits at
-//! once).
+//! worker, routers, the backend table and upstreams), resolving backend names at startup and
+//! watching them (the `ringway-dns` thread), the health-check thread, the startup log line,
+//! and signals (SIGTERM/SIGINT: stop accepting, drain, exit 0; a second signal exits at once).
 
 mod plan;
 
@@ -14,9 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::config::{
-    BackendConfig, CertificateConfig, CheckKind, Config, ConfigError, HashKey, HealthCheckConfig,
-    ListenerConfig, Policy, TlsOptions, UpstreamConfig,
+    Addresses, BackendConfig, CertificateConfig, CheckKind, Config, ConfigError, HashKey,
+    HealthCheckConfig, ListenerConfig, Policy, TlsOptions, UnresolvedName, UpstreamConfig,
 };
+use crate::discovery::{self, Discovery, DiscoveryError};
 use crate::proxy::{self, ListenerPlan};
 use crate::route::Router;
 use crate::runtime::{self, Listen, Server, StartError};
@@ -49,6 +50,12 @@ pub enum AppError {
     /// The health-check thread could not start.
     #[error("cannot start the health checks: {0}")]
     Health(std::io::Error),
+    /// A backend name could not be resolved at startup, or its watcher could not start.
+    #[error(transparent)]
+    Dns(#[from] DiscoveryError),
+    /// A backend name was compiled without its addresses.
+    #[error(transparent)]
+    Unresolved(#[from] UnresolvedName),
 }
 
 /// Quick-start flags: one listener without a config file.
@@ -69,7 +76,8 @@ pub struct QuickStart {
     pub health_path: Option<String>,
 }
 
-/// `ringway check`: validates a config file, certificates and keys included.
+/// `ringway check`: validates a config file, certificates and keys included. Backend names are
+/// not resolved: a configuration checks on a machine without the DNS it will run with.
 pub fn check(path: &Path) -> Result<(), AppError> {
     let config = Config::load(path)?;
     config.check()?;
@@ -137,7 +145,38 @@ pub fn run_quick(quick: QuickStart) -> Result<(), AppError> {
 pub fn run(config: Config) -> Result<(), AppError> {
     init_logging(&config.log.level);
     config.validate()?;
-    serve(compile(&config)?, |_| {})
+    let (addresses, watcher) = resolve_names(&config)?;
+    serve(compile(&config, &addresses)?, |_| {})?;
+    drop(watcher);
+    Ok(())
+}
+
+/// Resolves the backend names of `config` (blocking, for at most `resolver.timeout`; a name
+/// without an address fails the start) and starts watching them. A changed set is logged, not
+/// applied: applying it takes the reload machinery, which is not built yet.
+fn resolve_names(config: &Config) -> Result<(Addresses, Option<Discovery>), AppError> {
+    let names = config.names();
+    if names.is_empty() {
+        return Ok((Addresses::new(), None));
+    }
+    let resolved = discovery::resolve_once(&config.resolver, &names)?;
+    for r in &resolved {
+        let addrs: Vec<String> = r.addrs.iter().map(ToString::to_string).collect();
+        tracing::info!(name = %r.name, ttl = ?r.ttl, "{} resolves to {}", r.name, addrs.join(", "));
+    }
+    let addresses = discovery::addresses(&resolved);
+    let watcher = Discovery::spawn(
+        config.resolver.clone(),
+        resolved,
+        Box::new(|name, _addrs| {
+            tracing::warn!(
+                name = %name,
+                "the addresses of {name} changed: restart ringway to use them (applying them \
+                 while running is not built yet)"
+            );
+        }),
+    )?;
+    Ok((addresses, Some(watcher)))
 }
 
 /// The accept backlog of the demo's listener.
@@ -159,7 +198,7 @@ pub fn demo(listen: SocketAddr, workers: Option<usize>) -> Result<(), AppError> 
         ..Config::default()
     };
     // The demo's listener is not in the configuration: its certificate exists only in memory.
-    let mut compiled = compile(&config)?;
+    let mut compiled = compile(&config, &Addresses::new())?;
     let tls = tls::server_config(
         vec![key],
         &TlsOptions::default(),

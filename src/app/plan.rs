@@ -8,15 +8,18 @@
 //! values; where the file's shape already is a domain type (a balancing policy, a health
 //! check, TLS options), the configuration holds that type itself.
 //!
-//! Invariants: compiling reads certificate files but starts nothing; a failure leaves nothing
-//! behind, so a reload can compile the next plan beside a running one.
+//! Backends given by name become one backend per address the name resolved to: compiling
+//! takes those addresses ([`Addresses`], from [`crate::discovery`]) and never resolves.
+//!
+//! Invariants: compiling reads certificate files but starts nothing and asks no DNS; a failure
+//! leaves nothing behind, so a reload can compile the next plan beside a running one.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::server::ProducesTickets;
 
-use crate::config::{Config, UpstreamConfig};
+use crate::config::{Addresses, Config, UpstreamConfig};
 use crate::http1::Limits;
 use crate::proxy::{ListenerPlan, Plan, PoolSettings, Timeouts};
 use crate::runtime::event_loop::Pacing;
@@ -45,8 +48,9 @@ pub struct Compiled {
 }
 
 /// Compiles a validated `config`: loads its certificates, builds its TLS configurations,
-/// routers, backend table and upstreams.
-pub fn compile(config: &Config) -> Result<Compiled, AppError> {
+/// routers, backend table and upstreams. `addresses` holds the addresses of every backend name
+/// of `config` ([`Config::names`]; empty when there is none).
+pub fn compile(config: &Config, addresses: &Addresses) -> Result<Compiled, AppError> {
     // One ticketer for every listener and worker: a reconnect may land on any core.
     let ticketer = tls::ticketer()?;
     let mut listeners = Vec::with_capacity(config.listeners.len());
@@ -61,7 +65,7 @@ pub fn compile(config: &Config) -> Result<Compiled, AppError> {
             backlog: listener.backlog,
         });
     }
-    let upstreams = compile_upstreams(&config.upstreams);
+    let upstreams = compile_upstreams(&config.upstreams, addresses)?;
     let t = &config.timeouts;
     let l = &config.limits;
     let plan = Plan {
@@ -118,16 +122,23 @@ struct Upstreams {
     checks: Vec<CheckTarget>,
 }
 
-fn compile_upstreams(upstreams: &[UpstreamConfig]) -> Upstreams {
-    let count = upstreams.iter().map(|u| u.backends.len()).sum();
+fn compile_upstreams(
+    upstreams: &[UpstreamConfig],
+    addresses: &Addresses,
+) -> Result<Upstreams, AppError> {
+    let resolved = upstreams
+        .iter()
+        .map(|up| up.resolved_backends(addresses))
+        .collect::<Result<Vec<_>, _>>()?;
+    let count = resolved.iter().map(Vec::len).sum();
     let board = HealthBoard::new(count);
     let mut backends = Vec::with_capacity(count);
     let mut specs = Vec::with_capacity(upstreams.len());
     let mut checks = Vec::new();
-    for up in upstreams {
+    for (up, resolved) in upstreams.iter().zip(resolved) {
         let first = backends.len();
         let check = up.health_check.clone().map(Arc::new);
-        for b in &up.backends {
+        for b in resolved {
             if let Some(spec) = &check {
                 checks.push(CheckTarget {
                     board_index: backends.len(),
@@ -136,7 +147,7 @@ fn compile_upstreams(upstreams: &[UpstreamConfig]) -> Upstreams {
                     spec: spec.clone(),
                 });
             }
-            backends.push(*b);
+            backends.push(b);
         }
         specs.push(Arc::new(UpstreamSpec {
             name: up.name.clone(),
@@ -153,9 +164,9 @@ fn compile_upstreams(upstreams: &[UpstreamConfig]) -> Upstreams {
                 .map_or(DOWN_WITHOUT_CHECKS, |h| h.interval * h.rise),
         }));
     }
-    Upstreams {
+    Ok(Upstreams {
         table: Arc::new(Table::new(backends, board)),
         specs,
         checks,
-    }
+    })
 }
