@@ -215,7 +215,7 @@ impl Drop for Proxy {
     }
 }
 
-/// Sends `signal` ("TERM", "INT", "KILL", "STOP" or "CONT") to `pid`.
+/// Sends `signal` ("TERM", "INT", "KILL", "STOP", "CONT" or "HUP") to `pid`.
 pub fn signal(pid: u32, signal: &str) {
     let sig = match signal {
         "TERM" => libc::SIGTERM,
@@ -223,6 +223,7 @@ pub fn signal(pid: u32, signal: &str) {
         "KILL" => libc::SIGKILL,
         "STOP" => libc::SIGSTOP,
         "CONT" => libc::SIGCONT,
+        "HUP" => libc::SIGHUP,
         other => panic!("no signal named {other}"),
     };
     let pid = libc::pid_t::try_from(pid).expect("pid fits pid_t");
