@@ -14,6 +14,7 @@ pub mod balance;
 mod buf;
 pub mod config;
 mod demo;
+pub mod discovery;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http1;

@@ -1,9 +1,11 @@
 //! Startup and shutdown: from a validated config to running workers, and back.
 //!
 //! Owns what `main` hands off: logging setup, turning a [`Config`] into the immutable
-//! [`Plan`](crate::proxy::Plan) the workers run ([`plan`]), the health-check thread, the
-//! startup log line, reloads ([`reload`]), and signals (SIGHUP: reload; SIGTERM/SIGINT: stop
-//! accepting, drain, exit 0; a second one exits at once).
+//! [`Plan`](crate::proxy::Plan) the workers run ([`plan`]), resolving backend names at
+//! startup and watching them (the `ringway-dns` thread; a changed answer is applied like a
+//! reload), the health-check thread, the startup log line, reloads ([`reload`]), binary
+//! upgrades ([`upgrade`]), and signals (SIGHUP: reload; SIGTERM/SIGINT: stop accepting, drain,
+//! exit 0; a second one exits at once).
 
 mod plan;
 pub mod reload;
@@ -11,12 +13,13 @@ pub mod upgrade;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
 use crate::config::{
     BackendConfig, CertificateConfig, CheckKind, Config, ConfigError, HashKey, HealthCheckConfig,
-    ListenerConfig, Policy, TlsOptions, UpstreamConfig,
+    ListenerConfig, Policy, TlsOptions, UnresolvedName, UpstreamConfig,
 };
+use crate::discovery::DiscoveryError;
 use crate::proxy::generation::Published;
 use crate::proxy::{self, ListenerPlan};
 use crate::route::Router;
@@ -24,7 +27,7 @@ use crate::runtime::{self, Listen, Server, StartError};
 use crate::tls::{self, TlsError};
 use crate::upstream::checker::Checker;
 use crate::upstream::registry::Registry;
-use reload::{Listeners, Running, Source};
+use reload::{Event, Listeners, Names, Running, Source};
 
 pub use plan::{Compiled, compile};
 
@@ -52,6 +55,12 @@ pub enum AppError {
     /// The health-check thread could not start.
     #[error("cannot start the health checks: {0}")]
     Health(std::io::Error),
+    /// A backend name could not be resolved at startup, or its watcher could not start.
+    #[error(transparent)]
+    Dns(#[from] DiscoveryError),
+    /// A backend name was compiled without its addresses.
+    #[error(transparent)]
+    Unresolved(#[from] UnresolvedName),
     /// A binary upgrade could not start.
     #[error(transparent)]
     Upgrade(#[from] upgrade::UpgradeError),
@@ -84,7 +93,8 @@ pub struct QuickStart {
     pub health_path: Option<String>,
 }
 
-/// `ringway check`: validates a config file, certificates and keys included.
+/// `ringway check`: validates a config file, certificates and keys included. Backend names are
+/// not resolved: a configuration checks on a machine without the DNS it will run with.
 pub fn check(path: &Path) -> Result<(), AppError> {
     let config = Config::load(path)?;
     config.check()?;
@@ -318,14 +328,20 @@ fn start(
         }
         _ => None,
     };
+    let (events, requests) = mpsc::channel();
+    let names = Names::resolve(config, &events)?;
     let mut registry = Registry::new();
     let mut listeners = Listeners::default();
     // One in-memory ticketer for the process: it survives reloads.
     let in_memory = tls::ticketer()?;
     let ticketer = plan::ticketer(config, &in_memory)?;
-    let mut compiled = compile(config, &mut registry, &ticketer, &mut |addr| {
-        listeners.id(addr, ListenerConfig::DEFAULT_BACKLOG)
-    })?;
+    let mut compiled = compile(
+        config,
+        &names.addresses,
+        &mut registry,
+        &ticketer,
+        &mut |addr| listeners.id(addr, ListenerConfig::DEFAULT_BACKLOG),
+    )?;
     // The backlogs as configured, for a reload to compare with.
     for l in &config.listeners {
         listeners.id(l.address, l.backlog);
@@ -374,9 +390,10 @@ fn start(
     let checker = Arc::new(Mutex::new(None));
     *checker.lock().unwrap_or_else(PoisonError::into_inner) =
         Checker::spawn(table.board_arc(), checks).map_err(AppError::Health)?;
+    let control = server.control();
     let mut running = Running {
         source,
-        control: server.control(),
+        control: control.clone(),
         published,
         registry,
         ticketer: in_memory,
@@ -386,7 +403,22 @@ fn start(
         certificates: reload::read_certificates(config),
         upstreams: config.upstreams.iter().map(|u| u.name.clone()).collect(),
         counts: Arc::default(),
+        config: config.clone(),
+        names,
+        events: events.clone(),
     };
+    // The control thread: reloads and changed DNS answers, one at a time.
+    std::thread::Builder::new()
+        .name("ringway-control".into())
+        .spawn(move || {
+            for request in requests {
+                match request {
+                    Event::Reload => running.reload_and_log(),
+                    Event::Addresses { name, addrs } => running.follow_dns(name, addrs),
+                }
+            }
+        })
+        .map_err(AppError::Signals)?;
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
@@ -402,7 +434,7 @@ fn start(
                     if stopping {
                         tracing::warn!("reload asked while stopping: ignored");
                     } else {
-                        running.reload_and_log();
+                        let _ = events.send(Event::Reload);
                     }
                     continue;
                 }
@@ -415,7 +447,7 @@ fn start(
                     signal,
                     "stopping: no new connections, draining in-flight requests"
                 );
-                running.control.shutdown();
+                control.shutdown();
             }
         })
         .map_err(AppError::Signals)?;

@@ -8,9 +8,12 @@
 //! values; where the file's shape already is a domain type (a balancing policy, a health
 //! check, TLS options), the configuration holds that type itself.
 //!
-//! Invariants: compiling reads certificate files but starts nothing; every step that can fail
-//! comes before the one that changes state (the backend [`Registry`]), so a failure leaves
-//! nothing behind and a reload can compile the next plan beside a running one.
+//! Backends given by name become one backend per address the name resolved to: compiling
+//! takes those addresses ([`Addresses`], from [`crate::discovery`]) and never resolves.
+//!
+//! Invariants: compiling reads certificate files but starts nothing and asks no DNS; every
+//! step that can fail comes before the one that changes state (the backend [`Registry`]), so a
+//! failure leaves nothing behind and a reload can compile the next plan beside a running one.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +21,7 @@ use std::time::Duration;
 
 use rustls::server::ProducesTickets;
 
-use crate::config::{Config, UpstreamConfig};
+use crate::config::{Addresses, Config, UpstreamConfig};
 use crate::http1::Limits;
 use crate::proxy::{ListenerPlan, Plan, PoolSettings, Timeouts};
 use crate::runtime::event_loop::Pacing;
@@ -61,9 +64,12 @@ pub struct Compiled {
 /// Compiles a validated `config`: loads its certificates, builds its TLS configurations (with
 /// `ticketer`, which every listener and worker shares: a reconnect may land on any core),
 /// routers, backend table (through `registry`, which keeps what it knew of each backend) and
-/// upstreams. `listener_id` names the listener at each address.
+/// upstreams. `addresses` holds the addresses of every backend name of `config`
+/// ([`Config::names`]; empty when there is none). `listener_id` names the listener at each
+/// address.
 pub fn compile(
     config: &Config,
+    addresses: &Addresses,
     registry: &mut Registry,
     ticketer: &Arc<dyn ProducesTickets>,
     listener_id: &mut dyn FnMut(SocketAddr) -> usize,
@@ -83,8 +89,9 @@ pub fn compile(
             backlog: listener.backlog,
         });
     }
-    // The last step, and the only one that changes state: nothing can fail after it.
-    let upstreams = compile_upstreams(&config.upstreams, registry);
+    // The last step, and the only one that changes state: nothing can fail after it changed
+    // the registry.
+    let upstreams = compile_upstreams(&config.upstreams, addresses, registry)?;
     let t = &config.timeouts;
     let l = &config.limits;
     let plan = Plan {
@@ -142,16 +149,25 @@ struct Upstreams {
     diff: TableDiff,
 }
 
-fn compile_upstreams(upstreams: &[UpstreamConfig], registry: &mut Registry) -> Upstreams {
-    let count = upstreams.iter().map(|u| u.backends.len()).sum();
+fn compile_upstreams(
+    upstreams: &[UpstreamConfig],
+    addresses: &Addresses,
+    registry: &mut Registry,
+) -> Result<Upstreams, AppError> {
+    // Fallible: before the registry changes.
+    let resolved = upstreams
+        .iter()
+        .map(|up| up.resolved_backends(addresses))
+        .collect::<Result<Vec<_>, _>>()?;
+    let count = resolved.iter().map(Vec::len).sum();
     let mut backends: Vec<Listed> = Vec::with_capacity(count);
     let mut specs = Vec::with_capacity(upstreams.len());
     let mut checks = Vec::new();
-    for up in upstreams {
+    for (up, resolved) in upstreams.iter().zip(resolved) {
         let first = backends.len();
         let check = up.health_check.clone().map(Arc::new);
         let name: Arc<str> = Arc::from(up.name.as_str());
-        for b in &up.backends {
+        for b in resolved {
             if let Some(spec) = &check {
                 checks.push(CheckTarget {
                     board_index: backends.len(),
@@ -165,7 +181,7 @@ fn compile_upstreams(upstreams: &[UpstreamConfig], registry: &mut Registry) -> U
                     upstream: name.clone(),
                     address: b.address,
                 },
-                spec: *b,
+                spec: b,
                 checked: check.is_some(),
             });
         }
@@ -185,10 +201,10 @@ fn compile_upstreams(upstreams: &[UpstreamConfig], registry: &mut Registry) -> U
         }));
     }
     let (table, diff) = registry.table(backends);
-    Upstreams {
+    Ok(Upstreams {
         table: Arc::new(table),
         specs,
         checks,
         diff,
-    }
+    })
 }

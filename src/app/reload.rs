@@ -7,7 +7,9 @@
 //! validates and compiles the next plan completely, binds the listeners it adds, and only
 //! then applies it: publishes the plan (every request that starts afterwards uses it), hands
 //! the new listeners to the workers and closes the removed ones, and restarts the health
-//! checks over the new backends. It logs one line with what changed.
+//! checks over the new backends. It logs one line with what changed. A changed DNS answer for
+//! a backend name (from the `ringway-dns` thread) is applied the same way, to the
+//! configuration in force.
 //!
 //! Invariants: every step that can fail comes before the first one that changes what is
 //! served, so a failed reload changes nothing (its bound listeners are closed, the registry
@@ -21,12 +23,13 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Instant;
 
 use rustls::server::ProducesTickets;
 
-use crate::config::Config;
+use crate::config::{Addresses, Config};
+use crate::discovery::{self, Discovery, Name};
 use crate::proxy::generation::Published;
 use crate::runtime::{Bound, Control, Listen, Settings, StartError};
 use crate::upstream::checker::{CheckTarget, Checker};
@@ -84,6 +87,64 @@ impl Listeners {
 /// The health thread, shared with the main thread that stops it at exit.
 pub type SharedChecker = Arc<Mutex<Option<Checker>>>;
 
+/// What the control thread is asked to do.
+#[derive(Debug)]
+pub enum Event {
+    /// SIGHUP: re-read the configuration file.
+    Reload,
+    /// A backend name resolves to other addresses now.
+    Addresses {
+        /// The name.
+        name: Name,
+        /// Its addresses.
+        addrs: Vec<SocketAddr>,
+    },
+}
+
+/// The backend names of the plan in force, and the thread that watches them.
+pub struct Names {
+    /// The addresses every name of the configuration in force resolved to.
+    pub addresses: Addresses,
+    /// Re-resolves them at their TTL; `None` when no backend is given by name.
+    pub watcher: Option<Discovery>,
+}
+
+impl Names {
+    /// Resolves the names of `config` (blocking, at most `resolver.timeout`; a name without an
+    /// address is an error) and starts watching them; each change becomes an
+    /// [`Event::Addresses`] on `events`.
+    pub fn resolve(config: &Config, events: &mpsc::Sender<Event>) -> Result<Names, AppError> {
+        let names = config.names();
+        if names.is_empty() {
+            return Ok(Names {
+                addresses: Addresses::new(),
+                watcher: None,
+            });
+        }
+        let resolved = discovery::resolve_once(&config.resolver, &names)?;
+        for r in &resolved {
+            let addrs: Vec<String> = r.addrs.iter().map(ToString::to_string).collect();
+            tracing::info!(name = %r.name, ttl = ?r.ttl, "{} resolves to {}", r.name, addrs.join(", "));
+        }
+        let addresses = discovery::addresses(&resolved);
+        let events = events.clone();
+        let watcher = Discovery::spawn(
+            config.resolver.clone(),
+            resolved,
+            Box::new(move |name, addrs| {
+                let _ = events.send(Event::Addresses {
+                    name: name.clone(),
+                    addrs: addrs.to_vec(),
+                });
+            }),
+        )?;
+        Ok(Names {
+            addresses,
+            watcher: Some(watcher),
+        })
+    }
+}
+
 /// Everything a reload needs.
 pub struct Running {
     /// `None`: started without a configuration file (quick start, demo): nothing to reload.
@@ -103,6 +164,12 @@ pub struct Running {
     /// The names of the current plan's upstreams.
     pub upstreams: Vec<String>,
     pub counts: Arc<ReloadCounts>,
+    /// The configuration in force.
+    pub config: Config,
+    /// Its backend names.
+    pub names: Names,
+    /// Where the name watcher sends changes.
+    pub events: mpsc::Sender<Event>,
 }
 
 /// What a reload changed, for its log line.
@@ -115,6 +182,8 @@ pub struct Changes {
     backends_added: Vec<String>,
     backends_removed: Vec<String>,
     certificates_changed: Vec<PathBuf>,
+    /// The DNS name whose answer changed, with its addresses.
+    addresses: Option<(Name, Vec<SocketAddr>)>,
     /// The ticket key file, re-read.
     ticket_keys: Option<PathBuf>,
     /// Settings that take effect only at a restart.
@@ -135,6 +204,10 @@ impl fmt::Display for Changes {
             .iter()
             .map(|p| p.display().to_string())
             .collect();
+        let dns = self
+            .addresses
+            .as_ref()
+            .map(|(name, addrs)| format!("{name} now resolves to {}", list(addrs)));
         let parts = [
             ("listeners added", list(&self.listeners_added)),
             ("listeners removed", list(&self.listeners_removed)),
@@ -144,10 +217,14 @@ impl fmt::Display for Changes {
             ("backends removed", list(&self.backends_removed)),
             ("certificate files changed", list(&paths)),
         ];
-        let said: Vec<String> = parts
+        let said: Vec<String> = dns
             .into_iter()
-            .filter(|(_, items)| !items.is_empty())
-            .map(|(what, items)| format!("{what}: {items}"))
+            .chain(
+                parts
+                    .into_iter()
+                    .filter(|(_, items)| !items.is_empty())
+                    .map(|(what, items)| format!("{what}: {items}")),
+            )
             .collect();
         if said.is_empty() {
             write!(f, "no listener, upstream, backend or certificate changed")?;
@@ -162,6 +239,27 @@ impl fmt::Display for Changes {
 }
 
 impl Running {
+    /// Applies a changed DNS answer for `name` to the configuration in force, and logs the
+    /// outcome, one line. (Compiling cannot fail on what a reload already accepted, but if it
+    /// does, the previous plan keeps serving.)
+    pub fn follow_dns(&mut self, name: Name, addrs: Vec<SocketAddr>) {
+        let mut addresses = self.names.addresses.clone();
+        addresses.insert(name.clone(), addrs.clone());
+        let config = self.config.clone();
+        match self.apply(&config, &addresses) {
+            Ok(mut changes) => {
+                self.names.addresses = addresses;
+                changes.addresses = Some((name, addrs));
+                tracing::info!("backend addresses changed: {changes}");
+            }
+            Err(e) => tracing::error!(
+                %name,
+                "the new addresses of {name} cannot be applied, still serving the previous \
+                 ones: {e}"
+            ),
+        }
+    }
+
     /// Reloads and logs the outcome, one line.
     pub fn reload_and_log(&mut self) {
         let Some(source) = self.source.clone() else {
@@ -195,14 +293,40 @@ impl Running {
         }
     }
 
-    /// Re-reads `source`, compiles it and applies it; an error changes nothing.
+    /// Re-reads `source`, resolves its backend names, compiles it and applies it; an error
+    /// changes nothing.
     pub fn reload(&mut self, source: &Source) -> Result<Changes, AppError> {
         let mut config = Config::load(&source.path)?;
         if source.workers.is_some() {
             config.workers = source.workers;
         }
         config.validate()?;
-        let ticketer = super::plan::ticketer(&config, &self.ticketer)?;
+        // The same names with the same resolver: the watcher goes on. Otherwise the names are
+        // resolved afresh (a name without an address fails the reload) and watched anew.
+        let renamed =
+            config.names() != self.config.names() || config.resolver != self.config.resolver;
+        let names = if renamed {
+            Some(Names::resolve(&config, &self.events)?)
+        } else {
+            None
+        };
+        let addresses = names
+            .as_ref()
+            .map_or(&self.names.addresses, |n| &n.addresses)
+            .clone();
+        let changes = self.apply(&config, &addresses)?;
+        if let Some(names) = names {
+            // Dropping the previous watcher stops it.
+            self.names = names;
+        }
+        self.config = config;
+        Ok(changes)
+    }
+
+    /// Compiles `config` with `addresses` for its backend names and applies it; an error
+    /// changes nothing.
+    fn apply(&mut self, config: &Config, addresses: &Addresses) -> Result<Changes, AppError> {
+        let ticketer = super::plan::ticketer(config, &self.ticketer)?;
         let ticket_keys = config.ticket_keys.clone();
 
         // Listeners to add are bound first: an address that cannot be bound fails the reload
@@ -223,11 +347,15 @@ impl Running {
                 added.push(bound);
             }
         }
-        let certificates = read_certificates(&config);
+        let certificates = read_certificates(config);
         // The last fallible step; it updates the registry only when it succeeds.
-        let compiled = compile(&config, &mut self.registry, &ticketer, &mut |addr| {
-            listeners.id(addr, 0)
-        })?;
+        let compiled = compile(
+            config,
+            addresses,
+            &mut self.registry,
+            &ticketer,
+            &mut |addr| listeners.id(addr, 0),
+        )?;
 
         // From here on, nothing fails: apply.
         let Compiled {
@@ -259,7 +387,7 @@ impl Running {
         }
         restart_checks(&self.checker, &table, checks);
 
-        changes.not_applied = not_applied(&self.settings, &settings, &self.listeners, &config);
+        changes.not_applied = not_applied(&self.settings, &settings, &self.listeners, config);
         let (old, new): (BTreeSet<&String>, BTreeSet<&String>) =
             (self.upstreams.iter().collect(), upstreams.iter().collect());
         changes.upstreams_added = new.difference(&old).map(|s| (*s).clone()).collect();

@@ -120,7 +120,7 @@ mod tests {
     fn zero_weight_is_skipped() {
         let p = SmoothWeighted::new(3, 0);
         assert_eq!(run(&p, &candidates(&[1, 0, 1]), 4), [0, 2, 0, 2]);
-        assert_eq!(run(&p, &candidates(&[0, 0, 0]), 0), []);
+        assert_eq!(run(&p, &candidates(&[0, 0, 0]), 0), [0usize; 0]);
         assert_eq!(p.pick(&candidates(&[0, 0, 0]), 0, Instant::now()), None);
         assert_eq!(p.pick(&[], 0, Instant::now()), None);
     }

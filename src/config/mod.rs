@@ -16,7 +16,8 @@
 //!   listener's default, a route's) is below `upstreams.len()`, and every route path prefix
 //!   starts with `/`; every listener has at least one certificate;
 //! - upstream names are distinct and made of `[A-Za-z0-9_.-]`; every upstream has at least one
-//!   backend that is not a backup, distinct backend addresses (`ip:port`, port not 0), weights
+//!   backend that is not a backup, distinct backend addresses (`ip:port` or `host:port`, port
+//!   not 0, a host name following [`Name::check_host`]), weights
 //!   in `1..=1000`, a hash key exactly when its policy is `consistent_hash`, health check
 //!   timings with `0 < timeout < interval`, `jitter <= interval`, `rise` and `fall` at least 1,
 //!   and ejection times with `0 < base_ejection <= max_ejection`;
@@ -27,6 +28,7 @@
 //! - `batch_wait` is at most [`MAX_BATCH_WAIT`];
 //! - `ring_buffers`, when given, is between 1 and [`MAX_CONFIGURED_RING_BUFFERS`];
 //! - `ticket_keys`, when given, is not an empty path.
+//! - `resolver`: `0 < min_ttl <= max_ttl`, `timeout > 0`, name server ports not 0.
 //!
 //! Every error's `Display` is one line: the key path (`upstream[1].backend[0].weight`), why it
 //! is wrong and, for errors found in the document, where (`ringway.toml:12:14`, or
@@ -48,9 +50,13 @@
 //! - Durations are strings of one or more `<integer><unit>` parts, units `ms`, `s`, `m`, `h`
 //!   (`"500ms"`, `"10s"`, `"2m"`, `"1h30m"`), or plain integers meaning milliseconds.
 //! - Sizes and counts are integers.
-//! - Addresses are `ip:port` (`"127.0.0.1:8080"`, `"[::1]:8443"`); host names are not
-//!   resolved. A listener port of 0 asks the kernel for a free port (tests only: each worker's
-//!   SO_REUSEPORT socket would get a different one).
+//! - Addresses are `ip:port` (`"127.0.0.1:8080"`, `"[::1]:8443"`). A backend's address may
+//!   also be `host:port` (`"app.internal:8080"`, a [`Name`]): the name is resolved (A and
+//!   AAAA) when ringway starts, and every address it resolves to is a backend with the entry's
+//!   settings; [`crate::discovery`] resolves and watches names, `[resolver]` says how. Nothing
+//!   here resolves a name: a configuration checks on a machine without the DNS. A listener
+//!   port of 0 asks the kernel for a free port (tests only: each worker's SO_REUSEPORT socket
+//!   would get a different one).
 //! - Certificate, key and ticket key paths that are relative are taken relative to the
 //!   directory of the configuration file when it is read with [`Config::load`], and to the
 //!   current directory with [`Config::from_toml_str`]. `cert` and `key` may name the same file.
@@ -93,6 +99,12 @@
 //! [log]
 //! level = "info"
 //!
+//! [resolver]                    # for backends given by name
+//! # nameservers = ["127.0.0.1:53"] # default: /etc/resolv.conf (and /etc/hosts)
+//! min_ttl = "1s"                # names are looked up again at their TTL, at least this apart
+//! max_ttl = "300s"              # and at most this apart
+//! timeout = "2s"                # one lookup (A and AAAA)
+//!
 //! [[upstream]]
 //! name = "app"                  # required, unique, [A-Za-z0-9_.-]+
 //! policy = "round_robin"        # round_robin | weighted_round_robin | random |
@@ -102,7 +114,7 @@
 //! backends = ["127.0.0.1:8080"] # short form: weight 1, unlimited, not a backup
 //!
 //! [[upstream.backend]]          # long form (after the short ones)
-//! address = "127.0.0.1:8081"
+//! address = "127.0.0.1:8081"    # or "app.internal:8080": one backend per address it resolves to
 //! weight = 1                    # 1..=1000, used by every policy but round_robin
 //! max_connections = 0           # requests in flight to it, all workers together; 0 = unlimited
 //! backup = false                # used only when no primary backend is usable
@@ -158,12 +170,14 @@ mod values; // durations, addresses, status ranges: parsing and formatting
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use crate::discovery::{Addresses, Name, NameError};
 use crate::route::{Route, Router};
 pub use crate::tls::TlsOptions;
 
@@ -204,6 +218,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub pool: PoolConfig,
     pub log: LogConfig,
+    /// How backend names are resolved. TOML: `[resolver]`.
+    pub resolver: ResolverConfig,
     /// Backend pools, referred to by index from [`ListenerConfig::default_upstream`] and
     /// [`RouteConfig::upstream`]. TOML: `[[upstream]]`, in file order, then one implicit
     /// upstream per listener written with the legacy `backends = [...]`. Unused upstreams are
@@ -366,9 +382,50 @@ pub enum HashKeyError {
     },
 }
 
-/// One backend of an upstream. TOML: an entry of `backends = [...]` (every other field at its
-/// default) or an `[[upstream.backend]]` table. The domain's own type.
-pub use crate::upstream::group::BackendSpec as BackendConfig;
+/// How backend names are resolved and watched (TOML: `[resolver]`: `nameservers`, a list of
+/// `ip:port`, default none: `/etc/resolv.conf`; `min_ttl`, default 1 s; `max_ttl`, default
+/// 300 s; `timeout`, default 2 s). The resolver's own type.
+pub use crate::discovery::ResolverSettings as ResolverConfig;
+
+/// One backend of an upstream at a concrete address: what [`UpstreamConfig::resolved_backends`]
+/// makes of a [`BackendConfig`]. The domain's own type.
+pub use crate::upstream::group::BackendSpec;
+
+/// One backend entry of an upstream. TOML: an entry of `backends = [...]` (every other field
+/// at its default) or an `[[upstream.backend]]` table. An entry given by name stands for one
+/// backend per address the name resolves to, each with the entry's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendConfig {
+    /// Where it listens: `ip:port` or `host:port`, port not 0.
+    pub address: BackendAddress,
+    /// Relative share under weighted policies, `1..=`[`BackendConfig::MAX_WEIGHT`], default 1.
+    /// Used by every policy but round robin.
+    pub weight: u32,
+    /// Requests in flight to this backend (to each of its addresses, for a name), all workers
+    /// together; at the limit it is skipped. 0 = unlimited (default).
+    pub max_connections: u32,
+    /// Used only when no primary (non-backup) backend of the upstream is usable. Default
+    /// false.
+    pub backup: bool,
+}
+
+/// Where a backend listens. TOML: `"10.0.0.1:8080"`, `"[fd00::1]:8080"` or
+/// `"app.internal:8080"`; [`fmt::Display`] writes the same form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BackendAddress {
+    /// An `ip:port` socket address.
+    Ip(SocketAddr),
+    /// A DNS name and port, resolved when ringway starts (see [`crate::discovery`]).
+    Name(Name),
+}
+
+/// A backend name that [`UpstreamConfig::resolved_backends`] was given no address for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("upstream {upstream:?}: backend {name} has not been resolved to any address")]
+pub struct UnresolvedName {
+    pub upstream: String,
+    pub name: Name,
+}
 
 /// Active health checks of an upstream's backends (TOML: `[upstream.health_check]`), and what
 /// a check does: the health checker's own types, validated here.
@@ -435,6 +492,71 @@ impl Default for LogConfig {
     }
 }
 
+impl BackendConfig {
+    /// The largest weight.
+    pub const MAX_WEIGHT: u32 = BackendSpec::MAX_WEIGHT;
+
+    /// A backend at `address` with weight 1, no connection limit, not a backup.
+    pub fn new(address: impl Into<BackendAddress>) -> Self {
+        Self {
+            address: address.into(),
+            weight: 1,
+            max_connections: 0,
+            backup: false,
+        }
+    }
+
+    /// The backend at `addr` (the entry's own address, or one its name resolved to), with this
+    /// entry's weight, connection limit and backup flag.
+    pub fn at(&self, addr: SocketAddr) -> BackendSpec {
+        BackendSpec {
+            address: addr,
+            weight: self.weight,
+            max_connections: self.max_connections,
+            backup: self.backup,
+        }
+    }
+}
+
+impl BackendAddress {
+    /// The port, whichever the form.
+    pub fn port(&self) -> u16 {
+        match self {
+            BackendAddress::Ip(addr) => addr.port(),
+            BackendAddress::Name(name) => name.port,
+        }
+    }
+
+    /// The name, when the address is one.
+    pub fn name(&self) -> Option<&Name> {
+        match self {
+            BackendAddress::Ip(_) => None,
+            BackendAddress::Name(name) => Some(name),
+        }
+    }
+}
+
+impl From<SocketAddr> for BackendAddress {
+    fn from(addr: SocketAddr) -> Self {
+        BackendAddress::Ip(addr)
+    }
+}
+
+impl From<Name> for BackendAddress {
+    fn from(name: Name) -> Self {
+        BackendAddress::Name(name)
+    }
+}
+
+impl fmt::Display for BackendAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendAddress::Ip(addr) => addr.fmt(f),
+            BackendAddress::Name(name) => name.fmt(f),
+        }
+    }
+}
+
 /// Every section at its default and no listener. Not valid as it is: a configuration needs at
 /// least one listener.
 impl Default for Config {
@@ -448,6 +570,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             pool: PoolConfig::default(),
             log: LogConfig::default(),
+            resolver: ResolverConfig::default(),
             upstreams: Vec::new(),
             listeners: Vec::new(),
         }
@@ -483,12 +606,54 @@ impl UpstreamConfig {
     /// A round-robin upstream over `addresses`, each with the [`BackendConfig::new`]
     /// defaults, and every other field at its default: what a legacy `backends = [...]` list
     /// or the quick-start `--backend` flags make.
-    pub fn new(name: impl Into<String>, addresses: impl IntoIterator<Item = SocketAddr>) -> Self {
+    pub fn new<A: Into<BackendAddress>>(
+        name: impl Into<String>,
+        addresses: impl IntoIterator<Item = A>,
+    ) -> Self {
         Self {
             name: name.into(),
             backends: addresses.into_iter().map(BackendConfig::new).collect(),
             ..Self::default()
         }
+    }
+
+    /// The backend names of this upstream, in order (a name listed twice, twice).
+    pub fn names(&self) -> impl Iterator<Item = &Name> {
+        self.backends.iter().filter_map(|b| b.address.name())
+    }
+
+    /// The upstream's backends at concrete addresses, in order: an `ip:port` entry as it is,
+    /// an entry given by name at every address `addresses` holds for the name (in that order),
+    /// each with the entry's weight, `max_connections` and backup flag. An address an earlier
+    /// entry already gave is left out (two names, or a name and an `ip:port` entry, may reach
+    /// the same backend): the first entry's settings win. Fails on a name `addresses` has no
+    /// address for.
+    pub fn resolved_backends(
+        &self,
+        addresses: &Addresses,
+    ) -> Result<Vec<BackendSpec>, UnresolvedName> {
+        let mut seen = HashSet::new();
+        let mut backends = Vec::with_capacity(self.backends.len());
+        for backend in &self.backends {
+            let resolved: &[SocketAddr] = match &backend.address {
+                BackendAddress::Ip(addr) => std::slice::from_ref(addr),
+                BackendAddress::Name(name) => match addresses.get(name) {
+                    Some(addrs) if !addrs.is_empty() => addrs,
+                    _ => {
+                        return Err(UnresolvedName {
+                            upstream: self.name.clone(),
+                            name: name.clone(),
+                        });
+                    }
+                },
+            };
+            for &addr in resolved {
+                if seen.insert(addr) {
+                    backends.push(backend.at(addr));
+                }
+            }
+        }
+        Ok(backends)
     }
 
     /// Whether an upstream name is usable: non-empty, `[A-Za-z0-9_.-]` only.
@@ -559,6 +724,21 @@ impl fmt::Display for HashKey {
 /// RFC 9110 §5.6.2: `token = 1*tchar`.
 fn is_token(text: &str) -> bool {
     crate::http1::is_token(text.as_bytes())
+}
+
+impl Config {
+    /// Every backend name of every upstream, each once, in the order the configuration lists
+    /// them: what to resolve before [`UpstreamConfig::resolved_backends`] can make backends.
+    /// Nothing here resolves them ([`Config::check`] neither).
+    pub fn names(&self) -> Vec<Name> {
+        let mut seen = HashSet::new();
+        self.upstreams
+            .iter()
+            .flat_map(UpstreamConfig::names)
+            .filter(|name| seen.insert(*name))
+            .cloned()
+            .collect()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,11 +9,13 @@ use serde::{Deserialize, Serialize};
 
 use super::error::invalid;
 use super::validate::{KeyNames, Origin};
-use super::values::{AddressValue, DurationValue, FromStrValue, StatusRangeValue};
+use super::values::{
+    AddressValue, BackendAddressValue, DurationValue, FromStrValue, StatusRangeValue,
+};
 use super::{
     BackendConfig, CertificateConfig, CheckKind, Config, ConfigError, DEFAULT_BATCH_WAIT, HashKey,
     HealthCheckConfig, LimitsConfig, ListenerConfig, LogConfig, OutlierConfig, Policy, PoolConfig,
-    RetryBudgetConfig, RouteConfig, Timeouts, TlsOptions, UpstreamConfig,
+    ResolverConfig, RetryBudgetConfig, RouteConfig, Timeouts, TlsOptions, UpstreamConfig,
 };
 use crate::route::HostPattern;
 
@@ -39,6 +41,8 @@ pub(super) struct RawConfig {
     pool: RawPool,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    resolver: RawResolver,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     upstream: Vec<RawUpstream>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -99,6 +103,19 @@ struct RawLog {
     level: Option<String>,
 }
 
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawResolver {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nameservers: Option<Vec<AddressValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    min_ttl: Option<DurationValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_ttl: Option<DurationValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timeout: Option<DurationValue>,
+}
+
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawUpstream {
@@ -114,7 +131,7 @@ struct RawUpstream {
     // Missing and empty (with no long form either) are both "no backend", which validation
     // words better than serde.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    backends: Vec<AddressValue>,
+    backends: Vec<BackendAddressValue>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     backend: Vec<RawBackend>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -137,7 +154,7 @@ struct RawRetries {
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawBackend {
-    address: AddressValue,
+    address: BackendAddressValue,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     weight: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -204,7 +221,7 @@ struct RawListener {
     // Legacy. Given (even empty) it makes an implicit upstream; missing and empty are both
     // "no backend", which validation words better than serde.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    backends: Option<Vec<AddressValue>>,
+    backends: Option<Vec<BackendAddressValue>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     route: Vec<RawRoute>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -286,7 +303,9 @@ pub(super) fn from_raw(raw: RawConfig) -> Result<(Config, KeyNames), ConfigError
                 names.origins.push(Origin::Legacy { listener: index });
                 upstreams.push(UpstreamConfig::new(
                     format!("listener{index}"),
-                    backends.into_iter().map(|AddressValue(address)| address),
+                    backends
+                        .into_iter()
+                        .map(|BackendAddressValue(address)| address),
                 ));
                 Some(upstreams.len() - 1)
             }
@@ -366,10 +385,24 @@ pub(super) fn from_raw(raw: RawConfig) -> Result<(Config, KeyNames), ConfigError
             .log
             .level
             .map_or_else(LogConfig::default, |level| LogConfig { level }),
+        resolver: resolver_from_raw(raw.resolver),
         upstreams,
         listeners,
     };
     Ok((config, names))
+}
+
+/// `[resolver]` with its defaults filled in.
+fn resolver_from_raw(raw: RawResolver) -> ResolverConfig {
+    let d = ResolverConfig::default();
+    ResolverConfig {
+        nameservers: raw.nameservers.map_or(d.nameservers, |list| {
+            list.into_iter().map(|AddressValue(addr)| addr).collect()
+        }),
+        min_ttl: raw.min_ttl.map_or(d.min_ttl, |DurationValue(d)| d),
+        max_ttl: raw.max_ttl.map_or(d.max_ttl, |DurationValue(d)| d),
+        timeout: raw.timeout.map_or(d.timeout, |DurationValue(d)| d),
+    }
 }
 
 /// Why `name` names no upstream, listing those there are.
@@ -396,7 +429,7 @@ fn upstream_from_raw(index: usize, raw: RawUpstream) -> Result<UpstreamConfig, C
     let backends = raw
         .backends
         .into_iter()
-        .map(|AddressValue(address)| BackendConfig::new(address))
+        .map(|BackendAddressValue(address)| BackendConfig::new(address))
         .chain(raw.backend.into_iter().map(|backend| {
             let defaults = BackendConfig::new(backend.address.0);
             BackendConfig {
@@ -586,6 +619,20 @@ fn raw_config(config: &Config) -> Result<RawConfig, toml::ser::Error> {
         log: RawLog {
             level: Some(config.log.level.clone()),
         },
+        resolver: RawResolver {
+            nameservers: Some(
+                config
+                    .resolver
+                    .nameservers
+                    .iter()
+                    .copied()
+                    .map(AddressValue)
+                    .collect(),
+            ),
+            min_ttl: Some(DurationValue(config.resolver.min_ttl)),
+            max_ttl: Some(DurationValue(config.resolver.max_ttl)),
+            timeout: Some(DurationValue(config.resolver.timeout)),
+        },
         upstream: config.upstreams.iter().map(raw_upstream).collect(),
         listener: listeners,
     })
@@ -604,7 +651,7 @@ fn raw_upstream(upstream: &UpstreamConfig) -> RawUpstream {
             .backends
             .iter()
             .map(|backend| RawBackend {
-                address: AddressValue(backend.address),
+                address: BackendAddressValue(backend.address.clone()),
                 weight: Some(backend.weight),
                 max_connections: Some(backend.max_connections),
                 backup: Some(backend.backup),

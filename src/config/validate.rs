@@ -10,8 +10,9 @@ use std::sync::Arc;
 use super::error::invalid;
 use super::values::{format_duration, format_status_range};
 use super::{
-    BackendConfig, CheckKind, Config, ConfigError, HashKey, HealthCheckConfig, ListenerConfig,
-    MAX_BATCH_WAIT, MAX_CONFIGURED_RING_BUFFERS, Policy, UpstreamConfig, is_token,
+    BackendAddress, BackendConfig, CheckKind, Config, ConfigError, HashKey, HealthCheckConfig,
+    ListenerConfig, MAX_BATCH_WAIT, MAX_CONFIGURED_RING_BUFFERS, Policy, ResolverConfig,
+    UpstreamConfig, is_token,
 };
 use crate::tls::{self, CertifiedKey, FileKind, TicketKeys, TlsError};
 
@@ -114,6 +115,7 @@ impl Config {
         }
 
         check_log_level(&self.log.level).map_err(|why| invalid("log.level", why))?;
+        check_resolver(&self.resolver)?;
 
         if self.listeners.is_empty() {
             return Err(invalid("listener", "at least one [[listener]] is required"));
@@ -191,7 +193,9 @@ impl Config {
     /// and key is loaded (a missing file, a file without a key, an unsupported key or a
     /// key/certificate mismatch is reported naming the key path and the file), each
     /// listener's rustls configuration is built, and the ticket key file, when there is one,
-    /// is read (an error names the file and the line). Stops at the first error.
+    /// is read (an error names the file and the line). Stops at the first error. Backend names
+    /// are checked as names but not resolved: `ringway check` must pass on a machine without
+    /// the DNS the configuration will run with (resolving is `run`'s, at startup and reload).
     pub fn check(&self) -> Result<(), ConfigError> {
         self.validate()?;
         for (index, listener) in self.listeners.iter().enumerate() {
@@ -356,14 +360,22 @@ impl UpstreamConfig {
                 format!("at least one backend is required {example}"),
             ));
         }
-        let mut seen: HashMap<SocketAddr, usize> = HashMap::new();
+        let mut seen: HashMap<&BackendAddress, usize> = HashMap::new();
         for (position, backend) in self.backends.iter().enumerate() {
-            let address = backend.address;
+            let address = &backend.address;
             if address.port() == 0 {
                 return Err(invalid(
                     names.backend(index, position, "address"),
                     format!("{address}: port 0 cannot be connected to"),
                 ));
+            }
+            if let BackendAddress::Name(name) = address {
+                name.check().map_err(|why| {
+                    invalid(
+                        names.backend(index, position, "address"),
+                        format!("{address} is not a host:port address: {why}"),
+                    )
+                })?;
             }
             if !(1..=BackendConfig::MAX_WEIGHT).contains(&backend.weight) {
                 return Err(invalid(
@@ -505,6 +517,40 @@ impl HealthCheckConfig {
         }
         Ok(())
     }
+}
+
+/// `[resolver]`: `0 < min_ttl <= max_ttl`, `timeout > 0`, name server ports not 0. Names
+/// are not resolved here: a configuration checks on a machine without the DNS.
+fn check_resolver(resolver: &ResolverConfig) -> Result<(), ConfigError> {
+    for (key, value) in [
+        ("resolver.min_ttl", resolver.min_ttl),
+        ("resolver.max_ttl", resolver.max_ttl),
+        ("resolver.timeout", resolver.timeout),
+    ] {
+        if value.is_zero() {
+            return Err(invalid(key, "must be greater than 0"));
+        }
+    }
+    if resolver.min_ttl > resolver.max_ttl {
+        return Err(invalid(
+            "resolver.min_ttl",
+            format!(
+                "{} is longer than resolver.max_ttl ({}): a name is looked up again at least \
+                 min_ttl and at most max_ttl after the last lookup",
+                format_duration(resolver.min_ttl),
+                format_duration(resolver.max_ttl)
+            ),
+        ));
+    }
+    for (position, server) in resolver.nameservers.iter().enumerate() {
+        if server.port() == 0 {
+            return Err(invalid(
+                format!("resolver.nameservers[{position}]"),
+                format!("{server}: port 0 cannot be asked"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A request target prefix or path: starts with `/`, visible ASCII only.

@@ -1,4 +1,5 @@
-//! Typed values of the document: durations, `ip:port` addresses, status ranges and strings
+//! Typed values of the document: durations, `ip:port` addresses, backend addresses
+//! (`ip:port` or `host:port`), status ranges and strings
 //! parsed with [`FromStr`] (the `*Value` serde helpers), and the duration and status-range
 //! parsers and formatters.
 
@@ -11,6 +12,8 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, Visitor};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
+
+use super::{BackendAddress, Name};
 
 /// A duration: `"500ms"`, `"10s"`, `"2m"`, `"1h30m"`, or an integer of milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +188,52 @@ impl<'de> Deserialize<'de> for AddressValue {
 }
 
 impl Serialize for AddressValue {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+/// A backend's address: `ip:port` (`"10.0.0.1:8080"`, `"[fd00::1]:8080"`) or `host:port`
+/// (`"app.internal:8080"`). Only the syntax is checked here (a port of 0 in `ip:port` is
+/// [`Config::validate`]'s).
+///
+/// [`Config::validate`]: super::Config::validate
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct BackendAddressValue(pub(super) BackendAddress);
+
+impl<'de> Deserialize<'de> for BackendAddressValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BackendAddressVisitor;
+
+        impl Visitor<'_> for BackendAddressVisitor {
+            type Value = BackendAddressValue;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "an ip:port or host:port address such as \"127.0.0.1:8080\", \"[::1]:8443\" \
+                     or \"app.internal:8080\"",
+                )
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<BackendAddressValue, E> {
+                if let Ok(addr) = text.parse::<SocketAddr>() {
+                    return Ok(BackendAddressValue(BackendAddress::Ip(addr)));
+                }
+                text.parse::<Name>()
+                    .map(|name| BackendAddressValue(BackendAddress::Name(name)))
+                    .map_err(|why| {
+                        E::custom(format!(
+                            "{text:?} is not an ip:port or host:port address: {why}"
+                        ))
+                    })
+            }
+        }
+
+        deserializer.deserialize_str(BackendAddressVisitor)
+    }
+}
+
+impl Serialize for BackendAddressValue {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(&self.0)
     }

@@ -141,7 +141,7 @@ fn check_config_invariants(config: &Config) {
         for backend in &upstream.backends {
             assert!(backend.address.port() != 0, "backend port 0 in {name:?}");
             assert!(
-                addresses.insert(backend.address),
+                addresses.insert(backend.address.clone()),
                 "backend listed twice in {name:?}"
             );
             assert!(

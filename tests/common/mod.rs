@@ -363,7 +363,29 @@ impl Backend {
 
     /// A backend whose answers come from `handler`.
     pub fn with_handler(name: &str, handler: Handler) -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::listening(name, TcpListener::bind("127.0.0.1:0").unwrap(), handler)
+    }
+
+    /// A backend like [`Backend::start`] on `addr` (e.g. 127.0.0.2 and the port of another
+    /// backend: two backends one name can resolve to).
+    pub fn start_on(name: &str, addr: SocketAddr) -> Backend {
+        let n = name.to_string();
+        Self::listening(
+            name,
+            TcpListener::bind(addr).unwrap(),
+            Arc::new(move |req, s| {
+                let body = format!("{n} {} {}\n", req.method, req.path);
+                write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nX-Backend: {n}\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )?;
+                Ok(Keep::Open)
+            }),
+        )
+    }
+
+    fn listening(name: &str, listener: TcpListener, handler: Handler) -> Backend {
         let addr = listener.local_addr().unwrap();
         let accepts = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(Mutex::new(Vec::new()));

@@ -137,7 +137,7 @@ fn the_example_file_parses_to_what_it_says() {
                     BackendConfig::new(addr("127.0.0.1:8080")),
                     BackendConfig::new(addr("127.0.0.1:8081")),
                     BackendConfig {
-                        address: addr("127.0.0.1:8082"),
+                        address: addr("127.0.0.1:8082").into(),
                         weight: 3,
                         max_connections: 100,
                         backup: false,

@@ -47,7 +47,8 @@ key = "a.key"
     assert_one_line(&error);
     assert_eq!(
         error.to_string(),
-        "listener[0].backends[1]: \"x:y\" is not an ip:port address (line 4, column 31)"
+        "listener[0].backends[1]: \"x:y\" is not an ip:port or host:port address: port \"y\" \
+         is not a number from 1 to 65535 (line 4, column 31)"
     );
 
     let (key, reason, _) = invalid(&MINIMAL.replace("127.0.0.1:8443", "localhost:8443"));

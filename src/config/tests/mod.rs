@@ -8,6 +8,7 @@ use super::*;
 mod certificates;
 mod document;
 mod errors;
+mod names;
 mod policies_checks_routes;
 mod ticket_keys;
 mod upstreams;

@@ -73,7 +73,7 @@ upstream = "app"
             backends: vec![
                 BackendConfig::new(addr("10.0.0.1:80")),
                 BackendConfig {
-                    address: addr("[fd00::1]:8080"),
+                    address: addr("[fd00::1]:8080").into(),
                     weight: 1000,
                     max_connections: 64,
                     backup: true,
@@ -175,7 +175,7 @@ fn upstream_defaults() {
     assert_eq!(
         upstream.backends,
         [BackendConfig {
-            address: addr("127.0.0.1:9001"),
+            address: addr("127.0.0.1:9001").into(),
             weight: 1,
             max_connections: 0,
             backup: false,
