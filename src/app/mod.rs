@@ -6,6 +6,7 @@
 //! line, and signals (SIGTERM/SIGINT: stop accepting, drain, exit 0; a second signal exits at
 //! once).
 
+pub mod notify;
 mod plan;
 
 use std::net::SocketAddr;
