@@ -9,9 +9,14 @@ use clap::{ArgGroup, Args, Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `ringway --version`: the package version and the commit it was built from, e.g.
+/// `0.1.0 (b4446bd)`, `0.1.0 (b4446bd-dirty)`, or `0.1.0 (unknown)` outside a git checkout
+/// (build.rs).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("RINGWAY_COMMIT"), ")");
+
 /// An HTTPS load balancer: TLS termination, HTTP/1.1, pinned per-core io_uring workers.
 #[derive(Parser)]
-#[command(name = "ringway", version, about)]
+#[command(name = "ringway", version = VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -500,3 +500,22 @@ fn help_works_on_every_command() {
         );
     }
 }
+
+/// `--version` names the package version and the commit it was built from (build.rs):
+/// `ringway 0.1.0 (b4446bd)`, `(b4446bd-dirty)`, or `(unknown)` without git.
+#[test]
+fn version_names_the_commit() {
+    let out = ringway().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.trim();
+    let rest = line
+        .strip_prefix(&format!("ringway {} (", env!("CARGO_PKG_VERSION")))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{line:?}"));
+    let hash = rest.strip_suffix("-dirty").unwrap_or(rest);
+    assert!(
+        rest == "unknown" || (hash.len() >= 7 && hash.chars().all(|c| c.is_ascii_hexdigit())),
+        "{line:?}"
+    );
+}

@@ -7,6 +7,7 @@
 //! upgrades ([`upgrade`]), and signals (SIGHUP: reload; SIGTERM/SIGINT: stop accepting, drain,
 //! exit 0; a second one exits at once).
 
+pub mod notify;
 mod plan;
 pub mod reload;
 pub mod upgrade;
