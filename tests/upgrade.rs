@@ -113,3 +113,45 @@ fn a_second_ringway_on_a_served_upgrade_socket_needs_upgrade() {
         "{stderr}"
     );
 }
+
+/// Kills the process `pid` when dropped (a successor ringway started by another ringway).
+struct Successor(u32);
+
+impl Drop for Successor {
+    fn drop(&mut self) {
+        signal(self.0, "KILL");
+    }
+}
+
+#[test]
+fn sigusr2_starts_the_successor_which_takes_over_under_load() {
+    let b = Backend::start("b");
+    let socket = temp_dir("upgrade-usr2").join("upgrade.sock");
+    let first = start(&b, &socket, false);
+    let addr = first.addr;
+    let load = Load::start(addr, 16, 2);
+    std::thread::sleep(Duration::from_millis(200));
+    signal(first.child.id(), "USR2");
+    assert!(
+        wait_until(Duration::from_secs(20), || first
+            .log()
+            .contains("binary upgrade: the new process serves the listeners")),
+        "{}",
+        first.log()
+    );
+    let log = first.log();
+    let pid: u32 = log
+        .split("successor=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|pid| pid.parse().ok())
+        .expect("the successor's pid in the log");
+    let _successor = Successor(pid);
+    assert!(first.wait_exit().success());
+    std::thread::sleep(Duration::from_millis(300));
+    let result = load.stop();
+    assert!(result.failures.is_empty(), "{result:?}");
+    assert_eq!(result.retried, 0, "{result:?}");
+    let mut client = Client::connect(addr, Some("localhost"));
+    assert_eq!(client.get("/").status, 200, "the successor serves");
+}

@@ -7,7 +7,7 @@
 //! upgrades ([`upgrade`]), and signals (SIGHUP: reload; SIGTERM/SIGINT: stop accepting, drain,
 //! exit 0; a second one exits at once).
 
-pub mod notify;
+mod notify;
 mod plan;
 pub mod reload;
 pub mod upgrade;
@@ -377,6 +377,7 @@ fn start(
     let server = Server::start(limited, inherited, move |worker| {
         proxy::Context::new(for_workers.clone(), worker)
     })?;
+    let succeeded = taken.is_some();
     if let Some(taken) = taken {
         // Serving: the old process may stop.
         if let Err(e) = taken.ready() {
@@ -385,7 +386,10 @@ fn start(
     }
     if let Some(u) = &upgrade {
         let control = server.control();
-        upgrade::serve(&u.socket, server.control(), move || control.shutdown())?;
+        upgrade::serve(&u.socket, server.control(), move || {
+            notify::stopping();
+            control.shutdown();
+        })?;
     }
     // One health thread checks every backend once per interval, for all workers.
     let checker = Arc::new(Mutex::new(None));
@@ -414,7 +418,11 @@ fn start(
         .spawn(move || {
             for request in requests {
                 match request {
-                    Event::Reload => running.reload_and_log(),
+                    Event::Reload => {
+                        notify::reloading();
+                        running.reload_and_log();
+                        notify::ready();
+                    }
                     Event::Addresses { name, addrs } => running.follow_dns(name, addrs),
                 }
             }
@@ -424,13 +432,33 @@ fn start(
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGHUP,
+        signal_hook::consts::SIGUSR2,
     ])
     .map_err(AppError::Signals)?;
+    // The binary a successor runs: the path this one was started from, read now (once the
+    // file is replaced, /proc/self/exe names the old, deleted one).
+    let exe = std::env::current_exe().ok();
     std::thread::Builder::new()
         .name("ringway-signals".into())
         .spawn(move || {
             let mut stopping = false;
             for signal in signals.forever() {
+                if signal == signal_hook::consts::SIGUSR2 {
+                    match (&upgrade, &exe) {
+                        _ if stopping => {
+                            tracing::warn!("binary upgrade asked while stopping: ignored")
+                        }
+                        (Some(_), Some(exe)) => upgrade::start_successor(exe),
+                        (None, _) => tracing::warn!(
+                            "binary upgrade asked (SIGUSR2), but ringway runs without \
+                             --upgrade-socket: ignored"
+                        ),
+                        (_, None) => tracing::error!(
+                            "binary upgrade asked (SIGUSR2), but the path of the binary is unknown"
+                        ),
+                    }
+                    continue;
+                }
                 if signal == signal_hook::consts::SIGHUP {
                     if stopping {
                         tracing::warn!("reload asked while stopping: ignored");
@@ -448,6 +476,7 @@ fn start(
                     signal,
                     "stopping: no new connections, draining in-flight requests"
                 );
+                notify::stopping();
                 control.shutdown();
             }
         })
@@ -463,6 +492,12 @@ fn start(
         "ringway started"
     );
     on_started(&server.bound);
+    if succeeded {
+        notify::ready_as_main();
+    } else {
+        notify::ready();
+    }
+    notify::status(&format!("serving {}", listening.join(", ")));
     server.wait();
     if let Some(checker) = checker
         .lock()

@@ -67,6 +67,14 @@ pub fn ready() {
     notify(READY);
 }
 
+/// Tells systemd that this process, a successor that took the listeners over from the old
+/// one (binary upgrade), is the service's main process now and serves: sends
+/// `MAINPID=<pid>` and `READY=1` (the unit needs `NotifyAccess=all` to accept it from a
+/// process that is not yet its main one).
+pub fn ready_as_main() {
+    notify(&format!("MAINPID={}\n{READY}", std::process::id()));
+}
+
 /// Tells systemd that a reload has begun: sends `RELOADING=1` with `MONOTONIC_USEC`, the
 /// current `CLOCK_MONOTONIC` time in microseconds, as `Type=notify-reload` expects. Send
 /// [`ready`] once the new configuration serves, or once it was refused and the old one still

@@ -175,6 +175,28 @@ impl TakenOver {
     }
 }
 
+/// Starts the binary at `exe` with this process's arguments and `--upgrade` (SIGUSR2, as
+/// nginx does): in the same service (cgroup) under systemd, so it can become the main process.
+/// The successor takes the listeners over and this process stops once it says it is ready; if
+/// it fails, this process serves on.
+pub fn start_successor(exe: &Path) {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if !args.iter().any(|a| a == "--upgrade") {
+        args.push("--upgrade".into());
+    }
+    match std::process::Command::new(exe).args(&args).spawn() {
+        Ok(child) => tracing::info!(
+            successor = child.id(),
+            binary = %exe.display(),
+            "binary upgrade: started the successor"
+        ),
+        Err(e) => tracing::error!(
+            binary = %exe.display(),
+            "binary upgrade: cannot start the successor: {e}"
+        ),
+    }
+}
+
 /// Whether a ringway serves the upgrade socket at `path`.
 pub fn is_served(path: &Path) -> bool {
     let Ok(conn) = seqpacket(path) else {

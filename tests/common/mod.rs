@@ -244,11 +244,12 @@ impl Drop for Proxy {
     }
 }
 
-/// Sends `signal` ("TERM", "INT", "HUP", "KILL", "STOP" or "CONT") to `pid`.
+/// Sends `signal` ("TERM", "INT", "HUP", "USR2", "KILL", "STOP" or "CONT") to `pid`.
 pub fn signal(pid: u32, signal: &str) {
     let sig = match signal {
         "TERM" => libc::SIGTERM,
         "HUP" => libc::SIGHUP,
+        "USR2" => libc::SIGUSR2,
         "INT" => libc::SIGINT,
         "KILL" => libc::SIGKILL,
         "STOP" => libc::SIGSTOP,
