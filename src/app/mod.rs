@@ -329,6 +329,12 @@ fn start(
         }
         _ => None,
     };
+    // A first process takes the upgrade socket before it starts: a path it cannot use is a
+    // startup error. A successor takes it once the old process let go (below).
+    let mut upgrade_socket = match &upgrade {
+        Some(u) if !u.take_over => Some(upgrade::UpgradeSocket::bind(&u.socket)?),
+        _ => None,
+    };
     let (events, requests) = mpsc::channel();
     let names = Names::resolve(config, &events)?;
     let mut registry = Registry::new();
@@ -340,7 +346,7 @@ fn start(
         config,
         &names.addresses,
         &mut registry,
-        &ticketer,
+        plan::TlsSource::Load(&ticketer),
         &mut |addr| listeners.id(addr, ListenerConfig::DEFAULT_BACKLOG),
     )?;
     // The backlogs as configured, for a reload to compare with.
@@ -383,13 +389,23 @@ fn start(
         if let Err(e) = taken.ready() {
             tracing::warn!("binary upgrade: the old process did not acknowledge: {e}");
         }
+        // Serving already: a failure here must not stop this process.
+        if let Some(u) = &upgrade {
+            match upgrade::UpgradeSocket::bind(&u.socket) {
+                Ok(socket) => upgrade_socket = Some(socket),
+                Err(e) => tracing::error!("binary upgrades are off until a restart: {e}"),
+            }
+        }
     }
-    if let Some(u) = &upgrade {
+    if let Some(socket) = upgrade_socket {
         let control = server.control();
-        upgrade::serve(&u.socket, server.control(), move || {
+        let stop = move || {
             notify::stopping();
             control.shutdown();
-        })?;
+        };
+        if let Err(e) = socket.serve(server.control(), stop) {
+            tracing::error!("binary upgrades are off until a restart: {e}");
+        }
     }
     // One health thread checks every backend once per interval, for all workers.
     let checker = Arc::new(Mutex::new(None));

@@ -49,6 +49,15 @@ pub fn ticketer(
     })
 }
 
+/// Where compiling takes each listener's TLS configuration from.
+pub enum TlsSource<'a> {
+    /// Loads its certificates and keys (startup, reload), with this session ticketer.
+    Load(&'a Arc<dyn ProducesTickets>),
+    /// The plan in force, by listener id: when only backends change (a DNS answer), nothing is
+    /// read from disk.
+    Keep(&'a Plan),
+}
+
 /// A configuration, compiled.
 pub struct Compiled {
     /// How the workers run.
@@ -61,26 +70,35 @@ pub struct Compiled {
     pub diff: TableDiff,
 }
 
-/// Compiles a validated `config`: loads its certificates, builds its TLS configurations (with
-/// `ticketer`, which every listener and worker shares: a reconnect may land on any core),
-/// routers, backend table (through `registry`, which keeps what it knew of each backend) and
-/// upstreams. `addresses` holds the addresses of every backend name of `config`
+/// Compiles a validated `config`: builds its TLS configurations as `tls` says (loaded with a
+/// ticketer every listener and worker shares, since a reconnect may land on any core; or kept
+/// from the plan in force), routers, backend table (through `registry`, which keeps what it
+/// knew of each backend) and upstreams. `addresses` holds the addresses of every backend name of `config`
 /// ([`Config::names`]; empty when there is none). `listener_id` names the listener at each
 /// address.
 pub fn compile(
     config: &Config,
     addresses: &Addresses,
     registry: &mut Registry,
-    ticketer: &Arc<dyn ProducesTickets>,
+    tls: TlsSource<'_>,
     listener_id: &mut dyn FnMut(SocketAddr) -> usize,
 ) -> Result<Compiled, AppError> {
     let mut listeners = Vec::with_capacity(config.listeners.len());
     let mut listening = Vec::with_capacity(config.listeners.len());
     for (index, listener) in config.listeners.iter().enumerate() {
         let id = listener_id(listener.address);
+        let tls = match &tls {
+            TlsSource::Load(ticketer) => {
+                listener.server_config(index, Some((*ticketer).clone()))?
+            }
+            TlsSource::Keep(plan) => match plan.listener(id) {
+                Some(kept) => kept.tls.clone(),
+                None => listener.server_config(index, None)?,
+            },
+        };
         listeners.push(ListenerPlan {
             id,
-            tls: listener.server_config(index, Some(ticketer.clone()))?,
+            tls,
             router: listener.router(),
         });
         listening.push(Listen {

@@ -37,7 +37,7 @@ use crate::upstream::group::Table;
 use crate::upstream::registry::Registry;
 
 use super::AppError;
-use super::plan::{Compiled, compile};
+use super::plan::{Compiled, TlsSource, compile};
 
 /// Reloads by result, for the metrics.
 #[derive(Debug, Default)]
@@ -246,7 +246,7 @@ impl Running {
         let mut addresses = self.names.addresses.clone();
         addresses.insert(name.clone(), addrs.clone());
         let config = self.config.clone();
-        match self.apply(&config, &addresses) {
+        match self.apply(&config, &addresses, false) {
             Ok(mut changes) => {
                 self.names.addresses = addresses;
                 changes.addresses = Some((name, addrs));
@@ -314,7 +314,7 @@ impl Running {
             .as_ref()
             .map_or(&self.names.addresses, |n| &n.addresses)
             .clone();
-        let changes = self.apply(&config, &addresses)?;
+        let changes = self.apply(&config, &addresses, true)?;
         if let Some(names) = names {
             // Dropping the previous watcher stops it.
             self.names = names;
@@ -324,9 +324,24 @@ impl Running {
     }
 
     /// Compiles `config` with `addresses` for its backend names and applies it; an error
-    /// changes nothing.
-    fn apply(&mut self, config: &Config, addresses: &Addresses) -> Result<Changes, AppError> {
-        let ticketer = super::plan::ticketer(config, &self.ticketer)?;
+    /// changes nothing. With `read_files`, certificates, keys and ticket keys are read again;
+    /// without (only backend addresses changed), the TLS configurations in force are kept.
+    fn apply(
+        &mut self,
+        config: &Config,
+        addresses: &Addresses,
+        read_files: bool,
+    ) -> Result<Changes, AppError> {
+        let in_force = self.published.current().1;
+        let ticketer = if read_files {
+            Some(super::plan::ticketer(config, &self.ticketer)?)
+        } else {
+            None
+        };
+        let tls = match &ticketer {
+            Some(ticketer) => TlsSource::Load(ticketer),
+            None => TlsSource::Keep(&in_force),
+        };
         let ticket_keys = config.ticket_keys.clone();
 
         // Listeners to add are bound first: an address that cannot be bound fails the reload
@@ -347,15 +362,15 @@ impl Running {
                 added.push(bound);
             }
         }
-        let certificates = read_certificates(config);
+        let certificates = if read_files {
+            read_certificates(config)
+        } else {
+            self.certificates.clone()
+        };
         // The last fallible step; it updates the registry only when it succeeds.
-        let compiled = compile(
-            config,
-            addresses,
-            &mut self.registry,
-            &ticketer,
-            &mut |addr| listeners.id(addr, 0),
-        )?;
+        let compiled = compile(config, addresses, &mut self.registry, tls, &mut |addr| {
+            listeners.id(addr, 0)
+        })?;
 
         // From here on, nothing fails: apply.
         let Compiled {
@@ -405,7 +420,7 @@ impl Running {
         self.listeners = listeners;
         self.upstreams = upstreams;
         self.certificates = certificates;
-        changes.ticket_keys = ticket_keys;
+        changes.ticket_keys = ticket_keys.filter(|_| read_files);
         Ok(changes)
     }
 }

@@ -208,67 +208,86 @@ pub fn is_served(path: &Path) -> bool {
     socket::connect(conn.as_raw_fd(), &addr).is_ok()
 }
 
-/// Listens on `path` (replacing a stale socket file) and serves successors on a thread of
-/// its own: each gets the listening sockets `control` holds; the first that says it is ready
-/// makes this process stop (`stop`).
-pub fn serve(
-    path: &Path,
-    control: Control,
-    stop: impl Fn() + Send + 'static,
-) -> Result<(), UpgradeError> {
-    let listener = seqpacket(path)?;
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(UpgradeError::Socket {
-                path: path.to_path_buf(),
-                what: "removing the stale socket file",
-                errno: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-            });
-        }
-    }
-    socket::bind(listener.as_raw_fd(), &unix_addr(path)?).map_err(socket_error(path, "binding"))?;
-    socket::listen(&listener, Backlog::new(4).unwrap_or(Backlog::MAXCONN))
-        .map_err(socket_error(path, "listening"))?;
-    let path = path.to_path_buf();
-    std::thread::Builder::new()
-        .name("ringway-upgrade".into())
-        .spawn(move || {
-            loop {
-                let conn = match socket::accept(listener.as_raw_fd()) {
-                    // SAFETY: accept(2) returned a new descriptor that nothing else owns.
-                    Ok(raw) => unsafe { OwnedFd::from_raw_fd(raw) },
-                    Err(nix::Error::EINTR) | Err(nix::Error::ECONNABORTED) => continue,
-                    Err(e) => {
-                        tracing::error!(path = %path.display(), "upgrade socket: accept: {e}");
-                        return;
-                    }
-                };
-                match hand_over(&conn, &control) {
-                    Ok(pid) => {
-                        tracing::info!(
-                            successor = %pid,
-                            "binary upgrade: the new process serves the listeners; \
-                             stopping: no new connections, draining in-flight requests"
-                        );
-                        stop();
-                        let _ = send(&conn, "BYE", &[]);
-                        return;
-                    }
-                    Err(e) => tracing::warn!(
-                        path = %path.display(),
-                        "binary upgrade abandoned, still serving: {e}"
-                    ),
-                }
+/// The upgrade socket, bound and listening, not served yet.
+pub struct UpgradeSocket {
+    listener: OwnedFd,
+    path: PathBuf,
+}
+
+impl UpgradeSocket {
+    /// Listens on `path`, replacing a stale socket file (check [`is_served`] first: this takes
+    /// the path from whoever serves it).
+    pub fn bind(path: &Path) -> Result<Self, UpgradeError> {
+        let listener = seqpacket(path)?;
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(UpgradeError::Socket {
+                    path: path.to_path_buf(),
+                    what: "removing the stale socket file",
+                    errno: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+                });
             }
+        }
+        socket::bind(listener.as_raw_fd(), &unix_addr(path)?)
+            .map_err(socket_error(path, "binding"))?;
+        socket::listen(&listener, Backlog::new(4).unwrap_or(Backlog::MAXCONN))
+            .map_err(socket_error(path, "listening"))?;
+        Ok(Self {
+            listener,
+            path: path.to_path_buf(),
         })
-        .map_err(|e| UpgradeError::Socket {
-            path: PathBuf::new(),
-            what: "starting its thread",
-            errno: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN)),
-        })?;
-    Ok(())
+    }
+
+    /// Serves successors on a thread of its own: each gets the listening sockets `control`
+    /// holds; the first that says it is ready makes this process stop (`stop`).
+    pub fn serve(
+        self,
+        control: Control,
+        stop: impl Fn() + Send + 'static,
+    ) -> Result<(), UpgradeError> {
+        let Self { listener, path } = self;
+        let thread_path = path.clone();
+        std::thread::Builder::new()
+            .name("ringway-upgrade".into())
+            .spawn(move || {
+                let path = thread_path;
+                loop {
+                    let conn = match socket::accept(listener.as_raw_fd()) {
+                        // SAFETY: accept(2) returned a new descriptor that nothing else owns.
+                        Ok(raw) => unsafe { OwnedFd::from_raw_fd(raw) },
+                        Err(nix::Error::EINTR) | Err(nix::Error::ECONNABORTED) => continue,
+                        Err(e) => {
+                            tracing::error!(path = %path.display(), "upgrade socket: accept: {e}");
+                            return;
+                        }
+                    };
+                    match hand_over(&conn, &control) {
+                        Ok(pid) => {
+                            tracing::info!(
+                                successor = %pid,
+                                "binary upgrade: the new process serves the listeners; \
+                                 stopping: no new connections, draining in-flight requests"
+                            );
+                            stop();
+                            let _ = send(&conn, "BYE", &[]);
+                            return;
+                        }
+                        Err(e) => tracing::warn!(
+                            path = %path.display(),
+                            "binary upgrade abandoned, still serving: {e}"
+                        ),
+                    }
+                }
+            })
+            .map_err(|e| UpgradeError::Socket {
+                path,
+                what: "starting its thread",
+                errno: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN)),
+            })?;
+        Ok(())
+    }
 }
 
 /// One successor: hello, the listeners, ready. Returns the successor's pid as it said it.

@@ -854,6 +854,24 @@ pub struct LoadResult {
     pub failures: Vec<String>,
 }
 
+impl LoadResult {
+    /// Nothing failed, no request had to be sent again, and at least `min_ok` were answered.
+    pub fn assert_clean(&self, min_ok: usize) {
+        let failures = &self.failures;
+        assert!(
+            failures.is_empty(),
+            "{} failed: {:?}",
+            failures.len(),
+            &failures[..failures.len().min(5)]
+        );
+        assert_eq!(
+            self.retried, 0,
+            "a connection was closed under a request: {self:?}"
+        );
+        assert!(self.ok >= min_ok, "the load ran: {self:?}");
+    }
+}
+
 impl Load {
     pub fn start(addr: SocketAddr, keepalive: usize, fresh: usize) -> Load {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
