@@ -18,6 +18,7 @@ pub mod discovery;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http1;
+mod metrics;
 mod proxy;
 mod route;
 pub mod runtime;

@@ -18,6 +18,7 @@ const UNITS: &[(&str, &str, u8)] = &[
     ("balance", "balance", 1),
     ("route", "route", 1),
     ("tls", "tls", 1),
+    ("metrics", "metrics", 1),
     ("upstream::board", "upstream state", 2),
     ("upstream::budget", "upstream state", 2),
     ("upstream::health", "upstream state", 2),

@@ -21,6 +21,7 @@ use crate::config::{
     ListenerConfig, Policy, TlsOptions, UnresolvedName, UpstreamConfig,
 };
 use crate::discovery::DiscoveryError;
+use crate::metrics::WorkerMetrics;
 use crate::proxy::generation::Published;
 use crate::proxy::{self, ListenerPlan};
 use crate::route::Router;
@@ -207,15 +208,13 @@ pub fn demo(listen: SocketAddr, workers: Option<usize>) -> Result<(), AppError> 
         });
         compiled.plan.listeners.push(ListenerPlan {
             id,
+            address: listen,
             tls,
             router: Router::new(Vec::new(), Some(0)),
         });
         Ok(())
     };
-    let workers = config
-        .workers
-        .unwrap_or_else(|| runtime::available_cores().len())
-        .max(1);
+    let workers = plan::workers(&config);
     start(&config, None, None, add_listener, |bound| {
         for addr in bound {
             println!(
@@ -337,7 +336,7 @@ fn start(
     };
     let (events, requests) = mpsc::channel();
     let names = Names::resolve(config, &events)?;
-    let mut registry = Registry::new();
+    let mut registry = Registry::new(plan::workers(config));
     let mut listeners = Listeners::default();
     // One in-memory ticketer for the process: it survives reloads.
     let in_memory = tls::ticketer()?;
@@ -380,8 +379,14 @@ fn start(
     }
     let published = Published::new(Arc::new(plan));
     let for_workers = published.clone();
+    // What each worker counts of its clients, read by the admin thread.
+    let worker_metrics: Arc<[Arc<WorkerMetrics>]> = (0..workers)
+        .map(|_| Arc::new(WorkerMetrics::default()))
+        .collect();
+    let counting = worker_metrics.clone();
     let server = Server::start(limited, inherited, move |worker| {
-        proxy::Context::new(for_workers.clone(), worker)
+        let metrics = counting.get(worker.index).cloned().unwrap_or_default();
+        proxy::Context::new(for_workers.clone(), worker, metrics)
     })?;
     let succeeded = taken.is_some();
     if let Some(taken) = taken {

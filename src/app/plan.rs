@@ -98,6 +98,7 @@ pub fn compile(
         };
         listeners.push(ListenerPlan {
             id,
+            address: listener.address,
             tls,
             router: listener.router(),
         });
@@ -138,10 +139,7 @@ pub fn compile(
         },
     };
     let settings = Settings {
-        workers: config
-            .workers
-            .unwrap_or_else(|| runtime::available_cores().len())
-            .max(1),
+        workers: workers(config),
         listeners: listening,
         drain: t.drain,
         max_connections: l.connections_per_worker,
@@ -157,6 +155,14 @@ pub fn compile(
         checks: upstreams.checks,
         diff: upstreams.diff,
     })
+}
+
+/// The workers `config` runs: `workers`, or one per core the process may run on.
+pub fn workers(config: &Config) -> usize {
+    config
+        .workers
+        .unwrap_or_else(|| runtime::available_cores().len())
+        .max(1)
 }
 
 /// The upstreams of a configuration as the workers and the health thread need them.
@@ -216,6 +222,8 @@ fn compile_upstreams(
                 .health_check
                 .as_ref()
                 .map_or(DOWN_WITHOUT_CHECKS, |h| h.interval * h.rise),
+            checked: check.is_some(),
+            metrics: registry.upstream(&name),
         }));
     }
     let (table, diff) = registry.table(backends);

@@ -166,3 +166,116 @@ impl BodyError {
         }
     }
 }
+
+impl HeadError {
+    /// The rule broken, as a short name for logs and metrics (`cl_te`: Content-Length with Transfer-Encoding).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::BareLf => "bare_lf",
+            Self::BareCr => "bare_cr",
+            Self::Nul => "nul",
+            Self::ObsFold => "obs_fold",
+            Self::WhitespaceBeforeColon => "whitespace_before_colon",
+            Self::InvalidFieldName => "invalid_field_name",
+            Self::InvalidFieldValue => "invalid_field_value",
+            Self::MissingColon => "missing_colon",
+            Self::TooLarge => "too_large",
+            Self::TooManyFields => "too_many_fields",
+            Self::InvalidContentLength => "invalid_cl",
+            Self::DifferingContentLength => "cl_cl",
+            Self::ContentLengthWithTransferEncoding => "cl_te",
+            Self::DuplicateTransferEncoding => "te_te",
+            Self::InvalidTransferEncoding => "invalid_transfer_encoding",
+            Self::UnknownTransferCoding => "unknown_transfer_coding",
+            Self::DuplicateChunked => "duplicate_chunked",
+            Self::TransferEncodingNotChunked => "te_not_chunked",
+            Self::TransferEncodingInHttp10 => "te_http10",
+            Self::TooManyConnectionOptions => "too_many_connection_options",
+            Self::Malformed => "malformed",
+        }
+    }
+}
+
+impl RequestError {
+    /// The rule broken, as a short name for logs and metrics (`cl_te`: Content-Length with Transfer-Encoding).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::UriTooLong => "uri_too_long",
+            Self::BodyTooLarge => "body_too_large",
+            Self::MalformedRequestLine => "malformed_request_line",
+            Self::InvalidMethod => "invalid_method",
+            Self::MalformedVersion => "malformed_version",
+            Self::UnsupportedVersion => "unsupported_version",
+            Self::InvalidTarget => "invalid_target",
+            Self::FragmentInTarget => "fragment_in_target",
+            Self::AsteriskNotOptions => "asterisk_not_options",
+            Self::AuthorityFormNotConnect => "authority_form_not_connect",
+            Self::ConnectNotSupported => "connect_not_supported",
+            Self::MissingHost => "missing_host",
+            Self::DuplicateHost => "duplicate_host",
+            Self::InvalidHost => "invalid_host",
+            Self::Head(e) => e.name(),
+        }
+    }
+}
+
+impl ResponseError {
+    /// The rule broken, as a short name for logs and metrics (`cl_te`: Content-Length with Transfer-Encoding).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::MalformedStatusLine => "malformed_status_line",
+            Self::MalformedVersion => "malformed_version",
+            Self::UnsupportedVersion => "unsupported_version",
+            Self::InvalidStatus => "invalid_status",
+            Self::StatusLineTooLong => "status_line_too_long",
+            Self::SwitchingProtocols => "switching_protocols",
+            Self::ConnectTunnel => "connect_tunnel",
+            Self::Head(e) => e.name(),
+        }
+    }
+}
+
+impl BodyError {
+    /// The rule broken, as a short name for logs and metrics (`cl_te`: Content-Length with Transfer-Encoding).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::InvalidChunkSize => "invalid_chunk_size",
+            Self::ChunkSizeTooLong => "chunk_size_too_long",
+            Self::InvalidChunkExtension => "invalid_chunk_extension",
+            Self::ChunkExtensionTooLong => "chunk_extension_too_long",
+            Self::MissingChunkCrlf => "missing_chunk_crlf",
+            Self::BareLf => "bare_lf",
+            Self::BareCr => "bare_cr",
+            Self::InvalidTrailer => "invalid_trailer",
+            Self::TrailersTooLarge => "trailers_too_large",
+            Self::TooLarge => "too_large",
+        }
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn rule_names_are_short_snake_case_and_the_smuggling_ones_are_named() {
+        assert_eq!(
+            RequestError::Head(HeadError::ContentLengthWithTransferEncoding).name(),
+            "cl_te"
+        );
+        assert_eq!(HeadError::DifferingContentLength.name(), "cl_cl");
+        assert_eq!(HeadError::DuplicateTransferEncoding.name(), "te_te");
+        assert_eq!(ResponseError::Head(HeadError::ObsFold).name(), "obs_fold");
+        assert_eq!(BodyError::InvalidChunkSize.name(), "invalid_chunk_size");
+        for name in [
+            RequestError::MissingHost.name(),
+            HeadError::TransferEncodingInHttp10.name(),
+        ] {
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{name}"
+            );
+        }
+    }
+}

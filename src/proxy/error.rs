@@ -126,6 +126,29 @@ impl ProxyError {
         }
     }
 
+    /// What ended the request, as a short name for the access log and metrics (`no_backend`,
+    /// `backend_timeout`, `client_closed`, a framing rule's name for a bad body...).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::NoBackend { .. } => "no_backend",
+            Self::Connect(ConnectError::Timeout { .. }) => "connect_timeout",
+            Self::Connect(ConnectError::Io { .. }) => "connect_failed",
+            Self::BackendWrite(_) => "backend_write",
+            Self::BackendRead(_) => "backend_read",
+            Self::BackendClosedEarly => "backend_closed",
+            Self::BackendClosedMidBody => "backend_closed_mid_body",
+            Self::BadResponse(e) => e.name(),
+            Self::BadResponseBody(e) => e.name(),
+            Self::ResponseTimeout => "backend_timeout",
+            Self::TryTimeout => "try_timeout",
+            Self::BackendStalled => "backend_stalled",
+            Self::BadRequestBody(e) => e.name(),
+            Self::Client(_) => "client_io",
+            Self::ClientStalled => "client_timeout",
+            Self::ClientClosedMidBody => "client_closed",
+        }
+    }
+
     /// The side that failed.
     pub fn side(&self) -> Side {
         match self {

@@ -84,7 +84,7 @@ impl Generation {
             .map(|(u, spec)| {
                 // Each worker's policies draw from their own random sequence.
                 let seed = (worker as u64) << 32 | u as u64;
-                Group::keeping(spec.clone(), plan.table.clone(), seed, kept)
+                Group::keeping(spec.clone(), plan.table.clone(), worker, seed, kept)
             })
             .collect();
         kept.retain(&plan.table);

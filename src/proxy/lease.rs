@@ -48,6 +48,12 @@ impl Lease {
     /// ([`ProxyError::blames_backend`]); a client's failure or a local shortage (out of
     /// descriptors, memory, buffers) says nothing about the backend and is not counted.
     pub fn report_error(&self, e: &ProxyError) {
+        if let ProxyError::Connect(_) = e {
+            self.serving.groups[self.group]
+                .counters(self.backend)
+                .connect_failures
+                .inc();
+        }
         if matches!(
             e,
             ProxyError::TryTimeout | ProxyError::Connect(ConnectError::Timeout { .. })

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use compio::net::TcpStream;
 
+use crate::metrics::WorkerMetrics;
 use crate::runtime::{Handler, Load, Worker};
 use crate::upstream::group::WorkerBackends;
 use crate::upstream::{BackendConn, ConnPool};
@@ -54,11 +55,13 @@ pub struct Context {
     pub load: Rc<Load>,
     /// Set when the worker is draining: responses say `Connection: close`.
     pub draining: Cell<bool>,
+    /// What the worker counts of its clients (read by the admin thread).
+    pub metrics: Arc<WorkerMetrics>,
 }
 
 impl Context {
-    /// The proxy of `worker`, serving what `published` holds.
-    pub fn new(published: Arc<Published>, worker: Worker) -> Self {
+    /// The proxy of `worker`, serving what `published` holds, counting into `metrics`.
+    pub fn new(published: Arc<Published>, worker: Worker, metrics: Arc<WorkerMetrics>) -> Self {
         let (number, plan) = published.current();
         let mut backends = WorkerBackends::default();
         let generation = Generation::new(number, plan, worker.index, &mut backends);
@@ -72,6 +75,7 @@ impl Context {
             worker: worker.index,
             load: worker.load,
             draining: Cell::new(false),
+            metrics,
         }
     }
 
@@ -145,11 +149,18 @@ impl Handler for Context {
         loop {
             compio::time::sleep(RELOAD_POLL).await;
             // Follows a reload even without traffic: a removed backend's idle connections close.
-            let period = self.current().plan.pool.sweep_period();
+            let serving = self.current();
+            let period = serving.plan.pool.sweep_period();
             let now = Instant::now();
+            let mut pool = self.pool.borrow_mut();
             if now.saturating_duration_since(swept) >= period {
-                self.pool.borrow_mut().sweep(now);
+                pool.sweep(now);
                 swept = now;
+            }
+            let table = &serving.plan.table;
+            for i in 0..table.len() {
+                let idle = pool.idle_count(i) as u64;
+                table.metrics(i).worker(self.worker).idle.set(idle);
             }
         }
     }

@@ -68,6 +68,8 @@ impl PoolSettings {
 pub struct ListenerPlan {
     /// The runtime's id of the listener (`runtime::Listen::id`).
     pub id: usize,
+    /// The address it was configured with.
+    pub address: std::net::SocketAddr,
     /// The TLS configuration (certificates, tickets), shared by every worker.
     pub tls: Arc<ServerConfig>,
     /// Which upstream serves a request (indexes into [`Plan::upstreams`]).

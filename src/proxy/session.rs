@@ -46,7 +46,7 @@ use super::relay::{
 use super::rules::{
     self, AfterFailure, Answer, Attempts, BODY_READ, ClientKeep, NO_BACKEND_RETRY_AFTER, SLOW_READ,
 };
-use super::tls_conn::TlsConn;
+use super::tls_conn::{TlsConn, TlsIoError};
 
 /// Bytes the re-serialized request head may add to the client's (forwarding fields).
 const REQUEST_HEAD_SLACK: usize = 1024;
@@ -94,20 +94,60 @@ pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: Sock
         rbuf: LazyBuf::new(HEAD_BUFFER),
         head: RequestHead::new(),
         rhead: ResponseHead::new(),
+        trace: Trace::default(),
+        counted: (0, 0),
     };
     let handshake = session.conn.handshake(&mut session.inbuf);
+    let metrics = session.ctx.metrics.clone();
+    metrics.connections_accepted.inc();
     match within(session.serving.plan.timeouts.handshake, handshake).await {
-        Ok(Ok(())) => {}
+        Ok(Ok(())) => {
+            if let Some(done) = session.conn.handshake_summary() {
+                let version = usize::from(done.version == crate::tls::engine::Version::Tls13);
+                metrics.tls_handshakes[version][usize::from(done.resumed)].inc();
+            }
+            session.run().await;
+        }
         Ok(Err(e)) => {
+            let reason = match e {
+                TlsIoError::HandshakeEof => 1,
+                TlsIoError::Tls(_) => 2,
+                _ => 3,
+            };
+            metrics.tls_failures[reason].inc();
             tracing::debug!(%peer, "TLS handshake failed: {e}");
-            return;
         }
         Err(_) => {
+            metrics.tls_failures[0].inc();
             tracing::debug!(%peer, "TLS handshake timed out");
-            return;
         }
     }
-    session.run().await;
+    session.count_traffic();
+    metrics.connections_closed.inc();
+}
+
+/// What the request in progress came to, filled as the exchange goes: for the counters and
+/// the access log at its end. Plain values, no allocation.
+#[derive(Default)]
+struct Trace {
+    /// When its head was complete.
+    started: Option<Instant>,
+    /// Client traffic (received, sent) at that moment.
+    traffic: (u64, u64),
+    /// Its upstream, once routed.
+    group: Option<usize>,
+    /// The backend of its last attempt.
+    backend: Option<usize>,
+    /// Attempts sent to backends (retries and hedges included).
+    attempts: u32,
+    /// The status of the response head sent to the client; 0 when none was.
+    status: u16,
+    /// Getting the last attempt's backend connection (0 when one was pooled).
+    connect: Option<Duration>,
+    /// From the last attempt's request sent to its response head.
+    first_byte: Option<Duration>,
+    /// What ended it, when not a complete exchange: the side and a short reason.
+    ended_by: Option<(Side, &'static str)>,
 }
 
 struct Session {
@@ -127,6 +167,9 @@ struct Session {
     rbuf: LazyBuf,
     head: RequestHead,
     rhead: ResponseHead,
+    trace: Trace,
+    /// Client traffic already added to the worker's counters.
+    counted: (u64, u64),
 }
 
 /// What a failure's log line says when the request is not retried although the rules would
@@ -263,8 +306,8 @@ enum HeadRead {
     Ready,
     /// The client closed or idled out between requests: close quietly.
     Closed,
-    /// Answer with this status and close.
-    Reject(Status),
+    /// Answer with this status and close; the rule the client broke.
+    Reject(Status, &'static str),
 }
 
 /// How a request/response exchange left the connections.
@@ -279,16 +322,21 @@ impl Session {
             match self.read_head().await {
                 HeadRead::Ready => self.follow_reload(),
                 HeadRead::Closed => return,
-                HeadRead::Reject(status) => {
+                HeadRead::Reject(status, rule) => {
+                    self.begin_request();
+                    self.trace.ended_by = Some((Side::Client, rule));
                     self.reject(status).await;
+                    self.finish_request();
                     return;
                 }
             }
+            self.begin_request();
             let in_flight = self.ctx.load.start_request();
             // Boxed: the exchange's state (backend I/O, timers, upload and relay) exists only
             // while a request is in flight, so an idle connection's task stays small.
             let keep = Box::pin(self.exchange()).await;
             drop(in_flight);
+            self.finish_request();
             if !keep {
                 self.conn.close().await;
                 return;
@@ -296,6 +344,51 @@ impl Session {
             self.inbuf.release_if_empty();
             self.rbuf.release_if_empty();
             self.conn.release_buffers();
+        }
+    }
+
+    /// Starts the trace of a request whose head is complete.
+    fn begin_request(&mut self) {
+        self.trace = Trace {
+            started: Some(Instant::now()),
+            traffic: self.conn.traffic(),
+            ..Trace::default()
+        };
+        self.ctx.metrics.requests.inc();
+    }
+
+    /// Adds the client traffic since the last call to the worker's counters.
+    fn count_traffic(&mut self) {
+        let (received, sent) = self.conn.traffic();
+        let metrics = &self.ctx.metrics;
+        metrics.bytes_received.add(received - self.counted.0);
+        metrics.bytes_sent.add(sent - self.counted.1);
+        self.counted = (received, sent);
+    }
+
+    /// Counts the request that ended: the worker's and its upstream's counters.
+    fn finish_request(&mut self) {
+        self.count_traffic();
+        let trace = &self.trace;
+        self.ctx.metrics.requests_done.inc();
+        let Some(group) = trace.group else {
+            return;
+        };
+        let counters = self.serving.groups[group].upstream_counters();
+        if trace.status != 0 {
+            counters.requests[crate::metrics::class(trace.status)].inc();
+        }
+        if let Some((_, "no_backend")) = trace.ended_by {
+            counters.no_backend.inc();
+        }
+        counters
+            .retries
+            .add(u64::from(trace.attempts.saturating_sub(1)));
+        if let Some(started) = trace.started {
+            counters.request_seconds.record(started.elapsed());
+        }
+        if let Some(first_byte) = trace.first_byte {
+            counters.backend_seconds.record(first_byte);
         }
     }
 
@@ -335,7 +428,7 @@ impl Session {
                     Ok(Parsed::Partial) => {}
                     Err(e) => {
                         tracing::debug!(peer = %self.peer, "rejected request: {e}");
-                        return HeadRead::Reject(e.status());
+                        return HeadRead::Reject(e.status(), e.name());
                     }
                 }
                 deadline.get_or_insert_with(|| after(timeouts.request_head));
@@ -350,7 +443,9 @@ impl Session {
             match read {
                 Ok(Ok(0)) | Ok(Err(_)) => return HeadRead::Closed,
                 Ok(Ok(_)) => {}
-                Err(_) if deadline.is_some() => return HeadRead::Reject(Status::RequestTimeout),
+                Err(_) if deadline.is_some() => {
+                    return HeadRead::Reject(Status::RequestTimeout, "client_timeout");
+                }
                 Err(_) => return HeadRead::Closed,
             }
         }
@@ -358,6 +453,7 @@ impl Session {
 
     /// Sends a pre-built error response; the caller closes the connection.
     async fn reject(&mut self, status: Status) {
+        self.trace.status = status as u16;
         if self.conn.write_plain(http1::error_response(status)).is_ok() {
             let _ = within(self.serving.plan.timeouts.body, self.conn.close()).await;
         }
@@ -386,6 +482,7 @@ impl Session {
             Ok(adv) => adv.consumed,
             Err(e) => {
                 tracing::debug!(peer = %self.peer, "rejected request body: {e}");
+                self.trace.ended_by = Some((Side::Client, e.name()));
                 buf::give(req);
                 self.reject(e.status()).await;
                 return false;
@@ -409,9 +506,11 @@ impl Session {
             Ok(group) => group,
             Err(status) => {
                 buf::give(req);
+                self.trace.ended_by = Some((Side::Client, "no_route"));
                 return self.respond(Answer::unrouted(status, local_keep)).await;
             }
         };
+        self.trace.group = Some(group);
         let target = Target {
             group,
             key,
@@ -421,6 +520,7 @@ impl Session {
         let (lease, bconn, exchanged) = match sent {
             Ok(sent) => sent,
             Err(e) => {
+                self.trace.ended_by = Some((e.side(), e.reason()));
                 // Every failed attempt was logged with its backend; an upstream with no
                 // backend to try is the health checks' and ejections' news, not a new one.
                 if let ProxyError::NoBackend { .. } = e {
@@ -451,6 +551,7 @@ impl Session {
                 client_keep
             }
             Err((e, head_sent)) => {
+                self.trace.ended_by = Some((e.side(), e.reason()));
                 self.log_failure(&e, group, lease.backend(), &label, "");
                 lease.report_error(&e);
                 self.respond(Answer::for_failure(&e, false, head_sent))
@@ -540,6 +641,7 @@ impl Session {
 
     /// Answers a request ringway handles itself (no route, no backend available).
     async fn answer(&mut self, status: Status, retry_after: Option<u64>, keep: bool) -> bool {
+        self.trace.status = status as u16;
         let mut out = buf::take(LOCAL_RESPONSE_LEN);
         http1::local_response(status, retry_after, keep, self.head.method, &mut out);
         let written = self.conn.write_plain(&out);
@@ -615,6 +717,9 @@ impl Session {
             if let (Some(failed), Some(e)) = (unlogged.take(), &last_error) {
                 self.log_failure(e, group, failed, label, RETRYING);
             }
+            self.trace.attempts += 1;
+            self.trace.backend = Some(backend);
+            let connecting = Instant::now();
             let trust_recent = attempts.trusts_recent();
             let bconn = match backend_connection(
                 &self.ctx,
@@ -648,7 +753,10 @@ impl Session {
                     continue;
                 }
             };
-            let started = timed.then(Instant::now);
+            let sent = Instant::now();
+            self.trace.connect = Some(sent.saturating_duration_since(connecting));
+            // Only a latency-aware policy is told how long the request took.
+            let started = timed.then_some(sent);
             let mut stream = &bconn.stream;
             let written = within(self.serving.plan.timeouts.body, stream.write_all(req)).await;
             let BufResult(res, returned) = match written {
@@ -707,11 +815,14 @@ impl Session {
                         }
                     }
                     if let Some((lease, bconn)) = winner {
+                        self.trace.attempts += 1;
+                        self.trace.backend = Some(lease.backend());
                         // The second attempt won; the first one's connection is closed and
                         // its lease ends unreported (it was slow, not failed). Its head is
                         // buffered: this parses it (and relays interim responses) at once.
                         return match self.await_response(&bconn, body, method, None).await {
                             Ok(exchanged) => {
+                                self.trace.first_byte = Some(sent.elapsed());
                                 buf::give(req);
                                 lease.report_response(self.rhead.status, started);
                                 Ok((lease, bconn, exchanged))
@@ -726,6 +837,7 @@ impl Session {
                     }
                     match self.await_response(&bconn, body, method, per_try).await {
                         Ok(exchanged) => {
+                            self.trace.first_byte = Some(sent.elapsed());
                             buf::give(req);
                             lease.report_response(self.rhead.status, started);
                             return Ok((lease, bconn, exchanged));
@@ -990,6 +1102,7 @@ impl Session {
             _ => BODY_READ,
         };
         let mut plain = buf::take(HEAD_SLACK + rhead.head_len + rest.len() + more);
+        self.trace.status = rhead.status;
         http1::write_response_head(
             self.rbuf.bytes(),
             rhead,
@@ -1069,6 +1182,7 @@ mod tests {
             let plan = crate::proxy::Plan {
                 listeners: vec![crate::proxy::ListenerPlan {
                     id: 0,
+                    address: peer,
                     tls,
                     router: crate::route::Router::new(Vec::new(), None),
                 }],
@@ -1094,7 +1208,7 @@ mod tests {
                 load: Default::default(),
             };
             let published = crate::proxy::generation::Published::new(Arc::new(plan));
-            let ctx = Rc::new(Context::new(published, worker));
+            let ctx = Rc::new(Context::new(published, worker, Default::default()));
             let task = serve(ctx, 0, tcp, peer);
             let size = std::mem::size_of_val(&task);
             assert!(size <= 4096, "connection task is {size} bytes");

@@ -75,6 +75,9 @@ pub struct TlsConn {
     tls: RefCell<Box<TlsEngine>>,
     /// The peer closed the socket (TCP FIN).
     eof: Cell<bool>,
+    /// Bytes received from and sent to the client, TLS records included.
+    received: Cell<u64>,
+    sent: Cell<u64>,
 }
 
 impl TlsConn {
@@ -84,6 +87,8 @@ impl TlsConn {
             tcp,
             tls: RefCell::new(Box::new(TlsEngine::new(config)?)),
             eof: Cell::new(false),
+            received: Cell::new(0),
+            sent: Cell::new(0),
         })
     }
 
@@ -108,6 +113,16 @@ impl TlsConn {
                 }
             }
         }
+    }
+
+    /// What the handshake came to, once it is over.
+    pub fn handshake_summary(&self) -> Option<crate::tls::engine::Handshake> {
+        self.tls.borrow().summary()
+    }
+
+    /// Bytes received from and sent to the client so far, TLS records included.
+    pub fn traffic(&self) -> (u64, u64) {
+        (self.received.get(), self.sent.get())
     }
 
     /// Calls `f` with the server name (SNI) the client sent, lower-cased; `None` when it sent
@@ -159,6 +174,7 @@ impl TlsConn {
     /// appended to `dst`; false at TCP end of stream.
     async fn receive(&self, dst: &mut impl PlainSink) -> Result<bool, TlsIoError> {
         let fed = recv_with(&self.tcp, 0, |bytes| {
+            self.received.set(self.received.get() + bytes.len() as u64);
             let mut sink = |plain: &[u8]| dst.append(plain);
             self.tls.borrow_mut().receive(bytes, &mut sink)
         })
@@ -188,6 +204,7 @@ impl TlsConn {
                 return Ok(pushed_back);
             };
             let (res, buf) = write_all(&self.tcp, buf, len).await;
+            self.sent.set(self.sent.get() + len as u64);
             self.tls.borrow_mut().recycle(buf);
             pushed_back |= res?;
         }

@@ -401,6 +401,11 @@ impl Control {
         self.shutdown.store(true, Ordering::SeqCst);
     }
 
+    /// Whether the workers were told to stop (draining or gone).
+    pub fn is_stopping(&self) -> bool {
+        self.shutdown.load(Ordering::Relaxed)
+    }
+
     /// Duplicates of every open listener's sockets, for a successor process.
     pub fn handover(&self) -> std::io::Result<Vec<Handover>> {
         self.listening()

@@ -106,6 +106,36 @@ enum Send<'a> {
     CloseNotify,
 }
 
+/// A TLS version ringway speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+}
+
+impl Version {
+    /// As logs name it: `TLSv1.2`, `TLSv1.3`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tls12 => "TLSv1.2",
+            Self::Tls13 => "TLSv1.3",
+        }
+    }
+}
+
+/// What a finished handshake came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handshake {
+    /// The version.
+    pub version: Version,
+    /// Whether the session was resumed (a ticket or a cached session).
+    pub resumed: bool,
+    /// The cipher suite's IANA name.
+    pub cipher: &'static str,
+}
+
 /// The server side of one TLS session, without I/O.
 pub struct TlsEngine {
     conn: UnbufferedServerConnection,
@@ -155,6 +185,25 @@ impl TlsEngine {
     /// The negotiated protocol version, once known.
     pub fn protocol_version(&self) -> Option<rustls::ProtocolVersion> {
         self.conn.protocol_version()
+    }
+
+    /// What the handshake came to, once it is over: for logs and metrics.
+    pub fn summary(&self) -> Option<Handshake> {
+        let version = match self.conn.protocol_version()? {
+            rustls::ProtocolVersion::TLSv1_3 => Version::Tls13,
+            _ => Version::Tls12,
+        };
+        let resumed = self.conn.handshake_kind()? == rustls::HandshakeKind::Resumed;
+        let cipher = self
+            .conn
+            .negotiated_cipher_suite()
+            .and_then(|s| s.suite().as_str())
+            .unwrap_or("unknown");
+        Some(Handshake {
+            version,
+            resumed,
+            cipher,
+        })
     }
 
     /// Processes bytes received from the client. rustls may rewrite `data` in place (it

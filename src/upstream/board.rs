@@ -37,6 +37,8 @@ pub struct BackendHealth {
     state: AtomicU64,
     /// Passing active checks so far.
     passes: AtomicU64,
+    /// Active checks so far, passed or failed (is the first round done?).
+    checks: AtomicU64,
 }
 
 impl BackendHealth {
@@ -45,6 +47,7 @@ impl BackendHealth {
         Arc::new(Self {
             state: AtomicU64::new(UP_FROM_START),
             passes: AtomicU64::new(0),
+            checks: AtomicU64::new(0),
         })
     }
 
@@ -54,6 +57,7 @@ impl BackendHealth {
         Arc::new(Self {
             state: AtomicU64::new(DOWN),
             passes: AtomicU64::new(0),
+            checks: AtomicU64::new(0),
         })
     }
 }
@@ -159,6 +163,20 @@ impl HealthBoard {
             DOWN
         };
         entry.state.store(state, Ordering::Release);
+    }
+
+    /// Writer side: counts one active check of backend `i`, passed or not.
+    pub fn record_check(&self, i: usize) {
+        if let Some(entry) = self.entries.get(i) {
+            entry.checks.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// How many active checks of backend `i` have run (0 before the first finished).
+    pub fn checks(&self, i: usize) -> u64 {
+        self.entries
+            .get(i)
+            .map_or(0, |e| e.checks.load(Ordering::Relaxed))
     }
 
     /// Writer side: counts one passing active check of backend `i`.

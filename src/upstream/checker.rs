@@ -253,6 +253,7 @@ async fn check_loop(board: Arc<HealthBoard>, target: CheckTarget) {
         if result.is_ok() {
             board.record_pass(index);
         }
+        board.record_check(index);
         let change = state.observe(result.is_ok());
         if let Some(up) = change {
             board.set_up(index, up, now);

@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::balance::{self, Balancer, Candidate, PolicyKind};
+use crate::metrics::{self, BackendCounters, BackendMetrics, UpstreamMetrics};
 
 use super::board::HealthBoard;
 use super::budget::{RetryBudget, RetryBudgetPolicy};
@@ -104,6 +105,8 @@ pub struct TableEntry {
     pub spec: BackendSpec,
     /// Requests active on it across all workers (counted only when it has a limit).
     pub active: Arc<AtomicU32>,
+    /// Its counters, a slot per worker.
+    pub metrics: Arc<BackendMetrics>,
 }
 
 /// Every backend of every upstream, shared by all workers: the configuration, the published
@@ -114,6 +117,7 @@ pub struct Table {
     keys: Box<[BackendKey]>,
     board: Arc<HealthBoard>,
     active: Box<[Arc<AtomicU32>]>,
+    metrics: Box<[Arc<BackendMetrics>]>,
     /// Where each key is (the first entry with that key).
     index: HashMap<BackendKey, usize>,
 }
@@ -131,6 +135,7 @@ impl Table {
                 },
                 spec,
                 active: Arc::default(),
+                metrics: Arc::new(BackendMetrics::new(1)),
             })
             .collect();
         Self::from_entries(entries, board)
@@ -140,17 +145,20 @@ impl Table {
     pub fn from_entries(entries: Vec<TableEntry>, board: Arc<HealthBoard>) -> Self {
         let mut index = HashMap::with_capacity(entries.len());
         let (mut backends, mut keys, mut active) = (Vec::new(), Vec::new(), Vec::new());
+        let mut metrics = Vec::new();
         for (i, entry) in entries.into_iter().enumerate() {
             index.entry(entry.key.clone()).or_insert(i);
             backends.push(entry.spec);
             keys.push(entry.key);
             active.push(entry.active);
+            metrics.push(entry.metrics);
         }
         Self {
             backends: backends.into_boxed_slice(),
             keys: keys.into_boxed_slice(),
             board,
             active: active.into_boxed_slice(),
+            metrics: metrics.into_boxed_slice(),
             index,
         }
     }
@@ -168,6 +176,11 @@ impl Table {
     /// Where the backend with `key` is in this table.
     pub fn index_of(&self, key: &BackendKey) -> Option<usize> {
         self.index.get(key).copied()
+    }
+
+    /// Backend `i`'s counters.
+    pub fn metrics(&self, i: usize) -> &Arc<BackendMetrics> {
+        &self.metrics[i]
     }
 
     /// Backend `i`'s active-request counter, to share with the next table.
@@ -259,6 +272,10 @@ pub struct UpstreamSpec {
     /// How long a backend marked down by active checks takes to come back at the soonest
     /// (interval × rise), for `Retry-After`.
     pub down_for: Duration,
+    /// Whether its backends have active health checks.
+    pub checked: bool,
+    /// Its counters, a slot per worker.
+    pub metrics: Arc<UpstreamMetrics>,
 }
 
 /// The outcome of [`Group::choose`].
@@ -354,6 +371,8 @@ pub struct Group {
     candidates: RefCell<Vec<Candidate>>,
     /// This worker's retry budget for the upstream.
     budget: RetryBudget,
+    /// The worker's index: its slot in the counters.
+    worker: usize,
 }
 
 impl Group {
@@ -361,7 +380,7 @@ impl Group {
     /// random source.
     #[cfg(test)]
     pub fn new(spec: Arc<UpstreamSpec>, table: Arc<Table>, seed: u64) -> Self {
-        Self::keeping(spec, table, seed, &mut WorkerBackends::default())
+        Self::keeping(spec, table, 0, seed, &mut WorkerBackends::default())
     }
 
     /// This worker's view of `spec`, with the per-backend state `kept` holds for backends it
@@ -369,6 +388,7 @@ impl Group {
     pub fn keeping(
         spec: Arc<UpstreamSpec>,
         table: Arc<Table>,
+        worker: usize,
         seed: u64,
         kept: &mut WorkerBackends,
     ) -> Self {
@@ -390,7 +410,20 @@ impl Group {
             table,
             policy,
             slots,
+            worker,
         }
+    }
+
+    /// This worker's counters of table backend `i`.
+    #[inline]
+    pub fn counters(&self, i: usize) -> &BackendCounters {
+        self.table.metrics(i).worker(self.worker)
+    }
+
+    /// This worker's counters of the upstream.
+    #[inline]
+    pub fn upstream_counters(&self) -> &metrics::UpstreamCounters {
+        self.spec.metrics.worker(self.worker)
     }
 
     /// This worker's retry budget for the upstream: each request adds to it, each retry
@@ -481,7 +514,9 @@ impl Group {
             let j = self.policy.pick(&cands, key, now)?;
             let i = first + j;
             if self.table.try_acquire(i) {
-                self.slots[j].borrow_mut().in_flight += 1;
+                let mut slot = self.slots[j].borrow_mut();
+                slot.in_flight += 1;
+                self.counters(i).in_flight.set(u64::from(slot.in_flight));
                 return Some(i);
             }
             cands[j].weight = 0;
@@ -520,6 +555,7 @@ impl Group {
         let j = i - self.spec.backends.start;
         let mut slot = self.slots[j].borrow_mut();
         slot.in_flight = slot.in_flight.saturating_sub(1);
+        self.counters(i).in_flight.set(u64::from(slot.in_flight));
         self.table.release(i);
     }
 
@@ -529,6 +565,7 @@ impl Group {
         let passes = self.table.board().passes(i);
         let kind = match outcome {
             Outcome::Response { status, latency } => {
+                self.counters(i).requests[metrics::class(status)].inc();
                 self.policy.observe(j, latency, now);
                 if status < 500 {
                     let mut slot = self.slots[j].borrow_mut();
@@ -547,6 +584,9 @@ impl Group {
         match slot.ejection.on_failure(kind, now, passes, may_eject) {
             Failure::Ejected(length) => {
                 slot.spared = false;
+                let counters = self.counters(i);
+                counters.ejections.inc();
+                counters.ejected_until.set(metrics::nanos(now + length));
                 tracing::warn!(
                     upstream = %self.spec.name,
                     %backend,
@@ -644,6 +684,8 @@ mod tests {
             },
             backends: 0..n,
             down_for: Duration::from_secs(4),
+            checked: false,
+            metrics: Arc::new(UpstreamMetrics::new(1)),
         });
         (Group::new(spec, table.clone(), 0), table)
     }

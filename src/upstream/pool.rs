@@ -144,7 +144,6 @@ impl<C: Pooled> ConnPool<C> {
     }
 
     /// Idle connections held for `backend`.
-    #[cfg(test)]
     pub fn idle_count(&self, backend: usize) -> usize {
         self.stacks.get(backend).map_or(0, VecDeque::len)
     }

@@ -1,8 +1,9 @@
 //! The registry of backends across plans: what a reload keeps of a backend, by identity.
 //!
 //! Owns the global per-backend state that must outlive a plan: the published health slot
-//! ([`BackendHealth`]) and the active-request counter behind `max_connections`, keyed by
-//! [`BackendKey`] (upstream name, address). Each plan's [`Table`] is built here: a backend the
+//! ([`BackendHealth`]), the active-request counter behind `max_connections` and the backend's
+//! counters ([`BackendMetrics`]), keyed by [`BackendKey`] (upstream name, address); and each
+//! upstream's counters ([`UpstreamMetrics`]), by name. Each plan's [`Table`] is built here: a backend the
 //! previous plan held keeps its slot and counter (so its health, and the count of requests
 //! still running on the old plan, carry over); a new one gets fresh ones; a backend no longer
 //! listed is forgotten (the old table keeps its handles while requests on it finish).
@@ -18,6 +19,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 use std::time::Instant;
+
+use crate::metrics::{BackendMetrics, UpstreamMetrics};
 
 use super::board::{BackendHealth, HealthBoard};
 use super::group::{BackendKey, BackendSpec, Table, TableEntry};
@@ -46,31 +49,48 @@ pub struct TableDiff {
 struct Kept {
     health: Arc<BackendHealth>,
     active: Arc<AtomicU32>,
+    metrics: Arc<BackendMetrics>,
 }
 
 /// The global state of every backend of the current plan, by identity.
 #[derive(Debug)]
 pub struct Registry {
     epoch: Instant,
+    /// Worker slots in each counter.
+    workers: usize,
     backends: HashMap<BackendKey, Kept>,
+    /// Each upstream's counters, by name: those of the current plan.
+    upstreams: HashMap<Arc<str>, Arc<UpstreamMetrics>>,
+    /// Those the plan being compiled asked for (they replace `upstreams` with its table).
+    asked: HashMap<Arc<str>, Arc<UpstreamMetrics>>,
     /// A table was built already: backends added from now on are added by a reload.
     built: bool,
 }
 
-impl Default for Registry {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Registry {
-    /// An empty registry.
-    pub fn new() -> Self {
+    /// An empty registry for `workers` workers.
+    pub fn new(workers: usize) -> Self {
         Self {
             epoch: Instant::now(),
+            workers,
             backends: HashMap::new(),
+            upstreams: HashMap::new(),
+            asked: HashMap::new(),
             built: false,
         }
+    }
+
+    /// The counters of upstream `name` (kept from the plan in force when it has that upstream)
+    /// for the plan being compiled; the next [`Registry::table`] keeps those asked for since the
+    /// last one, and only those.
+    pub fn upstream(&mut self, name: &Arc<str>) -> Arc<UpstreamMetrics> {
+        let metrics = self
+            .upstreams
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(UpstreamMetrics::new(self.workers)));
+        self.asked.insert(name.clone(), metrics.clone());
+        metrics
     }
 
     /// The table of the next plan, over `listed` (in table order), and what changed since the
@@ -94,6 +114,7 @@ impl Registry {
                             BackendHealth::up()
                         },
                         active: Arc::default(),
+                        metrics: Arc::new(BackendMetrics::new(self.workers)),
                     }
                 }
             };
@@ -102,6 +123,7 @@ impl Registry {
                 key: key.clone(),
                 spec,
                 active: kept.active.clone(),
+                metrics: kept.metrics.clone(),
             });
             next.insert(key, kept);
         }
@@ -114,6 +136,7 @@ impl Registry {
         diff.removed
             .sort_by(|a, b| (&a.upstream, a.address).cmp(&(&b.upstream, b.address)));
         self.backends = next;
+        self.upstreams = std::mem::take(&mut self.asked);
         self.built = true;
         let board = HealthBoard::over(slots, self.epoch);
         (Table::from_entries(entries, board), diff)
@@ -139,7 +162,7 @@ mod tests {
 
     #[test]
     fn a_kept_backend_keeps_its_health_and_counter_and_changes_are_listed() {
-        let mut registry = Registry::new();
+        let mut registry = Registry::new(2);
         let (first, diff) = registry.table(vec![listed("a", 1, true), listed("a", 2, true)]);
         assert_eq!(diff, TableDiff::default(), "the first table adds nothing");
         assert!(
@@ -159,6 +182,10 @@ mod tests {
             "kept: one counter for old and new requests"
         );
         assert!(
+            Arc::ptr_eq(first.metrics(1), second.metrics(0)),
+            "kept: its counters too"
+        );
+        assert!(
             !second.board().is_up(1),
             "added to a checked upstream: down until checked"
         );
@@ -166,7 +193,7 @@ mod tests {
 
     #[test]
     fn unchecked_backends_start_up_and_names_tell_upstreams_apart() {
-        let mut registry = Registry::new();
+        let mut registry = Registry::new(2);
         let (_first, _) = registry.table(vec![listed("a", 1, true)]);
         let (second, diff) = registry.table(vec![listed("a", 1, false), listed("b", 1, false)]);
         assert!(second.board().is_up(1), "added without checks: up at once");
