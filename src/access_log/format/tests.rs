@@ -403,3 +403,24 @@ fn lines_append() {
     assert!(lines[1].starts_with("{\"time\":"));
     assert!(lines[2].starts_with("192.0.2.10 "));
 }
+
+/// The README shows what this formatter writes, line for line.
+#[test]
+fn the_readme_shows_these_lines() {
+    let readme = include_str!("../../../README.md");
+    let connection = Record::connection(
+        sample_time(),
+        addr("192.0.2.10:51234"),
+        Duration::from_secs(10),
+        Termination::client("handshake_timeout"),
+    );
+    for record in [sample(), connection] {
+        for format in [Format::Json, Format::Combined] {
+            let shown = line(format, &record);
+            assert!(
+                readme.contains(&format!("\n{shown}")),
+                "README.md lacks the {format} line\n{shown}"
+            );
+        }
+    }
+}

@@ -318,3 +318,23 @@ fn the_access_log_round_trips_through_toml() {
     let text = config.to_toml_string().expect("serialize");
     assert_eq!(Config::from_toml_str(&text).expect("re-parse"), config);
 }
+
+/// The README's `[access_log]` example parses, given the upstream it names.
+#[test]
+fn the_readme_example_parses() {
+    let readme = include_str!("../../../README.md");
+    let section = &readme[readme
+        .find("### Access log: `[access_log]`")
+        .expect("the Access log section")..];
+    let block = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|block| block.split("```").next())
+        .expect("a toml block");
+    let doc = format!("[[upstream]]\nname = \"app\"\nbackends = [\"10.0.0.11:8080\"]\n{block}");
+    let config = Config::from_toml_str(&doc).unwrap_or_else(|e| panic!("{e}\n{doc}"));
+    assert!(config.access_log.enabled);
+    let listener = &config.listeners[0];
+    assert!(config.access_log.logs(listener, None));
+    assert!(!config.access_log.logs(listener, Some(&listener.routes[0])));
+}
