@@ -10,7 +10,8 @@
 //!   connection that ended without a request (see [`Record::connection`]): nothing in it is
 //!   inferred by the formatter;
 //! - every field is present on every record; an absent value is `None` (written `null` in
-//!   JSON, `-` in the combined format), never an empty string standing for "absent";
+//!   JSON, `-` in the combined format), except `method`, `host` and `target`, which are empty
+//!   when there is no request or no Host (and written `null` in JSON);
 //! - [`Termination::reason`] is a short `snake_case` name (`[a-z0-9_]+`, see
 //!   [`is_reason`]), so lines can be counted and grouped by it.
 //!
@@ -60,7 +61,8 @@ pub struct Record<'a> {
     pub resumed: bool,
     /// The request method as received; empty for a connection-level record.
     pub method: &'a str,
-    /// The request's Host (or absolute-form authority) as received; empty when none.
+    /// The request's Host (or absolute-form authority) as received; empty when none (and for
+    /// a connection-level record).
     pub host: &'a str,
     /// The request target as received; empty for a connection-level record.
     pub target: &'a str,
