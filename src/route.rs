@@ -196,6 +196,10 @@ pub struct Route {
     /// The upstream requests go to (an index the caller defines, e.g. into
     /// `Config::upstreams`).
     pub upstream: usize,
+    /// Whether the requests this route takes are written to the access log: `None` follows
+    /// the listener (TOML `access_log`; see `config::AccessLogConfig::logs`). Routing ignores
+    /// it.
+    pub access_log: Option<bool>,
 }
 
 impl Route {
@@ -293,6 +297,7 @@ mod tests {
             host: host.map(pattern),
             path_prefix: path.map(str::to_owned),
             upstream,
+            access_log: None,
         }
     }
 

@@ -19,6 +19,8 @@ const UNITS: &[(&str, &str, u8)] = &[
     ("route", "route", 1),
     ("tls", "tls", 1),
     ("metrics", "metrics", 1),
+    ("access_log::record", "access_log lines", 1),
+    ("access_log::format", "access_log lines", 1),
     ("upstream::board", "upstream state", 2),
     ("upstream::budget", "upstream state", 2),
     ("upstream::health", "upstream state", 2),
@@ -28,6 +30,7 @@ const UNITS: &[(&str, &str, u8)] = &[
     ("upstream", "upstream I/O", 3),
     ("runtime", "runtime", 3),
     ("discovery", "discovery", 3),
+    ("access_log", "access_log writer", 3),
     ("proxy", "proxy", 4),
     ("config", "config", 5),
     ("app", "app", 6),
@@ -356,6 +359,8 @@ fn the_guard_fails_on_an_upward_import() {
             "#[cfg(test)]\nmod tests {\n    use super::*;\n}\nuse super::connect;\n",
         ),
         ("buf", "use crate::http1::Limits;\n"),
+        ("access_log::format", "use super::LineBuffer;\n"),
+        ("access_log::record", "use crate::access_log::Writer;\n"),
     ];
     for (from, source) in upward {
         let found = check_source(&module(from), source);
@@ -386,6 +391,8 @@ fn downward_paths_comments_and_strings_pass() {
         ("tls", "let s = \"crate::proxy::x\"; // crate::app\n"),
         ("app::plan", "use crate::proxy::{ListenerPlan, Plan};\n"),
         ("config", "pub use crate::upstream::checker::CheckSpec;\n"),
+        ("access_log", "pub use self::format::{Format, JSON_KEYS};\n"),
+        ("access_log::format", "use super::record::{Record, Side};\n"),
         (
             "upstream::board",
             "#[cfg(test)]\nmod tests {\n    use super::*;\n    let c = '{';\n}\n",
@@ -410,5 +417,17 @@ fn every_layer_resolves() {
     assert_eq!(unit_of(&module("upstream")), Some(("upstream I/O", 3)));
     assert_eq!(unit_of(&module("tls::engine::tests")), Some(("tls", 1)));
     assert_eq!(unit_of(&module("discovery::watch")), Some(("discovery", 3)));
+    assert_eq!(
+        unit_of(&module("access_log::format::tests")),
+        Some(("access_log lines", 1))
+    );
+    assert_eq!(
+        unit_of(&module("access_log")),
+        Some(("access_log writer", 3))
+    );
+    assert_eq!(
+        unit_of(&module("access_log::tests")),
+        Some(("access_log writer", 3))
+    );
     assert_eq!(unit_of(&module("nothing")), None);
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
+use crate::access_log::CheckError;
 use crate::tls::{self, TlsError};
 
 /// Where in the configuration file an error was found.
@@ -62,6 +63,10 @@ pub enum ConfigError {
     /// the line).
     #[error("{key}: {source}")]
     Tls { key: String, source: TlsError },
+    /// The access log file cannot be written (`key` is `access_log.path`; the error names the
+    /// file, or the directory it cannot be created in).
+    #[error("{key}: {source}")]
+    AccessLog { key: String, source: CheckError },
 }
 
 impl ConfigError {
@@ -70,7 +75,8 @@ impl ConfigError {
         match self {
             ConfigError::Invalid { key, .. }
             | ConfigError::Certificate { key, .. }
-            | ConfigError::Tls { key, .. } => Some(key),
+            | ConfigError::Tls { key, .. }
+            | ConfigError::AccessLog { key, .. } => Some(key),
             ConfigError::Read { .. } | ConfigError::Syntax { .. } => None,
         }
     }

@@ -29,6 +29,8 @@
 //! - `ring_buffers`, when given, is between 1 and [`MAX_CONFIGURED_RING_BUFFERS`];
 //! - `ticket_keys`, when given, is not an empty path.
 //! - `resolver`: `0 < min_ttl <= max_ttl`, `timeout > 0`, name server ports not 0.
+//! - `access_log`: `buffer` between 1 and [`MAX_ACCESS_LOG_BUFFER`], `path`, when given, not
+//!   empty; a listener or route says `access_log = true` only when `[access_log]` is enabled.
 //!
 //! Every error's `Display` is one line: the key path (`upstream[1].backend[0].weight`), why it
 //! is wrong and, for errors found in the document, where (`ringway.toml:12:14`, or
@@ -37,8 +39,10 @@
 //! long form `upstream[1].backend[0].address`, and one from a listener's legacy `backends`
 //! list `listener[0].backends[0]`. Certificate errors from [`Config::check`] name the key and
 //! the file instead (`listener[0].certificate[1].key: /etc/x.pem: No such file or
-//! directory`), and ticket key errors the key, the file and the line (`ticket_keys:
-//! /etc/ringway/ticket.keys:3: not base64 ...`).
+//! directory`), ticket key errors the key, the file and the line (`ticket_keys:
+//! /etc/ringway/ticket.keys:3: not base64 ...`), and access log errors the key and the file
+//! (`access_log.path: /var/log/ringway/access.log does not exist and cannot be created:
+//! /var/log/ringway: No such file or directory`).
 //!
 //! # The TOML file
 //!
@@ -57,13 +61,18 @@
 //!   here resolves a name: a configuration checks on a machine without the DNS. A listener
 //!   port of 0 asks the kernel for a free port (tests only: each worker's SO_REUSEPORT socket
 //!   would get a different one).
-//! - Certificate, key and ticket key paths that are relative are taken relative to the
+//! - Certificate, key, ticket key and access log paths that are relative are taken relative to the
 //!   directory of the configuration file when it is read with [`Config::load`], and to the
 //!   current directory with [`Config::from_toml_str`]. `cert` and `key` may name the same file.
 //! - `ticket_keys` names a file of session-ticket keys shared by every instance that loads it
 //!   (format: [`crate::tls::ticket_keys`]); without it each process makes its own keys.
 //! - `log.level` is a tracing `EnvFilter` directive list: `"info"`, or
 //!   `"info,ringway::proxy=debug"`.
+//! - `[access_log]` is off unless `enabled = true`: a proxy that writes a line per request to
+//!   standard output unasked surprises. Enabled, every listener and route logs unless it says
+//!   `access_log = false`; the most specific setting wins (a route's over its listener's,
+//!   a listener's over the table's), see [`AccessLogConfig::logs`]. The line formats are
+//!   [`crate::access_log::format`]'s.
 //! - A listener's legacy `backends = [...]` list (no `upstream`) becomes an upstream named
 //!   `listener<i>` (`i` the listener's position), round robin, weight 1, no active health
 //!   checks, default passive ejection. It is appended to [`Config::upstreams`] after the
@@ -98,6 +107,12 @@
 //!
 //! [log]
 //! level = "info"
+//!
+//! [access_log]                  # one line per request; off unless enabled
+//! enabled = false
+//! format = "json"               # json | combined
+//! # path = "/var/log/ringway/access.log" # default: standard output
+//! buffer = 1024                 # batches queued for the log thread; beyond them lines drop
 //!
 //! [resolver]                    # for backends given by name
 //! # nameservers = ["127.0.0.1:53"] # default: /etc/resolv.conf (and /etc/hosts)
@@ -142,11 +157,13 @@
 //! address = "0.0.0.0:8443"
 //! backlog = 4096
 //! upstream = "app"              # default route (or legacy backends = ["127.0.0.1:8080"])
+//! # access_log = false          # this listener's requests unlogged; default: [access_log]
 //!
 //! [[listener.route]]            # first match wins, before the default
 //! host = "*.example.com"        # exact or "*.domain"; optional
 //! path_prefix = "/api/"         # plain byte prefix; optional
 //! upstream = "app"
+//! # access_log = false          # this route's requests unlogged; default: the listener's
 //!
 //! [[listener.certificate]]   # the first certificate is the default (no SNI, unknown name)
 //! cert = "certs/example.com.pem"
@@ -196,6 +213,11 @@ pub const MAX_BATCH_WAIT: Duration = Duration::from_millis(1);
 pub const DEFAULT_MAX_IDLE_PER_BACKEND: usize = 1024;
 /// The largest [`Config::ring_buffers`] accepted.
 pub use crate::runtime::MAX_CONFIGURED_RING_BUFFERS;
+/// Default of [`AccessLogConfig::buffer`].
+pub const DEFAULT_ACCESS_LOG_BUFFER: usize = 1024;
+/// The largest [`AccessLogConfig::buffer`] accepted: a batch is about 16 KiB, so the queue
+/// holds at most about 1 GiB.
+pub const MAX_ACCESS_LOG_BUFFER: usize = 65536;
 
 /// The whole configuration, validated. See the module doc for the TOML shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,6 +240,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub pool: PoolConfig,
     pub log: LogConfig,
+    /// The access log. TOML: `[access_log]`.
+    pub access_log: AccessLogConfig,
     /// How backend names are resolved. TOML: `[resolver]`.
     pub resolver: ResolverConfig,
     /// Backend pools, referred to by index from [`ListenerConfig::default_upstream`] and
@@ -292,6 +316,29 @@ pub struct LogConfig {
     pub level: String,
 }
 
+/// The access log (TOML `[access_log]`): whether requests are logged, how and where. The
+/// writer is [`crate::access_log::AccessLog`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogConfig {
+    /// Whether anything is logged. Default false: off unless configured.
+    pub enabled: bool,
+    /// The line format. TOML `"json"` (default) or `"combined"`.
+    pub format: AccessLogFormat,
+    /// The file lines are appended to (created with mode 0640 when missing; reopened on
+    /// SIGUSR1, for logrotate); `None` (default): standard output. Relative to the
+    /// configuration file's directory once read with [`Config::load`]. [`Config::check`]
+    /// checks that it can be written.
+    pub path: Option<PathBuf>,
+    /// Batches of lines (about 16 KiB each) queued between the workers and the log thread,
+    /// 1 to [`MAX_ACCESS_LOG_BUFFER`]; when the queue is full, a worker drops its batch (and
+    /// counts its lines) rather than wait. Default [`DEFAULT_ACCESS_LOG_BUFFER`].
+    pub buffer: usize,
+}
+
+/// The access log's line formats (the formatter's own type): TOML and
+/// [`FromStr`]/[`fmt::Display`] use `"json"` and `"combined"`.
+pub use crate::access_log::{Format as AccessLogFormat, UnknownFormat as UnknownAccessLogFormat};
+
 /// One listening address with its certificates and where its requests go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerConfig {
@@ -308,12 +355,18 @@ pub struct ListenerConfig {
     /// A listener has a default upstream, routes, or both.
     pub routes: Vec<RouteConfig>,
     pub tls: TlsOptions,
+    /// Whether this listener's requests (and connections that end without one) are access
+    /// logged. TOML `access_log = false`; `None` (default) follows `[access_log]`. `Some(true)`
+    /// only when `[access_log]` is enabled. See [`AccessLogConfig::logs`].
+    pub access_log: Option<bool>,
 }
 
 /// A routing rule of a listener: requests matching `host` (if given) and `path_prefix` (if
 /// given) go to `upstream`, an index into [`Config::upstreams`]. TOML: `[[listener.route]]`
-/// with `host`, `path_prefix` and `upstream = "name"`. The router's own [`Route`]: a
-/// listener's routes feed [`Router::new`] as they are (see [`ListenerConfig::router`]).
+/// with `host`, `path_prefix`, `upstream = "name"` and `access_log` (`false` leaves the
+/// route's requests out of the access log; default: the listener's setting). The router's
+/// own [`Route`]: a listener's routes feed [`Router::new`] as they are (see
+/// [`ListenerConfig::router`]).
 pub type RouteConfig = Route;
 
 /// A pool of backends and how requests are spread over them. TOML: `[[upstream]]`.
@@ -484,6 +537,31 @@ impl Default for PoolConfig {
     }
 }
 
+impl Default for AccessLogConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            format: AccessLogFormat::default(),
+            path: None,
+            buffer: DEFAULT_ACCESS_LOG_BUFFER,
+        }
+    }
+}
+
+impl AccessLogConfig {
+    /// Whether a request on `listener` that `route` took (`None`: no route matched, or a
+    /// connection that ended without a request) is logged: never when the log is not
+    /// enabled; otherwise the route's `access_log` when it has one, else the listener's, else
+    /// yes.
+    pub fn logs(&self, listener: &ListenerConfig, route: Option<&RouteConfig>) -> bool {
+        self.enabled
+            && route
+                .and_then(|route| route.access_log)
+                .or(listener.access_log)
+                .unwrap_or(true)
+    }
+}
+
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
@@ -570,6 +648,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             pool: PoolConfig::default(),
             log: LogConfig::default(),
+            access_log: AccessLogConfig::default(),
             resolver: ResolverConfig::default(),
             upstreams: Vec::new(),
             listeners: Vec::new(),
@@ -598,6 +677,7 @@ impl Default for ListenerConfig {
             default_upstream: None,
             routes: Vec::new(),
             tls: TlsOptions::default(),
+            access_log: None,
         }
     }
 }
@@ -759,8 +839,8 @@ impl Config {
     }
 
     /// Reads `path` and parses it with [`Config::from_toml_str`]; errors name the file.
-    /// Relative certificate, key and ticket key paths are resolved against the file's
-    /// directory.
+    /// Relative certificate, key, ticket key and access log paths are resolved against the
+    /// file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -770,6 +850,9 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new(""));
         if let Some(ticket_keys) = &mut config.ticket_keys {
             *ticket_keys = base.join(&*ticket_keys);
+        }
+        if let Some(access_log) = &mut config.access_log.path {
+            *access_log = base.join(&*access_log);
         }
         for listener in &mut config.listeners {
             for certificate in &mut listener.certificates {

@@ -13,9 +13,10 @@ use super::values::{
     AddressValue, BackendAddressValue, DurationValue, FromStrValue, StatusRangeValue,
 };
 use super::{
-    BackendConfig, CertificateConfig, CheckKind, Config, ConfigError, DEFAULT_BATCH_WAIT, HashKey,
-    HealthCheckConfig, LimitsConfig, ListenerConfig, LogConfig, OutlierConfig, Policy, PoolConfig,
-    ResolverConfig, RetryBudgetConfig, RouteConfig, Timeouts, TlsOptions, UpstreamConfig,
+    AccessLogConfig, AccessLogFormat, BackendConfig, CertificateConfig, CheckKind, Config,
+    ConfigError, DEFAULT_BATCH_WAIT, HashKey, HealthCheckConfig, LimitsConfig, ListenerConfig,
+    LogConfig, OutlierConfig, Policy, PoolConfig, ResolverConfig, RetryBudgetConfig, RouteConfig,
+    Timeouts, TlsOptions, UpstreamConfig,
 };
 use crate::route::HostPattern;
 
@@ -41,6 +42,8 @@ pub(super) struct RawConfig {
     pool: RawPool,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    access_log: RawAccessLog,
     #[serde(default)]
     resolver: RawResolver,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -101,6 +104,19 @@ struct RawPool {
 struct RawLog {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     level: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccessLog {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    format: Option<FromStrValue<AccessLogFormat>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    buffer: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -222,6 +238,8 @@ struct RawListener {
     // "no backend", which validation words better than serde.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     backends: Option<Vec<BackendAddressValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    access_log: Option<bool>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     route: Vec<RawRoute>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -238,6 +256,8 @@ struct RawRoute {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     path_prefix: Option<String>,
     upstream: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    access_log: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -323,6 +343,7 @@ pub(super) fn from_raw(raw: RawConfig) -> Result<(Config, KeyNames), ConfigError
                         &route.upstream,
                         format!("listener[{index}].route[{position}].upstream"),
                     )?,
+                    access_log: route.access_log,
                 })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
@@ -341,6 +362,7 @@ pub(super) fn from_raw(raw: RawConfig) -> Result<(Config, KeyNames), ConfigError
                 session_cache: listener.tls.session_cache.unwrap_or(tls.session_cache),
                 tickets: listener.tls.tickets.unwrap_or(tls.tickets),
             },
+            access_log: listener.access_log,
         });
     }
 
@@ -385,11 +407,23 @@ pub(super) fn from_raw(raw: RawConfig) -> Result<(Config, KeyNames), ConfigError
             .log
             .level
             .map_or_else(LogConfig::default, |level| LogConfig { level }),
+        access_log: access_log_from_raw(raw.access_log),
         resolver: resolver_from_raw(raw.resolver),
         upstreams,
         listeners,
     };
     Ok((config, names))
+}
+
+/// `[access_log]` with its defaults filled in.
+fn access_log_from_raw(raw: RawAccessLog) -> AccessLogConfig {
+    let d = AccessLogConfig::default();
+    AccessLogConfig {
+        enabled: raw.enabled.unwrap_or(d.enabled),
+        format: raw.format.map_or(d.format, |FromStrValue(format)| format),
+        path: raw.path,
+        buffer: raw.buffer.unwrap_or(d.buffer),
+    }
 }
 
 /// `[resolver]` with its defaults filled in.
@@ -564,6 +598,7 @@ fn raw_config(config: &Config) -> Result<RawConfig, toml::ser::Error> {
             backlog: Some(listener.backlog),
             upstream: listener.default_upstream.map(name_of).transpose()?,
             backends: None,
+            access_log: listener.access_log,
             route: listener
                 .routes
                 .iter()
@@ -572,6 +607,7 @@ fn raw_config(config: &Config) -> Result<RawConfig, toml::ser::Error> {
                         host: route.host.clone().map(FromStrValue),
                         path_prefix: route.path_prefix.clone(),
                         upstream: name_of(route.upstream)?,
+                        access_log: route.access_log,
                     })
                 })
                 .collect::<Result<_, toml::ser::Error>>()?,
@@ -618,6 +654,12 @@ fn raw_config(config: &Config) -> Result<RawConfig, toml::ser::Error> {
         },
         log: RawLog {
             level: Some(config.log.level.clone()),
+        },
+        access_log: RawAccessLog {
+            enabled: Some(config.access_log.enabled),
+            format: Some(FromStrValue(config.access_log.format)),
+            path: config.access_log.path.clone(),
+            buffer: Some(config.access_log.buffer),
         },
         resolver: RawResolver {
             nameservers: Some(

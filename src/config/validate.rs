@@ -1,7 +1,7 @@
 //! Validation: [`Config::validate`] and the listener, upstream and health check parts of it,
 //! with how errors name upstream keys ([`KeyNames`]); and [`Config::check`], which also loads
-//! every certificate, builds each listener's rustls configuration and reads the ticket key
-//! file.
+//! every certificate, builds each listener's rustls configuration, reads the ticket key file
+//! and checks that the access log file can be written.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -10,10 +10,11 @@ use std::sync::Arc;
 use super::error::invalid;
 use super::values::{format_duration, format_status_range};
 use super::{
-    BackendAddress, BackendConfig, CheckKind, Config, ConfigError, HashKey, HealthCheckConfig,
-    ListenerConfig, MAX_BATCH_WAIT, MAX_CONFIGURED_RING_BUFFERS, Policy, ResolverConfig,
-    UpstreamConfig, is_token,
+    AccessLogConfig, BackendAddress, BackendConfig, CheckKind, Config, ConfigError, HashKey,
+    HealthCheckConfig, ListenerConfig, MAX_ACCESS_LOG_BUFFER, MAX_BATCH_WAIT,
+    MAX_CONFIGURED_RING_BUFFERS, Policy, ResolverConfig, UpstreamConfig, is_token,
 };
+use crate::access_log;
 use crate::tls::{self, CertifiedKey, FileKind, TicketKeys, TlsError};
 
 impl Config {
@@ -116,6 +117,7 @@ impl Config {
 
         check_log_level(&self.log.level).map_err(|why| invalid("log.level", why))?;
         check_resolver(&self.resolver)?;
+        check_access_log(&self.access_log)?;
 
         if self.listeners.is_empty() {
             return Err(invalid("listener", "at least one [[listener]] is required"));
@@ -124,6 +126,7 @@ impl Config {
         for (index, listener) in self.listeners.iter().enumerate() {
             listener.validate(index)?;
             self.check_upstream_indexes(index, listener)?;
+            self.check_access_log_switches(index, listener)?;
             if let Some(first) = seen.insert(listener.address, index) {
                 return Err(invalid(
                     format!("listener[{index}].address"),
@@ -189,11 +192,42 @@ impl Config {
         Ok(())
     }
 
+    /// `access_log = true` on a listener or route only when `[access_log]` is enabled: alone
+    /// it would log nothing, and silently.
+    fn check_access_log_switches(
+        &self,
+        index: usize,
+        listener: &ListenerConfig,
+    ) -> Result<(), ConfigError> {
+        if self.access_log.enabled {
+            return Ok(());
+        }
+        let refused = |key: String| {
+            invalid(
+                key,
+                "true logs nothing while [access_log] is not enabled: set enabled = true in                  [access_log] (then every listener logs unless it says access_log = false)",
+            )
+        };
+        if listener.access_log == Some(true) {
+            return Err(refused(format!("listener[{index}].access_log")));
+        }
+        for (position, route) in listener.routes.iter().enumerate() {
+            if route.access_log == Some(true) {
+                return Err(refused(format!(
+                    "listener[{index}].route[{position}].access_log"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Everything `run` would refuse at startup: [`Config::validate`], then every certificate
     /// and key is loaded (a missing file, a file without a key, an unsupported key or a
     /// key/certificate mismatch is reported naming the key path and the file), each
     /// listener's rustls configuration is built, and the ticket key file, when there is one,
-    /// is read (an error names the file and the line). Stops at the first error. Backend names
+    /// is read (an error names the file and the line), and the access log file, when the log
+    /// is enabled and has one, is checked for writing without being created
+    /// ([`access_log::check_path`]). Stops at the first error. Backend names
     /// are checked as names but not resolved: `ringway check` must pass on a machine without
     /// the DNS the configuration will run with (resolving is `run`'s, at startup and reload).
     pub fn check(&self) -> Result<(), ConfigError> {
@@ -202,7 +236,23 @@ impl Config {
             listener.server_config(index, None)?;
         }
         self.load_ticket_keys()?;
+        self.check_access_log_path()?;
         Ok(())
+    }
+
+    /// When the access log is enabled and writes to a file: that the file can be opened for
+    /// appending, or, missing, created ([`access_log::check_path`]: nothing is created here).
+    /// Errors are [`ConfigError::AccessLog`] with the key `access_log.path`.
+    pub fn check_access_log_path(&self) -> Result<(), ConfigError> {
+        match &self.access_log.path {
+            Some(path) if self.access_log.enabled => {
+                access_log::check_path(path).map_err(|source| ConfigError::AccessLog {
+                    key: "access_log.path".to_owned(),
+                    source,
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Reads the `ticket_keys` file into the ticketer every listener shares; `None` when the
@@ -549,6 +599,31 @@ fn check_resolver(resolver: &ResolverConfig) -> Result<(), ConfigError> {
                 format!("{server}: port 0 cannot be asked"),
             ));
         }
+    }
+    Ok(())
+}
+
+/// `[access_log]`: `buffer` in range, `path` not empty. Whether the file can be written is
+/// [`Config::check`]'s.
+fn check_access_log(access_log: &AccessLogConfig) -> Result<(), ConfigError> {
+    if !(1..=MAX_ACCESS_LOG_BUFFER).contains(&access_log.buffer) {
+        return Err(invalid(
+            "access_log.buffer",
+            format!(
+                "must be between 1 and {MAX_ACCESS_LOG_BUFFER} (batches of lines queued for the \
+                 log thread)"
+            ),
+        ));
+    }
+    if access_log
+        .path
+        .as_ref()
+        .is_some_and(|path| path.as_os_str().is_empty())
+    {
+        return Err(invalid(
+            "access_log.path",
+            "must be a file path, not empty (leave it out to log to standard output)",
+        ));
     }
     Ok(())
 }

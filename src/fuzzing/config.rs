@@ -4,7 +4,9 @@
 
 use std::collections::HashSet;
 
-use crate::config::{Config, ConfigError, MAX_BATCH_WAIT, MAX_CONFIGURED_RING_BUFFERS, Policy};
+use crate::config::{
+    Config, ConfigError, MAX_ACCESS_LOG_BUFFER, MAX_BATCH_WAIT, MAX_CONFIGURED_RING_BUFFERS, Policy,
+};
 
 /// The configuration loader ([`Config::from_toml_str`], then [`Config::validate`]; never
 /// [`Config::check`], which reads certificate files). Input: a TOML document (bytes that are
@@ -122,6 +124,19 @@ fn check_config_invariants(config: &Config) {
         l.head >= l.request_line,
         "limits.head < limits.request_line"
     );
+    let access_log = &config.access_log;
+    assert!(
+        (1..=MAX_ACCESS_LOG_BUFFER).contains(&access_log.buffer),
+        "access_log.buffer = {}",
+        access_log.buffer
+    );
+    assert!(
+        access_log
+            .path
+            .as_ref()
+            .is_none_or(|path| !path.as_os_str().is_empty()),
+        "an empty access_log.path"
+    );
 
     let mut names = HashSet::new();
     for upstream in &config.upstreams {
@@ -184,10 +199,18 @@ fn check_config_invariants(config: &Config) {
                 "upstream index out of range"
             );
         }
+        assert!(
+            access_log.enabled || listener.access_log != Some(true),
+            "a listener logs while the access log is off"
+        );
         for route in &listener.routes {
             assert!(
                 route.upstream < config.upstreams.len(),
                 "route upstream out of range"
+            );
+            assert!(
+                access_log.enabled || route.access_log != Some(true),
+                "a route logs while the access log is off"
             );
             if let Some(prefix) = &route.path_prefix {
                 assert!(prefix.starts_with('/'), "path prefix {prefix:?}");

@@ -125,6 +125,7 @@ fn the_example_file_parses_to_what_it_says() {
     assert_eq!(config.limits, defaults.limits);
     assert_eq!(config.pool, defaults.pool);
     assert_eq!(config.log, defaults.log);
+    assert_eq!(config.access_log, defaults.access_log);
     assert_eq!(
         config.upstreams,
         [
@@ -205,14 +206,17 @@ fn the_example_file_parses_to_what_it_says() {
                         host: Some(HostPattern::Exact("api.example.com".into())),
                         path_prefix: None,
                         upstream: 1,
+                        access_log: None,
                     },
                     RouteConfig {
                         host: Some(HostPattern::Wildcard(".example.net".into())),
                         path_prefix: Some("/v1/".into()),
                         upstream: 1,
+                        access_log: None,
                     },
                 ],
                 tls: TlsOptions::default(),
+                access_log: None,
             },
             ListenerConfig {
                 address: addr("[::1]:9443"),
@@ -224,6 +228,7 @@ fn the_example_file_parses_to_what_it_says() {
                 default_upstream: Some(2),
                 routes: Vec::new(),
                 tls: TlsOptions::default(),
+                access_log: None,
             },
         ]
     );

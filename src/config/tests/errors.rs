@@ -260,6 +260,7 @@ fn validate_a_config_built_in_code() {
         host: None,
         path_prefix: None,
         upstream: 7,
+        access_log: None,
     }];
     assert_eq!(
         config.validate().expect_err("route index").key(),

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use super::*;
 
+mod access_log;
 mod certificates;
 mod document;
 mod errors;

@@ -344,7 +344,8 @@ fn route_keys() {
         (
             "hots = \"a.com\"",
             "listener[0].route[0].hots",
-            "unknown field `hots`, expected one of `host`, `path_prefix`, `upstream`",
+            "unknown field `hots`, expected one of `host`, `path_prefix`, `upstream`, \
+             `access_log`",
         ),
     ];
     for (route, key, reason) in cases {

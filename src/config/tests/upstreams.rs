@@ -127,11 +127,13 @@ upstream = "app"
                 host: Some(HostPattern::Exact("api.example.com".into())),
                 path_prefix: Some("/v2/".into()),
                 upstream: 0,
+                access_log: None,
             },
             RouteConfig {
                 host: None,
                 path_prefix: Some("/".into()),
                 upstream: 1,
+                access_log: None,
             },
         ]
     );
