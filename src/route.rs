@@ -276,6 +276,17 @@ impl Router {
         }
     }
 
+    /// The access-log switch of the route [`Router::route`] picks for this host and path:
+    /// `None` when that route says nothing or no route matches (the listener's switch
+    /// applies).
+    pub fn logs(&self, host: &[u8], path: &[u8]) -> Option<bool> {
+        let host = normalize_host(host);
+        self.routes
+            .iter()
+            .find(|route| route.matches(host, path))
+            .and_then(|route| route.access_log)
+    }
+
     /// Whether [`Router::route`] may look at the SNI: only when there is no default upstream.
     /// When false the caller can pass `None` without fetching the name.
     pub fn needs_sni(&self) -> bool {

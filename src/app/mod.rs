@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
+use crate::access_log;
 use crate::config::{
     BackendConfig, CertificateConfig, CheckKind, Config, ConfigError, HashKey, HealthCheckConfig,
     ListenerConfig, Policy, TlsOptions, UnresolvedName, UpstreamConfig,
@@ -66,6 +67,9 @@ pub enum AppError {
     /// A binary upgrade could not start.
     #[error(transparent)]
     Upgrade(#[from] upgrade::UpgradeError),
+    /// The access log could not be opened.
+    #[error("access_log: {0}")]
+    AccessLog(#[from] crate::access_log::OpenError),
 }
 
 /// Binary upgrades (`--upgrade-socket`, `--upgrade`).
@@ -209,6 +213,7 @@ pub fn demo(listen: SocketAddr, workers: Option<usize>) -> Result<(), AppError> 
         compiled.plan.listeners.push(ListenerPlan {
             id,
             address: listen,
+            log: proxy::access::LogRule::Off,
             tls,
             router: Router::new(Vec::new(), Some(0)),
         });
@@ -384,9 +389,29 @@ fn start(
         .map(|_| Arc::new(WorkerMetrics::default()))
         .collect();
     let counting = worker_metrics.clone();
+    // The access log's writer thread, when the log is on; each worker formats its own lines.
+    let access_log = if config.access_log.enabled {
+        let target = match &config.access_log.path {
+            Some(path) => access_log::Target::File(path.clone()),
+            None => access_log::Target::Stdout,
+        };
+        Some(access_log::AccessLog::open(
+            target,
+            config.access_log.buffer,
+        )?)
+    } else {
+        None
+    };
+    let writer = access_log
+        .as_ref()
+        .map(|(log, _)| (log.writer(), config.access_log.format));
+    let log_handle = access_log.as_ref().map(|(_, handle)| handle.clone());
     let server = Server::start(limited, inherited, move |worker| {
         let metrics = counting.get(worker.index).cloned().unwrap_or_default();
-        proxy::Context::new(for_workers.clone(), worker, metrics)
+        let lines = writer
+            .as_ref()
+            .map(|(writer, format)| access_log::LineBuffer::new(writer.clone(), *format));
+        proxy::Context::new(for_workers.clone(), worker, metrics, lines)
     })?;
     let succeeded = taken.is_some();
     if let Some(taken) = taken {
@@ -454,6 +479,7 @@ fn start(
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGHUP,
         signal_hook::consts::SIGUSR2,
+        signal_hook::consts::SIGUSR1,
     ])
     .map_err(AppError::Signals)?;
     // The binary a successor runs: the path this one was started from, read now (once the
@@ -464,6 +490,17 @@ fn start(
         .spawn(move || {
             let mut stopping = false;
             for signal in signals.forever() {
+                if signal == signal_hook::consts::SIGUSR1 {
+                    // logrotate: the log file was moved; write to a new one at the path.
+                    match &log_handle {
+                        Some(handle) => {
+                            handle.reopen();
+                            tracing::info!("access log reopened (SIGUSR1)");
+                        }
+                        None => tracing::info!("SIGUSR1: no access log file to reopen"),
+                    }
+                    continue;
+                }
                 if signal == signal_hook::consts::SIGUSR2 {
                     match (&upgrade, &exe) {
                         _ if stopping => {
@@ -526,6 +563,10 @@ fn start(
         .take()
     {
         checker.stop();
+    }
+    if let Some((log, _)) = access_log {
+        // After the workers: every line they flushed is written.
+        log.close();
     }
     tracing::info!("ringway stopped");
     Ok(())

@@ -23,6 +23,7 @@ use rustls::server::ProducesTickets;
 
 use crate::config::{Addresses, Config, UpstreamConfig};
 use crate::http1::Limits;
+use crate::proxy::access::LogRule;
 use crate::proxy::{ListenerPlan, Plan, PoolSettings, Timeouts};
 use crate::runtime::event_loop::Pacing;
 use crate::runtime::{self, Listen, RingConfig, Settings};
@@ -96,9 +97,22 @@ pub fn compile(
                 None => listener.server_config(index, None)?,
             },
         };
+        let log = if !config.access_log.enabled {
+            LogRule::Off
+        } else {
+            let default = listener.access_log.unwrap_or(true);
+            if listener.routes.iter().any(|r| r.access_log.is_some()) {
+                LogRule::Routes { default }
+            } else if default {
+                LogRule::On
+            } else {
+                LogRule::Off
+            }
+        };
         listeners.push(ListenerPlan {
             id,
             address: listener.address,
+            log,
             tls,
             router: listener.router(),
         });

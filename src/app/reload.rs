@@ -403,6 +403,9 @@ impl Running {
         restart_checks(&self.checker, &table, checks);
 
         changes.not_applied = not_applied(&self.settings, &settings, &self.listeners, config);
+        if self.config.access_log != config.access_log {
+            changes.not_applied.push("[access_log]".to_string());
+        }
         let (old, new): (BTreeSet<&String>, BTreeSet<&String>) =
             (self.upstreams.iter().collect(), upstreams.iter().collect());
         changes.upstreams_added = new.difference(&old).map(|s| (*s).clone()).collect();

@@ -9,6 +9,7 @@
 //! reaches the workers ([`generation`]). Per-worker state ([`Context`]) uses `Cell`/`RefCell`:
 //! it is never shared across cores.
 
+pub mod access;
 pub mod error;
 pub mod failure_log;
 pub mod generation;
@@ -28,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use compio::net::TcpStream;
 
+use crate::access_log::LineBuffer;
 use crate::metrics::WorkerMetrics;
 use crate::runtime::{Handler, Load, Worker};
 use crate::upstream::group::WorkerBackends;
@@ -57,11 +59,18 @@ pub struct Context {
     pub draining: Cell<bool>,
     /// What the worker counts of its clients (read by the admin thread).
     pub metrics: Arc<WorkerMetrics>,
+    /// The worker's access-log lines not yet handed to the writer; `None` when the log is off.
+    pub access_log: Option<RefCell<LineBuffer>>,
 }
 
 impl Context {
     /// The proxy of `worker`, serving what `published` holds, counting into `metrics`.
-    pub fn new(published: Arc<Published>, worker: Worker, metrics: Arc<WorkerMetrics>) -> Self {
+    pub fn new(
+        published: Arc<Published>,
+        worker: Worker,
+        metrics: Arc<WorkerMetrics>,
+        access_log: Option<LineBuffer>,
+    ) -> Self {
         let (number, plan) = published.current();
         let mut backends = WorkerBackends::default();
         let generation = Generation::new(number, plan, worker.index, &mut backends);
@@ -76,6 +85,7 @@ impl Context {
             load: worker.load,
             draining: Cell::new(false),
             metrics,
+            access_log: access_log.map(RefCell::new),
         }
     }
 
@@ -157,6 +167,10 @@ impl Handler for Context {
                 pool.sweep(now);
                 swept = now;
             }
+            if let Some(log) = &self.access_log {
+                // Lines never wait longer than a tick for the writer.
+                log.borrow_mut().flush();
+            }
             let table = &serving.plan.table;
             for i in 0..table.len() {
                 let idle = pool.idle_count(i) as u64;
@@ -170,6 +184,9 @@ impl Handler for Context {
     }
 
     fn stop(&self) {
+        if let Some(log) = &self.access_log {
+            log.borrow_mut().flush();
+        }
         self.pool.borrow_mut().clear();
     }
 }

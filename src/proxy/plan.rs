@@ -70,6 +70,8 @@ pub struct ListenerPlan {
     pub id: usize,
     /// The address it was configured with.
     pub address: std::net::SocketAddr,
+    /// Which of its requests are written to the access log.
+    pub log: super::access::LogRule,
     /// The TLS configuration (certificates, tickets), shared by every worker.
     pub tls: Arc<ServerConfig>,
     /// Which upstream serves a request (indexes into [`Plan::upstreams`]).

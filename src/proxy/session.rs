@@ -20,7 +20,7 @@ use std::cell::Cell;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::runtime::deadline::{after, coarse_now, deadline as until, within};
 use compio::BufResult;
@@ -28,6 +28,7 @@ use compio::io::AsyncWriteExt;
 use compio::net::TcpStream;
 use futures_util::future::{Either, select};
 
+use crate::access_log::{Record, Termination};
 use crate::buf::{self, LazyBuf};
 use crate::http1::{
     self, BodyDecoder, BodyKind, Forwarding, Method, Parsed, RequestHead, ResponseHead, Status,
@@ -36,6 +37,7 @@ use crate::upstream::group::Choice;
 use crate::upstream::{self, BackendConn};
 
 use super::Context;
+use super::access::{Fields, LogRule};
 use super::error::{ProxyError, Side};
 use super::failure_log::RequestLabel;
 use super::generation::Generation;
@@ -100,6 +102,7 @@ pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: Sock
     let handshake = session.conn.handshake(&mut session.inbuf);
     let metrics = session.ctx.metrics.clone();
     metrics.connections_accepted.inc();
+    let accepted = Instant::now();
     match within(session.serving.plan.timeouts.handshake, handshake).await {
         Ok(Ok(())) => {
             if let Some(done) = session.conn.handshake_summary() {
@@ -116,10 +119,18 @@ pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: Sock
             };
             metrics.tls_failures[reason].inc();
             tracing::debug!(%peer, "TLS handshake failed: {e}");
+            let why = [
+                "timeout",
+                "handshake_eof",
+                "handshake_refused",
+                "handshake_failed",
+            ];
+            session.log_connection(accepted, why[reason]);
         }
         Err(_) => {
             metrics.tls_failures[0].inc();
             tracing::debug!(%peer, "TLS handshake timed out");
+            session.log_connection(accepted, "handshake_timeout");
         }
     }
     session.count_traffic();
@@ -132,8 +143,6 @@ pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: Sock
 struct Trace {
     /// When its head was complete.
     started: Option<Instant>,
-    /// Client traffic (received, sent) at that moment.
-    traffic: (u64, u64),
     /// Its upstream, once routed.
     group: Option<usize>,
     /// The backend of its last attempt.
@@ -148,6 +157,8 @@ struct Trace {
     first_byte: Option<Duration>,
     /// What ended it, when not a complete exchange: the side and a short reason.
     ended_by: Option<(Side, &'static str)>,
+    /// Its fields for the access log, when it is logged.
+    fields: Option<Fields>,
 }
 
 struct Session {
@@ -170,6 +181,16 @@ struct Session {
     trace: Trace,
     /// Client traffic already added to the worker's counters.
     counted: (u64, u64),
+}
+
+/// The access log's termination for what ended a request (`None`: it ran to its end).
+fn termination(ended_by: Option<(Side, &'static str)>) -> Termination {
+    match ended_by {
+        None => Termination::COMPLETE,
+        Some((Side::Client, reason)) => Termination::client(reason),
+        Some((Side::Backend, reason)) => Termination::backend(reason),
+        Some((Side::Internal, reason)) => Termination::proxy(reason),
+    }
 }
 
 /// What a failure's log line says when the request is not retried although the rules would
@@ -351,7 +372,6 @@ impl Session {
     fn begin_request(&mut self) {
         self.trace = Trace {
             started: Some(Instant::now()),
-            traffic: self.conn.traffic(),
             ..Trace::default()
         };
         self.ctx.metrics.requests.inc();
@@ -366,8 +386,106 @@ impl Session {
         self.counted = (received, sent);
     }
 
+    /// The listener's access-log rule (off once a reload removed the listener).
+    fn log_rule(&self) -> LogRule {
+        self.serving
+            .plan
+            .listener(self.listener)
+            .map_or(LogRule::Off, |l| l.log)
+    }
+
+    /// Whether the request in `self.head` is written to the access log.
+    fn logs_request(&self) -> bool {
+        match self.log_rule() {
+            LogRule::Off => false,
+            LogRule::On => true,
+            LogRule::Routes { default } => {
+                let buf = self.inbuf.bytes();
+                let (host, path) = (self.head.host(buf), self.head.path(buf));
+                self.serving
+                    .plan
+                    .listener(self.listener)
+                    .and_then(|l| l.router.logs(host, path))
+                    .unwrap_or(default)
+            }
+        }
+    }
+
+    /// Writes the access-log line of the request that ended (logged requests, and refused
+    /// heads on a logged listener).
+    fn log_request(&mut self) {
+        let fields = self.trace.fields.take();
+        let refused = fields.is_none() && self.trace.group.is_none() && self.trace.status != 0;
+        if fields.is_none() && !(refused && self.log_rule() != LogRule::Off) {
+            return;
+        }
+        let Some(log) = &self.ctx.access_log else {
+            if let Some(fields) = fields {
+                fields.release();
+            }
+            return;
+        };
+        let trace = &self.trace;
+        let (received, sent) = self.conn.traffic();
+        let handshake = self.conn.handshake_summary();
+        let upstream = trace
+            .group
+            .map(|g| self.serving.groups[g].spec().name.as_str());
+        let backend = trace
+            .backend
+            .map(|b| self.serving.plan.table.backend(b).address);
+        self.conn.with_server_name(|sni| {
+            let mut record = Record::new(SystemTime::now(), self.peer);
+            record.tls_version = handshake.map(|h| h.version.name());
+            record.cipher = handshake.map(|h| h.cipher);
+            record.resumed = handshake.is_some_and(|h| h.resumed);
+            record.sni = sni;
+            if let Some(fields) = &fields {
+                record.method = fields.method();
+                record.host = fields.host();
+                record.target = fields.target();
+                record.user_agent = fields.agent();
+            }
+            record.status = trace.status;
+            // Since the previous request ended (the first: since the accept, handshake included).
+            record.bytes_in = received - self.counted.0;
+            record.bytes_out = sent - self.counted.1;
+            record.upstream = upstream;
+            record.backend = backend;
+            record.attempts = trace.attempts;
+            record.total = trace.started.map_or(Duration::ZERO, |s| s.elapsed());
+            record.connect = trace.connect;
+            record.first_byte = trace.first_byte;
+            record.termination = termination(trace.ended_by);
+            log.borrow_mut().push(&record);
+        });
+        if let Some(fields) = fields {
+            fields.release();
+        }
+    }
+
+    /// Writes the access-log line of a connection that ended without a request.
+    fn log_connection(&self, accepted: Instant, reason: &'static str) {
+        let (Some(log), true) = (&self.ctx.access_log, self.log_rule() != LogRule::Off) else {
+            return;
+        };
+        let (received, sent) = self.conn.traffic();
+        self.conn.with_server_name(|sni| {
+            let mut record = Record::connection(
+                SystemTime::now(),
+                self.peer,
+                accepted.elapsed(),
+                Termination::client(reason),
+            );
+            (record.bytes_in, record.bytes_out) = (received, sent);
+            record.sni = sni;
+            log.borrow_mut().push(&record);
+        });
+    }
+
     /// Counts the request that ended: the worker's and its upstream's counters.
     fn finish_request(&mut self) {
+        self.log_request();
         self.count_traffic();
         let trace = &self.trace;
         self.ctx.metrics.requests_done.inc();
@@ -490,6 +608,9 @@ impl Session {
         };
         // Routing and the hashing key read the head, which lives in `inbuf` until consumed.
         let routed = self.route();
+        if self.logs_request() {
+            self.trace.fields = Some(Fields::capture(&self.head, self.inbuf.bytes()));
+        }
         let key = match routed {
             Ok(group) => self.hash_key(group),
             Err(_) => 0,
@@ -1183,6 +1304,7 @@ mod tests {
                 listeners: vec![crate::proxy::ListenerPlan {
                     id: 0,
                     address: peer,
+                    log: crate::proxy::access::LogRule::Off,
                     tls,
                     router: crate::route::Router::new(Vec::new(), None),
                 }],
@@ -1208,7 +1330,7 @@ mod tests {
                 load: Default::default(),
             };
             let published = crate::proxy::generation::Published::new(Arc::new(plan));
-            let ctx = Rc::new(Context::new(published, worker, Default::default()));
+            let ctx = Rc::new(Context::new(published, worker, Default::default(), None));
             let task = serve(ctx, 0, tcp, peer);
             let size = std::mem::size_of_val(&task);
             assert!(size <= 4096, "connection task is {size} bytes");

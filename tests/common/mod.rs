@@ -250,6 +250,7 @@ pub fn signal(pid: u32, signal: &str) {
         "TERM" => libc::SIGTERM,
         "HUP" => libc::SIGHUP,
         "USR2" => libc::SIGUSR2,
+        "USR1" => libc::SIGUSR1,
         "INT" => libc::SIGINT,
         "KILL" => libc::SIGKILL,
         "STOP" => libc::SIGSTOP,
