@@ -9,6 +9,7 @@
 //! Public are only what the binary, the tests, the benches and the fuzz targets use; the rest
 //! is private, so that the compiler reports what nothing uses.
 
+pub mod admin;
 pub mod app;
 pub mod balance;
 mod buf;

@@ -27,6 +27,7 @@ const UNITS: &[(&str, &str, u8)] = &[
     ("upstream", "upstream I/O", 3),
     ("runtime", "runtime", 3),
     ("discovery", "discovery", 3),
+    ("admin", "admin", 3),
     ("proxy", "proxy", 4),
     ("config", "config", 5),
     ("app", "app", 6),
@@ -409,5 +410,6 @@ fn every_layer_resolves() {
     assert_eq!(unit_of(&module("upstream")), Some(("upstream I/O", 3)));
     assert_eq!(unit_of(&module("tls::engine::tests")), Some(("tls", 1)));
     assert_eq!(unit_of(&module("discovery::watch")), Some(("discovery", 3)));
+    assert_eq!(unit_of(&module("admin::prometheus")), Some(("admin", 3)));
     assert_eq!(unit_of(&module("nothing")), None);
 }
