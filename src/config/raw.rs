@@ -13,9 +13,10 @@ use super::values::{
     AddressValue, BackendAddressValue, DurationValue, FromStrValue, StatusRangeValue,
 };
 use super::{
-    BackendConfig, CertificateConfig, CheckKind, Config, ConfigError, DEFAULT_BATCH_WAIT, HashKey,
-    HealthCheckConfig, LimitsConfig, ListenerConfig, LogConfig, OutlierConfig, Policy, PoolConfig,
-    ResolverConfig, RetryBudgetConfig, RouteConfig, Timeouts, TlsOptions, UpstreamConfig,
+    AdminConfig, BackendConfig, CertificateConfig, CheckKind, Config, ConfigError,
+    DEFAULT_BATCH_WAIT, HashKey, HealthCheckConfig, LimitsConfig, ListenerConfig, LogConfig,
+    OutlierConfig, Policy, PoolConfig, ResolverConfig, RetryBudgetConfig, RouteConfig, Timeouts,
+    TlsOptions, UpstreamConfig,
 };
 use crate::route::HostPattern;
 
@@ -43,6 +44,8 @@ pub(super) struct RawConfig {
     log: RawLog,
     #[serde(default)]
     resolver: RawResolver,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    admin: Option<RawAdmin>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     upstream: Vec<RawUpstream>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -114,6 +117,23 @@ struct RawResolver {
     max_ttl: Option<DurationValue>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     timeout: Option<DurationValue>,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    address: AddressValue,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+}
+
+/// The token is not shown.
+impl std::fmt::Debug for RawAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawAdmin")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -386,6 +406,10 @@ pub(super) fn from_raw(raw: RawConfig) -> Result<(Config, KeyNames), ConfigError
             .level
             .map_or_else(LogConfig::default, |level| LogConfig { level }),
         resolver: resolver_from_raw(raw.resolver),
+        admin: raw.admin.map(|admin| AdminConfig {
+            address: admin.address.0,
+            token: admin.token,
+        }),
         upstreams,
         listeners,
     };
@@ -633,6 +657,10 @@ fn raw_config(config: &Config) -> Result<RawConfig, toml::ser::Error> {
             max_ttl: Some(DurationValue(config.resolver.max_ttl)),
             timeout: Some(DurationValue(config.resolver.timeout)),
         },
+        admin: config.admin.as_ref().map(|admin| RawAdmin {
+            address: AddressValue(admin.address),
+            token: admin.token.clone(),
+        }),
         upstream: config.upstreams.iter().map(raw_upstream).collect(),
         listener: listeners,
     })
