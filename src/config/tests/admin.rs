@@ -130,3 +130,26 @@ fn admin_round_trips_and_debug_hides_the_token() {
         "{shown}"
     );
 }
+
+/// The README's `[admin]` example ("Observing ringway") parses, and says what it means.
+#[test]
+fn the_readme_admin_example_parses() {
+    let readme = include_str!("../../../README.md");
+    let block = readme
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| &b[..b.find("```").expect("closed block")])
+        .find(|b| b.starts_with("[admin]"))
+        .expect("the [admin] example");
+    let config = Config::from_toml_str(&with(block)).expect("README [admin] example");
+    assert_eq!(
+        config.admin,
+        Some(AdminConfig {
+            address: addr("127.0.0.1:9900"),
+            token: None,
+        })
+    );
+    let uncommented = block.replace("# token", "token");
+    let config = Config::from_toml_str(&with(&uncommented)).expect("with its token");
+    assert!(config.admin.and_then(|a| a.token).is_some());
+}
