@@ -576,9 +576,15 @@ impl Response {
 /// The routes, in the order `answer` tries them.
 const ROUTES: [&str; 5] = ["/metrics", "/healthz", "/readyz", "/status", "/"];
 
-/// The answer to `request`: authorization (all but `/healthz`), then the route and method.
+/// The answer to `request`: authorization (all but `/healthz`), then the route and method. A
+/// HEAD request gets the head of what GET would get, whatever the status.
 fn answer(request: &Request, context: &Context) -> Response {
-    let head_only = request.method == "HEAD";
+    let mut response = answer_get(request, context);
+    response.head_only = request.method == "HEAD";
+    response
+}
+
+fn answer_get(request: &Request, context: &Context) -> Response {
     if request.path != "/healthz" && !authorized(request, context.token.as_deref()) {
         return Response::text(401, "unauthorized\n")
             .with("WWW-Authenticate", "Bearer realm=\"ringway admin\"");
@@ -586,22 +592,19 @@ fn answer(request: &Request, context: &Context) -> Response {
     if !ROUTES.contains(&request.path.as_str()) {
         return Response::text(404, "not found\n");
     }
-    if request.method != "GET" && !head_only {
+    if request.method != "GET" && request.method != "HEAD" {
         return Response::text(405, "method not allowed\n").with("Allow", "GET, HEAD");
     }
-    let mut response = if request.path == "/healthz" {
-        Response::text(200, "ok\n")
-    } else {
-        match catch_unwind(AssertUnwindSafe(|| (context.snapshot)())) {
-            Ok(snapshot) => route(&request.path, &snapshot, SystemTime::now()),
-            Err(_) => {
-                tracing::error!("admin server: the snapshot function panicked");
-                Response::text(500, "snapshot failed\n")
-            }
+    if request.path == "/healthz" {
+        return Response::text(200, "ok\n");
+    }
+    match catch_unwind(AssertUnwindSafe(|| (context.snapshot)())) {
+        Ok(snapshot) => route(&request.path, &snapshot, SystemTime::now()),
+        Err(_) => {
+            tracing::error!("admin server: the snapshot function panicked");
+            Response::text(500, "snapshot failed\n")
         }
-    };
-    response.head_only = head_only;
-    response
+    }
 }
 
 /// The answer of a route that shows the snapshot.

@@ -158,6 +158,11 @@ fn head_has_the_length_and_no_body() {
         .and_then(|l| l.parse().ok())
         .expect("length");
     assert!(length > 1000, "{length}");
+    // Every status: a head, no body.
+    let missing = exchange(address, b"HEAD /nothing HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.header("content-length"), Some("10"));
+    assert!(missing.body.is_empty());
 }
 
 #[test]
