@@ -88,7 +88,9 @@ fn parse_stat(
     };
     Some(ProcessStats {
         cpu_seconds,
-        resident_memory_bytes: field(24).zip(page_size).map(|(pages, size)| pages * size),
+        resident_memory_bytes: field(24)
+            .zip(page_size)
+            .map(|(pages, size)| pages.saturating_mul(size)),
         virtual_memory_bytes: field(23),
         start_time_seconds,
         threads: field(20),
