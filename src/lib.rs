@@ -9,9 +9,8 @@
 //! Public are only what the binary, the tests, the benches and the fuzz targets use; the rest
 //! is private, so that the compiler reports what nothing uses.
 
-// Public until the data path uses it (its wiring is the next step): nothing in the crate
-// calls the writer yet, and the configuration names its `Format`.
 pub mod access_log;
+mod admin;
 pub mod app;
 pub mod balance;
 mod buf;

@@ -31,6 +31,7 @@ const UNITS: &[(&str, &str, u8)] = &[
     ("runtime", "runtime", 3),
     ("discovery", "discovery", 3),
     ("access_log", "access_log writer", 3),
+    ("admin", "admin", 3),
     ("proxy", "proxy", 4),
     ("config", "config", 5),
     ("app", "app", 6),
@@ -429,5 +430,6 @@ fn every_layer_resolves() {
         unit_of(&module("access_log::tests")),
         Some(("access_log writer", 3))
     );
+    assert_eq!(unit_of(&module("admin::prometheus")), Some(("admin", 3)));
     assert_eq!(unit_of(&module("nothing")), None);
 }

@@ -8,6 +8,7 @@
 //! exit 0; a second one exits at once).
 
 mod notify;
+mod observe;
 mod plan;
 pub mod reload;
 pub mod upgrade;
@@ -67,6 +68,9 @@ pub enum AppError {
     /// A binary upgrade could not start.
     #[error(transparent)]
     Upgrade(#[from] upgrade::UpgradeError),
+    /// The admin listener could not start.
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
     /// The access log could not be opened.
     #[error("access_log: {0}")]
     AccessLog(#[from] crate::access_log::OpenError),
@@ -442,6 +446,35 @@ fn start(
     *checker.lock().unwrap_or_else(PoisonError::into_inner) =
         Checker::spawn(table.board_arc(), checks).map_err(AppError::Health)?;
     let control = server.control();
+    let reloads: Arc<reload::ReloadCounts> = Arc::default();
+    // The admin listener, on threads of its own: it reads the workers' counters.
+    let admin = match &config.admin {
+        Some(settings) => {
+            let dropped = log_handle.clone();
+            let sources = observe::Sources {
+                version: version(),
+                started: std::time::SystemTime::now(),
+                published: published.clone(),
+                workers: worker_metrics.clone(),
+                reloads: reloads.clone(),
+                control: control.clone(),
+                log_dropped: Arc::new(move || dropped.as_ref().map_or(0, |h| h.dropped())),
+            };
+            let admin = crate::admin::spawn(
+                crate::admin::AdminSettings {
+                    address: settings.address,
+                    token: settings.token.clone(),
+                },
+                Arc::new(move || sources.snapshot()),
+            )?;
+            tracing::info!(
+                "admin listener on http://{}/ (metrics: /metrics, status page: /)",
+                admin.address()
+            );
+            Some(admin)
+        }
+        None => None,
+    };
     let mut running = Running {
         source,
         control: control.clone(),
@@ -453,7 +486,7 @@ fn start(
         settings,
         certificates: reload::read_certificates(config),
         upstreams: config.upstreams.iter().map(|u| u.name.clone()).collect(),
-        counts: Arc::default(),
+        counts: reloads.clone(),
         config: config.clone(),
         names,
         events: events.clone(),
@@ -564,6 +597,7 @@ fn start(
     {
         checker.stop();
     }
+    drop(admin);
     if let Some((log, _)) = access_log {
         // After the workers: every line they flushed is written.
         log.close();
@@ -583,4 +617,10 @@ fn init_logging(level: &str) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+/// The version line `ringway --version` prints after the name: the package version and the
+/// commit it was built from.
+pub fn version() -> String {
+    concat!(env!("CARGO_PKG_VERSION"), " (", env!("RINGWAY_COMMIT"), ")").to_string()
 }

@@ -406,6 +406,9 @@ impl Running {
         if self.config.access_log != config.access_log {
             changes.not_applied.push("[access_log]".to_string());
         }
+        if self.config.admin != config.admin {
+            changes.not_applied.push("[admin]".to_string());
+        }
         let (old, new): (BTreeSet<&String>, BTreeSet<&String>) =
             (self.upstreams.iter().collect(), upstreams.iter().collect());
         changes.upstreams_added = new.difference(&old).map(|s| (*s).clone()).collect();

@@ -31,6 +31,9 @@
 //! - `resolver`: `0 < min_ttl <= max_ttl`, `timeout > 0`, name server ports not 0.
 //! - `access_log`: `buffer` between 1 and [`MAX_ACCESS_LOG_BUFFER`], `path`, when given, not
 //!   empty; a listener or route says `access_log = true` only when `[access_log]` is enabled.
+//! - `admin`, when given: its address is no listener's (same port on the same or an unspecified
+//!   address), and its token, when given, is at least [`AdminConfig::MIN_TOKEN_LEN`] characters
+//!   that can be sent in an `Authorization: Bearer` header ([`crate::admin::check_token`]).
 //!
 //! Every error's `Display` is one line: the key path (`upstream[1].backend[0].weight`), why it
 //! is wrong and, for errors found in the document, where (`ringway.toml:12:14`, or
@@ -119,6 +122,11 @@
 //! min_ttl = "1s"                # names are looked up again at their TTL, at least this apart
 //! max_ttl = "300s"              # and at most this apart
 //! timeout = "2s"                # one lookup (A and AAAA)
+//!
+//! [admin]                       # the admin server (metrics, probes, status page); off without it
+//! address = "127.0.0.1:9900"    # required in [admin]; keep it on loopback or a private network
+//! # token = "..."               # optional: every route but /healthz then requires
+//!                               # `Authorization: Bearer <token>`; at least 16 characters
 //!
 //! [[upstream]]
 //! name = "app"                  # required, unique, [A-Za-z0-9_.-]+
@@ -244,6 +252,9 @@ pub struct Config {
     pub access_log: AccessLogConfig,
     /// How backend names are resolved. TOML: `[resolver]`.
     pub resolver: ResolverConfig,
+    /// The admin server (`/metrics`, `/healthz`, `/readyz`, `/status`, the status page).
+    /// TOML: `[admin]`. `None` (no `[admin]` table): no admin server.
+    pub admin: Option<AdminConfig>,
     /// Backend pools, referred to by index from [`ListenerConfig::default_upstream`] and
     /// [`RouteConfig::upstream`]. TOML: `[[upstream]]`, in file order, then one implicit
     /// upstream per listener written with the legacy `backends = [...]`. Unused upstreams are
@@ -251,6 +262,36 @@ pub struct Config {
     pub upstreams: Vec<UpstreamConfig>,
     /// At least one. TOML: `[[listener]]`.
     pub listeners: Vec<ListenerConfig>,
+}
+
+/// The admin server's address and token. TOML: `[admin]` with `address` (`ip:port`, required
+/// in the table) and `token` (optional). `Debug` does not show the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// Where the admin server listens. Loopback (`127.0.0.1:9900`) unless something in front
+    /// of it (a firewall, a private network) keeps it from the clients; port 0 asks the
+    /// kernel for a free one (tests only).
+    pub address: SocketAddr,
+    /// With a token, every route but `/healthz` requires `Authorization: Bearer <token>`.
+    /// Written in the configuration file itself, which should then be readable by ringway and
+    /// its operators only. At least [`AdminConfig::MIN_TOKEN_LEN`] characters of
+    /// `A-Za-z0-9-._~+/`, then `=` padding (what `openssl rand -base64 24` prints).
+    pub token: Option<String>,
+}
+
+impl AdminConfig {
+    /// The shortest token accepted.
+    pub const MIN_TOKEN_LEN: usize = 16;
+}
+
+/// The token is not shown.
+impl fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("address", &self.address)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// Timeouts. All are greater than zero except `drain`.
@@ -650,6 +691,7 @@ impl Default for Config {
             log: LogConfig::default(),
             access_log: AccessLogConfig::default(),
             resolver: ResolverConfig::default(),
+            admin: None,
             upstreams: Vec::new(),
             listeners: Vec::new(),
         }

@@ -13,10 +13,10 @@ use super::values::{
     AddressValue, BackendAddressValue, DurationValue, FromStrValue, StatusRangeValue,
 };
 use super::{
-    AccessLogConfig, AccessLogFormat, BackendConfig, CertificateConfig, CheckKind, Config,
-    ConfigError, DEFAULT_BATCH_WAIT, HashKey, HealthCheckConfig, LimitsConfig, ListenerConfig,
-    LogConfig, OutlierConfig, Policy, PoolConfig, ResolverConfig, RetryBudgetConfig, RouteConfig,
-    Timeouts, TlsOptions, UpstreamConfig,
+    AccessLogConfig, AccessLogFormat, AdminConfig, BackendConfig, CertificateConfig, CheckKind,
+    Config, ConfigError, DEFAULT_BATCH_WAIT, HashKey, HealthCheckConfig, LimitsConfig,
+    ListenerConfig, LogConfig, OutlierConfig, Policy, PoolConfig, ResolverConfig,
+    RetryBudgetConfig, RouteConfig, Timeouts, TlsOptions, UpstreamConfig,
 };
 use crate::route::HostPattern;
 
@@ -46,6 +46,8 @@ pub(super) struct RawConfig {
     access_log: RawAccessLog,
     #[serde(default)]
     resolver: RawResolver,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    admin: Option<RawAdmin>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     upstream: Vec<RawUpstream>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -130,6 +132,23 @@ struct RawResolver {
     max_ttl: Option<DurationValue>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     timeout: Option<DurationValue>,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    address: AddressValue,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+}
+
+/// The token is not shown.
+impl std::fmt::Debug for RawAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawAdmin")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -409,6 +428,10 @@ pub(super) fn from_raw(raw: RawConfig) -> Result<(Config, KeyNames), ConfigError
             .map_or_else(LogConfig::default, |level| LogConfig { level }),
         access_log: access_log_from_raw(raw.access_log),
         resolver: resolver_from_raw(raw.resolver),
+        admin: raw.admin.map(|admin| AdminConfig {
+            address: admin.address.0,
+            token: admin.token,
+        }),
         upstreams,
         listeners,
     };
@@ -675,6 +698,10 @@ fn raw_config(config: &Config) -> Result<RawConfig, toml::ser::Error> {
             max_ttl: Some(DurationValue(config.resolver.max_ttl)),
             timeout: Some(DurationValue(config.resolver.timeout)),
         },
+        admin: config.admin.as_ref().map(|admin| RawAdmin {
+            address: AddressValue(admin.address),
+            token: admin.token.clone(),
+        }),
         upstream: config.upstreams.iter().map(raw_upstream).collect(),
         listener: listeners,
     })

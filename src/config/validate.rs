@@ -10,8 +10,8 @@ use std::sync::Arc;
 use super::error::invalid;
 use super::values::{format_duration, format_status_range};
 use super::{
-    AccessLogConfig, BackendAddress, BackendConfig, CheckKind, Config, ConfigError, HashKey,
-    HealthCheckConfig, ListenerConfig, MAX_ACCESS_LOG_BUFFER, MAX_BATCH_WAIT,
+    AccessLogConfig, AdminConfig, BackendAddress, BackendConfig, CheckKind, Config, ConfigError,
+    HashKey, HealthCheckConfig, ListenerConfig, MAX_ACCESS_LOG_BUFFER, MAX_BATCH_WAIT,
     MAX_CONFIGURED_RING_BUFFERS, Policy, ResolverConfig, UpstreamConfig, is_token,
 };
 use crate::access_log;
@@ -118,6 +118,9 @@ impl Config {
         check_log_level(&self.log.level).map_err(|why| invalid("log.level", why))?;
         check_resolver(&self.resolver)?;
         check_access_log(&self.access_log)?;
+        if let Some(admin) = &self.admin {
+            self.check_admin(admin)?;
+        }
 
         if self.listeners.is_empty() {
             return Err(invalid("listener", "at least one [[listener]] is required"));
@@ -155,6 +158,44 @@ impl Config {
                 };
                 return Err(invalid(names.upstream(index, "name"), reason));
             }
+        }
+        Ok(())
+    }
+
+    /// `[admin]`: a token that can be sent in a header and is not too short, and an address
+    /// that no listener holds.
+    fn check_admin(&self, admin: &AdminConfig) -> Result<(), ConfigError> {
+        if let Some(token) = &admin.token {
+            crate::admin::check_token(token)
+                .map_err(|why| invalid("admin.token", format!("the token {why}")))?;
+            if token.chars().count() < AdminConfig::MIN_TOKEN_LEN {
+                return Err(invalid(
+                    "admin.token",
+                    format!(
+                        "is shorter than {} characters: use a random one (openssl rand -base64 \
+                         24), or leave it out to serve without a token",
+                        AdminConfig::MIN_TOKEN_LEN
+                    ),
+                ));
+            }
+        }
+        let clashes = |listener: SocketAddr| {
+            let address = admin.address;
+            address.port() != 0
+                && address.port() == listener.port()
+                && (address.ip() == listener.ip()
+                    || address.ip().is_unspecified()
+                    || listener.ip().is_unspecified())
+        };
+        if let Some(index) = self.listeners.iter().position(|l| clashes(l.address)) {
+            return Err(invalid(
+                "admin.address",
+                format!(
+                    "{} is taken by listener[{index}] ({}): the admin server needs a port of \
+                     its own",
+                    admin.address, self.listeners[index].address
+                ),
+            ));
         }
         Ok(())
     }

@@ -180,6 +180,25 @@ fn check_config_invariants(config: &Config) {
         assert!(o.max_ejected_percent <= 100);
     }
 
+    if let Some(admin) = &config.admin {
+        if let Some(token) = &admin.token {
+            assert!(token.chars().count() >= 16, "a short admin token");
+            assert!(
+                crate::admin::check_token(token).is_ok(),
+                "admin token {token:?}"
+            );
+        }
+        for listener in &config.listeners {
+            let (a, l) = (admin.address, listener.address);
+            assert!(
+                a.port() == 0
+                    || a.port() != l.port()
+                    || (a.ip() != l.ip() && !a.ip().is_unspecified() && !l.ip().is_unspecified()),
+                "admin address {a} on listener {l}"
+            );
+        }
+    }
+
     assert!(!config.listeners.is_empty(), "no listener");
     let mut addresses = HashSet::new();
     for listener in &config.listeners {

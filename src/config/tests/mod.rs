@@ -1,11 +1,12 @@
 //! Tests of the configuration: parsing, defaults, validation errors (key, reason, position),
-//! upstreams, and certificate and ticket key checks. Shared documents and helpers live here.
+//! upstreams, certificate and ticket key checks, and `[admin]`. Shared documents and helpers live here.
 
 use std::net::SocketAddr;
 
 use super::*;
 
 mod access_log;
+mod admin;
 mod certificates;
 mod document;
 mod errors;
