@@ -78,10 +78,12 @@ const BODY_LEN: usize = 64 * 1024;
 /// Bytes handed to the decoder per call: one TLS record of plaintext.
 const RECEIVE: usize = 16 * 1024;
 
-fn forwarding() -> Forwarding {
+fn forwarding() -> Forwarding<'static> {
     Forwarding {
         client_ip: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)),
         proto: "https",
+        // As the proxy sends with `request_id = "keep"` and no client id: a generated one.
+        request_id: Some(b"0123456789abcdef0000000000000001"),
     }
 }
 

@@ -84,6 +84,11 @@ Options:
   --out DIR         output directory (default: bench-results/<timestamp>/ in the repository)
   --ringway PATH    ringway binary (default: target/release/ringway, built if missing; it is
                     copied before the run, so a rebuild during the run does not affect it)
+  --ringway-extra FILE
+                    TOML tables appended to the config of the ringway under test only (not to
+                    the baseline's), rendered like the templates (@WORK@ is the work
+                    directory): e.g. scripts/bench/conf/observe.toml turns the access log and
+                    the admin listener on, to measure what they cost against --baseline
   --baseline PATH   another ringway binary (an earlier build) to measure side by side as proxy
                     "ringway-base", right after ringway in every round, with the same config:
                     what a change bought, in one run (port N+13)
@@ -127,6 +132,7 @@ while (($#)); do
         --out) OUT=$2; shift 2 ;;
         --ringway) RINGWAY_BIN=$2; shift 2 ;;
         --baseline) BASELINE_BIN=$2; shift 2 ;;
+        --ringway-extra) RINGWAY_EXTRA=$(realpath "$2"); shift 2 ;;
         --port-base) PORT_BASE=$2; shift 2 ;;
         --proxy-cpu) PROXY_CPU=$2; shift 2 ;;
         --backend-cpu) BACKEND_CPU=$2; shift 2 ;;

@@ -212,3 +212,27 @@ fn combined_format_rotation_and_route_switches() {
     assert!(!read(&rotated).contains("/second"));
     assert!(!read(&rotated).contains("/quiet") && !read(&log).contains("/quiet"));
 }
+
+#[test]
+fn request_ids_are_generated_or_kept_sent_to_the_backend_and_logged() {
+    let dir = temp_dir("access-log-ids");
+    let (proxy, ok) = start(&dir, "json", "");
+    let log = dir.join("access.log");
+    let mut c = proxy.client();
+    assert_eq!(c.get("/generated").status, 200);
+    c.send(b"GET /kept HTTP/1.1\r\nHost: localhost\r\nX-Request-Id: client-id-42\r\n\r\n");
+    assert_eq!(c.read_response("GET").unwrap().status, 200);
+    let lines = wait_lines(&log, 2);
+    let received = ok.received();
+    let generated = received[0]
+        .header("x-request-id")
+        .expect("an id sent to the backend");
+    assert_eq!(generated.len(), 32, "{generated}");
+    assert!(generated.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(lines[0]["request_id"], generated);
+    assert_eq!(
+        received[1].headers_named("x-request-id"),
+        vec!["client-id-42"]
+    );
+    assert_eq!(lines[1]["request_id"], "client-id-42");
+}

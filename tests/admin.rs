@@ -22,7 +22,10 @@ fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
     (status, body)
 }
 
@@ -92,7 +95,10 @@ fn metrics_move_with_requests_errors_ejections_and_health() {
     let admin = admin_address(&proxy);
     assert_eq!(admin_get(admin, "/healthz"), (200, "ok\n".into()));
     // Ready once the first health round is done.
-    assert!(wait_until(Duration::from_secs(5), || admin_get(admin, "/readyz").0 == 200));
+    assert!(wait_until(Duration::from_secs(5), || admin_get(
+        admin, "/readyz"
+    )
+    .0 == 200));
 
     let mut client = proxy.client();
     for _ in 0..10 {
@@ -103,18 +109,45 @@ fn metrics_move_with_requests_errors_ejections_and_health() {
 
     let (status, metrics) = admin_get(admin, "/metrics");
     assert_eq!(status, 200);
-    let value = |series: &str| sample(&metrics, series).unwrap_or_else(|| panic!("{series}:\n{metrics}"));
-    assert_eq!(value("ringway_upstream_requests_total{upstream=\"app\",class=\"2xx\"}"), 10.0);
-    assert_eq!(value("ringway_upstream_requests_total{upstream=\"bad\",class=\"5xx\"}"), 1.0);
-    assert_eq!(value("ringway_upstream_no_backend_total{upstream=\"checked\"}"), 1.0);
+    let value =
+        |series: &str| sample(&metrics, series).unwrap_or_else(|| panic!("{series}:\n{metrics}"));
+    assert_eq!(
+        value("ringway_upstream_requests_total{upstream=\"app\",class=\"2xx\"}"),
+        10.0
+    );
+    assert_eq!(
+        value("ringway_upstream_requests_total{upstream=\"bad\",class=\"5xx\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("ringway_upstream_no_backend_total{upstream=\"checked\"}"),
+        1.0
+    );
     let ok_series = format!("{{upstream=\"app\",backend=\"{}\",class=\"2xx\"}}", ok.addr);
-    assert_eq!(value(&format!("ringway_backend_requests_total{ok_series}")), 10.0);
+    assert_eq!(
+        value(&format!("ringway_backend_requests_total{ok_series}")),
+        10.0
+    );
     // The refused backend failed one request (retried on `ok`) and was ejected at once.
     let dead_labels = format!("{{upstream=\"app\",backend=\"{dead}\"}}");
-    assert_eq!(value(&format!("ringway_backend_connect_failures_total{dead_labels}")), 1.0);
-    assert_eq!(value(&format!("ringway_backend_ejections_total{dead_labels}")), 1.0);
-    assert_eq!(value(&format!("ringway_backend_ejected_workers{dead_labels}")), 1.0);
-    assert_eq!(value("ringway_upstream_retries_total{upstream=\"app\"}"), 1.0);
+    assert_eq!(
+        value(&format!(
+            "ringway_backend_connect_failures_total{dead_labels}"
+        )),
+        1.0
+    );
+    assert_eq!(
+        value(&format!("ringway_backend_ejections_total{dead_labels}")),
+        1.0
+    );
+    assert_eq!(
+        value(&format!("ringway_backend_ejected_workers{dead_labels}")),
+        1.0
+    );
+    assert_eq!(
+        value("ringway_upstream_retries_total{upstream=\"app\"}"),
+        1.0
+    );
     // The checked backend is down.
     let checked = metrics
         .lines()

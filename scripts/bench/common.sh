@@ -317,6 +317,11 @@ start_proxy() {
     case $name in
         ringway | ringway-base)
             render "$BENCH_DIR/conf/ringway.toml" "$WORK/$name.toml"
+            if [[ $name == ringway && -n ${RINGWAY_EXTRA:-} ]]; then
+                # --ringway-extra: more tables for the ringway under test only (not the baseline).
+                render "$RINGWAY_EXTRA" "$WORK/ringway-extra.toml"
+                cat "$WORK/ringway-extra.toml" >>"$WORK/$name.toml"
+            fi
             "$WORK/$name" check --config "$WORK/$name.toml" >>"$errlog" 2>&1 ||
                 { cat "$errlog" >&2; die "$name check rejected $WORK/$name.toml"; }
             nice -n "$NICE" taskset -c "$PROXY_CPU" env -u RUST_LOG "$WORK/$name" run --config "$WORK/$name.toml" >>"$errlog" 2>&1 &

@@ -151,6 +151,7 @@ pub fn compile(
             max_idle: config.pool.max_idle_per_backend,
             idle_timeout: config.pool.idle_timeout,
         },
+        request_ids: config.request_id,
     };
     let settings = Settings {
         workers: workers(config),

@@ -244,6 +244,10 @@ pub struct Config {
     /// configuration file's directory once read with [`Config::load`]. `None`: the process
     /// makes its own ticket keys ([`crate::tls::ticketer`]).
     pub ticket_keys: Option<PathBuf>,
+    /// TOML `request_id = "keep" | "replace" | "off"`: what ringway does with `X-Request-Id`
+    /// (sent to the backend and logged). Default `keep`: a client's well-formed id is kept,
+    /// one is generated when there is none.
+    pub request_id: crate::proxy::RequestIds,
     pub timeouts: Timeouts,
     pub limits: LimitsConfig,
     pub pool: PoolConfig,
@@ -685,6 +689,7 @@ impl Default for Config {
             batch_wait: DEFAULT_BATCH_WAIT,
             ring_buffers: None,
             ticket_keys: None,
+            request_id: crate::proxy::RequestIds::default(),
             timeouts: Timeouts::default(),
             limits: LimitsConfig::default(),
             pool: PoolConfig::default(),

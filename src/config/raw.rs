@@ -12,6 +12,8 @@ use super::validate::{KeyNames, Origin};
 use super::values::{
     AddressValue, BackendAddressValue, DurationValue, FromStrValue, StatusRangeValue,
 };
+use crate::proxy::RequestIds;
+
 use super::{
     AccessLogConfig, AccessLogFormat, AdminConfig, BackendConfig, CertificateConfig, CheckKind,
     Config, ConfigError, DEFAULT_BATCH_WAIT, HashKey, HealthCheckConfig, LimitsConfig,
@@ -34,6 +36,8 @@ pub(super) struct RawConfig {
     ring_buffers: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ticket_keys: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request_id: Option<RequestIds>,
     #[serde(default)]
     timeouts: RawTimeouts,
     #[serde(default)]
@@ -390,6 +394,7 @@ pub(super) fn from_raw(raw: RawConfig) -> Result<(Config, KeyNames), ConfigError
         batch_wait: duration(raw.batch_wait, DEFAULT_BATCH_WAIT),
         ring_buffers: raw.ring_buffers,
         ticket_keys: raw.ticket_keys,
+        request_id: raw.request_id.unwrap_or_default(),
         timeouts: Timeouts {
             handshake: duration(raw.timeouts.handshake, t.handshake),
             request_head: duration(raw.timeouts.request_head, t.request_head),
@@ -653,6 +658,7 @@ fn raw_config(config: &Config) -> Result<RawConfig, toml::ser::Error> {
         batch_wait: Some(DurationValue(config.batch_wait)),
         ring_buffers: config.ring_buffers,
         ticket_keys: config.ticket_keys.clone(),
+        request_id: Some(config.request_id),
         timeouts: RawTimeouts {
             handshake: Some(DurationValue(t.handshake)),
             request_head: Some(DurationValue(t.request_head)),

@@ -60,6 +60,9 @@ pub fn check_request_head(data: &[u8]) {
     let fwd = Forwarding {
         client_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
         proto: "https",
+        request_id: head
+            .request_id(data)
+            .map(|_| &b"0123456789abcdef0123456789abcdef"[..]),
     };
     write_request_head(data, &head, &fwd, &mut out);
     let mut again = RequestHead::new();

@@ -50,13 +50,14 @@ pub(crate) enum FieldKind {
     XForwardedProto,
     XForwardedHost,
     Forwarded,
+    RequestId,
     Other,
 }
 
 impl FieldKind {
     /// Classifies a field name, case-insensitively (RFC 9110 §5.1).
     pub(crate) fn classify(name: &[u8]) -> Self {
-        const KINDS: [(&[u8], FieldKind); 14] = [
+        const KINDS: [(&[u8], FieldKind); 15] = [
             (b"host", FieldKind::Host),
             (b"content-length", FieldKind::ContentLength),
             (b"transfer-encoding", FieldKind::TransferEncoding),
@@ -71,6 +72,7 @@ impl FieldKind {
             (b"x-forwarded-proto", FieldKind::XForwardedProto),
             (b"x-forwarded-host", FieldKind::XForwardedHost),
             (b"forwarded", FieldKind::Forwarded),
+            (b"x-request-id", FieldKind::RequestId),
         ];
         KINDS
             .iter()

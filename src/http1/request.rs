@@ -94,6 +94,15 @@ impl RequestHead {
         self.host.get(buf)
     }
 
+    /// The value of the client's first `X-Request-Id` field, if it sent one (and did not name
+    /// it in `Connection`).
+    pub fn request_id<'a>(&self, buf: &'a [u8]) -> Option<&'a [u8]> {
+        self.fields
+            .iter()
+            .find(|f| f.kind == FieldKind::RequestId && !f.hop)
+            .map(|f| f.value.get(buf))
+    }
+
     /// The origin-form target (path and query, or `*` for OPTIONS) that is forwarded. Raw: not
     /// percent-decoded nor dot-segment normalized.
     pub fn path<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
@@ -353,10 +362,13 @@ fn check_fields(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Result<(
 
 /// Who the request came from, for the forwarding fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Forwarding {
+pub struct Forwarding<'a> {
     pub client_ip: IpAddr,
     /// The scheme the client used, e.g. `"https"`.
     pub proto: &'static str,
+    /// The `X-Request-Id` to send instead of the client's (`None`: the client's, if any, is
+    /// forwarded as it came).
+    pub request_id: Option<&'a [u8]>,
 }
 
 /// Appends the head to send to the backend to `out`. Never copies the head verbatim:
@@ -390,6 +402,9 @@ pub fn write_request_head(buf: &[u8], head: &RequestHead, fwd: &Forwarding, out:
             FieldKind::Expect if !f.hop && !head.http10 => {
                 write_field(out, f.name.get(buf), f.value.get(buf));
             }
+            FieldKind::RequestId if !f.hop && fwd.request_id.is_none() => {
+                write_field(out, f.name.get(buf), f.value.get(buf));
+            }
             // Host, framing and forwarding fields are written below from parsed values;
             // hop-by-hop fields are never forwarded.
             _ => {}
@@ -410,6 +425,9 @@ pub fn write_request_head(buf: &[u8], head: &RequestHead, fwd: &Forwarding, out:
     }
 
     let ip = fwd.client_ip.to_canonical();
+    if let Some(id) = fwd.request_id {
+        write_field(out, b"X-Request-Id", id);
+    }
     out.extend_from_slice(b"X-Forwarded-For: ");
     write_merged(buf, head, FieldKind::XForwardedFor, out);
     write_ip(out, ip);

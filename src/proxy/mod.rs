@@ -36,7 +36,7 @@ use crate::upstream::group::WorkerBackends;
 use crate::upstream::{BackendConn, ConnPool};
 use generation::{Generation, Published};
 
-pub use plan::{ListenerPlan, Plan, PoolSettings, Timeouts};
+pub use plan::{ListenerPlan, Plan, PoolSettings, RequestIds, Timeouts};
 
 /// How often an idle worker looks for a new plan (a busy one sees it at its next request).
 const RELOAD_POLL: Duration = Duration::from_millis(100);
@@ -61,6 +61,8 @@ pub struct Context {
     pub metrics: Arc<WorkerMetrics>,
     /// The worker's access-log lines not yet handed to the writer; `None` when the log is off.
     pub access_log: Option<RefCell<LineBuffer>>,
+    /// The worker's `X-Request-Id`s.
+    pub request_ids: access::RequestIdSource,
 }
 
 impl Context {
@@ -86,6 +88,7 @@ impl Context {
             draining: Cell::new(false),
             metrics,
             access_log: access_log.map(RefCell::new),
+            request_ids: access::RequestIdSource::new(),
         }
     }
 

@@ -42,6 +42,19 @@ pub struct Timeouts {
     pub per_try: Duration,
 }
 
+/// What ringway does with `X-Request-Id` (TOML `request_id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestIds {
+    /// Keeps a client's id (a well-formed one), generates one when there is none (default).
+    #[default]
+    Keep,
+    /// Always sends a generated id, dropping the client's.
+    Replace,
+    /// Neither generates nor logs one; a client's is forwarded as any other field.
+    Off,
+}
+
 /// The idle backend connections a worker keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolSettings {
@@ -93,6 +106,8 @@ pub struct Plan {
     pub timeouts: Timeouts,
     /// Idle backend connections.
     pub pool: PoolSettings,
+    /// `X-Request-Id`.
+    pub request_ids: RequestIds,
 }
 
 impl Plan {

@@ -37,7 +37,8 @@ use crate::upstream::group::Choice;
 use crate::upstream::{self, BackendConn};
 
 use super::Context;
-use super::access::{Fields, LogRule};
+use super::RequestIds;
+use super::access::{self, Fields, LogRule};
 use super::error::{ProxyError, Side};
 use super::failure_log::RequestLabel;
 use super::generation::Generation;
@@ -445,6 +446,7 @@ impl Session {
                 record.host = fields.host();
                 record.target = fields.target();
                 record.user_agent = fields.agent();
+                record.request_id = fields.request_id();
             }
             record.status = trace.status;
             // Since the previous request ended (the first: since the accept, handshake included).
@@ -590,9 +592,19 @@ impl Session {
         // The re-serialized head, then the body bytes that came with it and, for a small body,
         // the rest of it, read straight in: the request goes out in one send.
         let mut req = buf::take(REQUEST_HEAD_SLACK + head_len + small);
+        // X-Request-Id: a client's well-formed one is kept (`keep`), else one is generated.
+        let client_id = self
+            .head
+            .request_id(self.inbuf.bytes())
+            .filter(|id| access::acceptable_request_id(id));
+        let generated = match (serving.plan.request_ids, client_id) {
+            (RequestIds::Off, _) | (RequestIds::Keep, Some(_)) => None,
+            (RequestIds::Keep | RequestIds::Replace, _) => Some(ctx.request_ids.next_id()),
+        };
         let forwarding = Forwarding {
             client_ip: self.peer.ip(),
             proto: "https",
+            request_id: generated.as_ref().map(|id| &id[..]),
         };
         http1::write_request_head(self.inbuf.bytes(), &self.head, &forwarding, &mut req);
         let mut body = BodyDecoder::new(self.head.body, &serving.plan.limits);
@@ -609,7 +621,12 @@ impl Session {
         // Routing and the hashing key read the head, which lives in `inbuf` until consumed.
         let routed = self.route();
         if self.logs_request() {
-            self.trace.fields = Some(Fields::capture(&self.head, self.inbuf.bytes()));
+            let buf = self.inbuf.bytes();
+            let logged_id = match serving.plan.request_ids {
+                RequestIds::Off => None,
+                _ => generated.as_ref().map(|id| &id[..]).or(client_id),
+            };
+            self.trace.fields = Some(Fields::capture(&self.head, buf, logged_id));
         }
         let key = match routed {
             Ok(group) => self.hash_key(group),
@@ -1324,6 +1341,7 @@ mod tests {
                     max_idle: 0,
                     idle_timeout: second,
                 },
+                request_ids: crate::proxy::RequestIds::Keep,
             };
             let worker = crate::runtime::Worker {
                 index: 0,

@@ -387,3 +387,22 @@ fn ring_buffers_default_to_the_load_and_are_bounded() {
         assert!(reason.contains("between 1 and 32768"), "{reason}");
     }
 }
+
+#[test]
+fn request_id_mode_parses_and_defaults_to_keep() {
+    use crate::proxy::RequestIds;
+    let base = "[[listener]]\naddress = \"127.0.0.1:8443\"\nbackends = [\"127.0.0.1:9000\"]\n\
+                [[listener.certificate]]\ncert = \"c.pem\"\nkey = \"k.pem\"\n";
+    let parsed = |extra: &str| Config::from_toml_str(&format!("{extra}{base}"));
+    assert_eq!(parsed("").unwrap().request_id, RequestIds::Keep);
+    assert_eq!(
+        parsed("request_id = \"replace\"\n").unwrap().request_id,
+        RequestIds::Replace
+    );
+    assert_eq!(
+        parsed("request_id = \"off\"\n").unwrap().request_id,
+        RequestIds::Off
+    );
+    let err = parsed("request_id = \"maybe\"\n").unwrap_err().to_string();
+    assert!(err.contains("request_id"), "{err}");
+}

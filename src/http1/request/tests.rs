@@ -41,9 +41,10 @@ fn complete_fields(fields: &str) -> RequestHead {
     complete(format!("POST / HTTP/1.1\r\nHost: a\r\n{fields}\r\n").as_bytes())
 }
 
-const V4: Forwarding = Forwarding {
+const V4: Forwarding<'static> = Forwarding {
     client_ip: IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4)),
     proto: "https",
+    request_id: None,
 };
 
 #[track_caller]
@@ -1029,6 +1030,7 @@ fn ipv6_clients_in_forwarding_fields() {
     let fwd = Forwarding {
         client_ip: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
         proto: "https",
+        request_id: None,
     };
     assert_eq!(
         forward_with(buf, &fwd),
@@ -1044,6 +1046,7 @@ fn ipv6_clients_in_forwarding_fields() {
     let fwd = Forwarding {
         client_ip: IpAddr::V6(Ipv4Addr::new(5, 6, 7, 8).to_ipv6_mapped()),
         proto: "https",
+        request_id: None,
     };
     let out = forward_with(buf, &fwd);
     assert!(out.contains("X-Forwarded-For: 5.6.7.8\r\n"), "{out}");
@@ -1088,4 +1091,22 @@ fn write_appends_to_out() {
     let mut out = b"previous".to_vec();
     write_request_head(buf, &head, &V4, &mut out);
     assert!(out.starts_with(b"previousGET / HTTP/1.1\r\n"));
+}
+
+#[test]
+fn request_id_is_forwarded_as_sent_or_replaced_by_ours() {
+    let buf = b"GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: theirs\r\n\r\n";
+    assert_eq!(complete(buf).request_id(buf), Some(&b"theirs"[..]));
+    let kept = forward(buf);
+    assert!(kept.contains("X-Request-Id: theirs\r\n"), "{kept}");
+    let ours = Forwarding {
+        request_id: Some(b"ours"),
+        ..V4
+    };
+    let replaced = forward_with(buf, &ours);
+    assert!(replaced.contains("X-Request-Id: ours\r\n"), "{replaced}");
+    assert!(!replaced.contains("theirs"), "{replaced}");
+    // Named in Connection: hop-by-hop, neither forwarded nor kept.
+    let hop = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: x-request-id\r\nX-Request-Id: t\r\n\r\n";
+    assert_eq!(complete(hop).request_id(hop), None);
 }
