@@ -24,7 +24,7 @@
 //!  "resumed":false,"method":"GET","host":"api.example.com","target":"/v1/items?id=7",
 //!  "status":200,"bytes_in":312,"bytes_out":5120,"upstream":"api","backend":"10.0.0.21:8080",
 //!  "attempts":1,"duration_ms":12.345,"connect_ms":0.512,"first_byte_ms":11.002,
-//!  "request_id":"4bf92f3577b34da6","user_agent":"curl/8.5.0","termination":"complete"}
+//!  "request_id":"9f2c41d07ab35e6c0000000000004e2a","user_agent":"curl/8.5.0","termination":"complete"}
 //! ```
 //!
 //! (one line in the file). `time` is RFC 3339 in UTC with milliseconds (truncated);
@@ -137,9 +137,9 @@ fn write_json(r: &Record<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"time\":\"");
     push_rfc3339(out, r.time);
     out.extend_from_slice(b"\",\"client\":\"");
-    push_display(out, client);
+    push_addr(out, client);
     out.extend_from_slice(b"\",\"client_ip\":\"");
-    push_display(out, client.ip());
+    push_ip(out, client.ip());
     out.extend_from_slice(b"\",\"tls_version\":");
     push_json_opt(out, r.tls_version);
     out.extend_from_slice(b",\"cipher\":");
@@ -166,7 +166,7 @@ fn write_json(r: &Record<'_>, out: &mut Vec<u8>) {
     match r.backend {
         Some(backend) => {
             out.push(b'"');
-            push_display(out, canonical(backend));
+            push_addr(out, canonical(backend));
             out.push(b'"');
         }
         None => out.extend_from_slice(b"null"),
@@ -285,7 +285,7 @@ const MONTHS: [&[u8; 3]; 12] = [
 ];
 
 fn write_combined(r: &Record<'_>, out: &mut Vec<u8>) {
-    push_display(out, canonical(r.client).ip());
+    push_ip(out, canonical(r.client).ip());
     out.extend_from_slice(b" - - [");
     let (civil, _) = civil(r.time);
     push_padded(out, civil.day, 2);
@@ -344,6 +344,36 @@ fn canonical(addr: SocketAddr) -> SocketAddr {
     match addr.ip().to_canonical() {
         IpAddr::V4(v4) if addr.is_ipv6() => SocketAddr::new(IpAddr::V4(v4), addr.port()),
         _ => addr,
+    }
+}
+
+/// Appends `addr` as `ip:port` (`[ip]:port` for IPv6): IPv4 written digit by digit, without
+/// the formatting machinery (a line has up to three addresses).
+fn push_addr(out: &mut Vec<u8>, addr: SocketAddr) {
+    match addr.ip() {
+        IpAddr::V4(_) => push_ip(out, addr.ip()),
+        IpAddr::V6(_) => {
+            out.push(b'[');
+            push_ip(out, addr.ip());
+            out.push(b']');
+        }
+    }
+    out.push(b':');
+    push_u64(out, u64::from(addr.port()));
+}
+
+/// Appends `ip` (IPv4 digit by digit; IPv6 through its `Display`).
+fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_u64(out, u64::from(octet));
+            }
+        }
+        IpAddr::V6(v6) => push_display(out, v6),
     }
 }
 

@@ -33,7 +33,7 @@
 //! [`LineBuffer::push`] a [`Record`] where a request (or a connection without one) ends, and
 //! [`LineBuffer::flush`] on a timer, every 100 ms (the worker's housekeeping tick), so that
 //! lines are not held back on a quiet worker: a buffer is sent on its own only once it passes
-//! [`FLUSH_AT`] (16 KiB). SIGUSR1 (logrotate's `postrotate`): [`Handle::reopen`]. Metrics:
+//! [`FLUSH_AT`] (64 KiB). SIGUSR1 (logrotate's `postrotate`): [`Handle::reopen`]. Metrics:
 //! [`Handle::dropped`] and [`Handle::failed`]. At exit, after the workers stopped (their
 //! buffers flush when dropped): [`AccessLog::close`], which writes what is queued.
 
@@ -58,7 +58,7 @@ pub use self::format::{Format, JSON_KEYS, UnknownFormat};
 pub use self::record::{Record, Side, Termination, is_reason, utf8_prefix};
 
 /// A [`LineBuffer`] hands its lines to the log thread once it holds this many bytes.
-pub const FLUSH_AT: usize = 16 * 1024;
+pub const FLUSH_AT: usize = 64 * 1024;
 
 /// The name of the thread that writes the log.
 pub const THREAD_NAME: &str = "ringway-log";

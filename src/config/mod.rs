@@ -222,10 +222,10 @@ pub const DEFAULT_MAX_IDLE_PER_BACKEND: usize = 1024;
 /// The largest [`Config::ring_buffers`] accepted.
 pub use crate::runtime::MAX_CONFIGURED_RING_BUFFERS;
 /// Default of [`AccessLogConfig::buffer`].
-pub const DEFAULT_ACCESS_LOG_BUFFER: usize = 1024;
-/// The largest [`AccessLogConfig::buffer`] accepted: a batch is about 16 KiB, so the queue
+pub const DEFAULT_ACCESS_LOG_BUFFER: usize = 256;
+/// The largest [`AccessLogConfig::buffer`] accepted: a batch is about 64 KiB, so the queue
 /// holds at most about 1 GiB.
-pub const MAX_ACCESS_LOG_BUFFER: usize = 65536;
+pub const MAX_ACCESS_LOG_BUFFER: usize = 16384;
 
 /// The whole configuration, validated. See the module doc for the TOML shape.
 #[derive(Debug, Clone, PartialEq, Eq)]

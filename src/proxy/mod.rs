@@ -63,6 +63,9 @@ pub struct Context {
     pub access_log: Option<RefCell<LineBuffer>>,
     /// The worker's `X-Request-Id`s.
     pub request_ids: access::RequestIdSource,
+    /// The wall clock at an instant, refreshed on each housekeeping tick: log lines take their
+    /// time from it and the instant a request ended, without another clock read.
+    wall: Cell<(std::time::SystemTime, Instant)>,
 }
 
 impl Context {
@@ -89,6 +92,7 @@ impl Context {
             metrics,
             access_log: access_log.map(RefCell::new),
             request_ids: access::RequestIdSource::new(),
+            wall: Cell::new((std::time::SystemTime::now(), Instant::now())),
         }
     }
 
@@ -115,6 +119,12 @@ impl Context {
             current.plan.pool.max_idle,
             current.plan.pool.idle_timeout,
         );
+    }
+
+    /// The wall-clock time at `at` (an instant close to now).
+    pub fn wall_time(&self, at: Instant) -> std::time::SystemTime {
+        let (wall, instant) = self.wall.get();
+        wall + at.saturating_duration_since(instant)
     }
 
     /// An idle connection to table backend `backend` of generation `generation` (see
@@ -173,6 +183,8 @@ impl Handler for Context {
             if let Some(log) = &self.access_log {
                 // Lines never wait longer than a tick for the writer.
                 log.borrow_mut().flush();
+                self.wall
+                    .set((std::time::SystemTime::now(), Instant::now()));
             }
             let table = &serving.plan.table;
             for i in 0..table.len() {

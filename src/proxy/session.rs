@@ -282,13 +282,14 @@ async fn backend_connection(
     backend: usize,
     now: Instant,
     trust_recent: bool,
-) -> Result<(BackendConn, bool), ProxyError> {
+) -> Result<(BackendConn, Option<Duration>), ProxyError> {
     if let Some(conn) = ctx.checkout(serving, backend, now, trust_recent) {
-        return Ok((conn, true));
+        return Ok((conn, None));
     }
     let addr = serving.plan.table.backend(backend).address;
+    let connecting = Instant::now();
     let conn = upstream::connect(addr, serving.plan.timeouts.connect).await?;
-    Ok((conn, false))
+    Ok((conn, Some(connecting.elapsed())))
 }
 
 /// A connection to `backend` with `req` sent on it, for a hedge: a pooled one if there is
@@ -412,9 +413,9 @@ impl Session {
         }
     }
 
-    /// Writes the access-log line of the request that ended (logged requests, and refused
-    /// heads on a logged listener).
-    fn log_request(&mut self) {
+    /// Writes the access-log line of the request that ended at `end` (logged requests, and
+    /// refused heads on a logged listener).
+    fn log_request(&mut self, end: Instant) {
         let fields = self.trace.fields.take();
         let refused = fields.is_none() && self.trace.group.is_none() && self.trace.status != 0;
         if fields.is_none() && !(refused && self.log_rule() != LogRule::Off) {
@@ -436,7 +437,7 @@ impl Session {
             .backend
             .map(|b| self.serving.plan.table.backend(b).address);
         self.conn.with_server_name(|sni| {
-            let mut record = Record::new(SystemTime::now(), self.peer);
+            let mut record = Record::new(self.ctx.wall_time(end), self.peer);
             record.tls_version = handshake.map(|h| h.version.name());
             record.cipher = handshake.map(|h| h.cipher);
             record.resumed = handshake.is_some_and(|h| h.resumed);
@@ -455,7 +456,9 @@ impl Session {
             record.upstream = upstream;
             record.backend = backend;
             record.attempts = trace.attempts;
-            record.total = trace.started.map_or(Duration::ZERO, |s| s.elapsed());
+            record.total = trace
+                .started
+                .map_or(Duration::ZERO, |s| end.saturating_duration_since(s));
             record.connect = trace.connect;
             record.first_byte = trace.first_byte;
             record.termination = termination(trace.ended_by);
@@ -487,7 +490,8 @@ impl Session {
 
     /// Counts the request that ended: the worker's and its upstream's counters.
     fn finish_request(&mut self) {
-        self.log_request();
+        let end = Instant::now();
+        self.log_request(end);
         self.count_traffic();
         let trace = &self.trace;
         self.ctx.metrics.requests_done.inc();
@@ -505,7 +509,9 @@ impl Session {
             .retries
             .add(u64::from(trace.attempts.saturating_sub(1)));
         if let Some(started) = trace.started {
-            counters.request_seconds.record(started.elapsed());
+            counters
+                .request_seconds
+                .record(end.saturating_duration_since(started));
         }
         if let Some(first_byte) = trace.first_byte {
             counters.backend_seconds.record(first_byte);
@@ -857,7 +863,6 @@ impl Session {
             }
             self.trace.attempts += 1;
             self.trace.backend = Some(backend);
-            let connecting = Instant::now();
             let trust_recent = attempts.trusts_recent();
             let bconn = match backend_connection(
                 &self.ctx,
@@ -868,8 +873,10 @@ impl Session {
             )
             .await
             {
-                Ok((bconn, pooled)) => {
-                    attempts.uses_pooled(pooled);
+                Ok((bconn, connect)) => {
+                    // A pooled connection took no connect.
+                    attempts.uses_pooled(connect.is_none());
+                    self.trace.connect = connect;
                     bconn
                 }
                 Err(e) => {
@@ -892,7 +899,6 @@ impl Session {
                 }
             };
             let sent = Instant::now();
-            self.trace.connect = Some(sent.saturating_duration_since(connecting));
             // Only a latency-aware policy is told how long the request took.
             let started = timed.then_some(sent);
             let mut stream = &bconn.stream;

@@ -38,7 +38,7 @@ fn sample() -> Record<'static> {
         total: Duration::from_nanos(12_345_678),
         connect: Some(Duration::from_micros(512)),
         first_byte: Some(Duration::from_micros(11_002)),
-        request_id: Some("4bf92f3577b34da6"),
+        request_id: Some("9f2c41d07ab35e6c0000000000004e2a"),
         user_agent: Some("curl/8.5.0"),
         termination: Termination::COMPLETE,
     }
@@ -92,7 +92,7 @@ fn a_sample_record_as_json() {
             r#""method":"GET","host":"api.example.com","target":"/v1/items?id=7","status":200,"#,
             r#""bytes_in":312,"bytes_out":5120,"upstream":"api","backend":"10.0.0.21:8080","#,
             r#""attempts":1,"duration_ms":12.345,"connect_ms":0.512,"first_byte_ms":11.002,"#,
-            r#""request_id":"4bf92f3577b34da6","user_agent":"curl/8.5.0","#,
+            r#""request_id":"9f2c41d07ab35e6c0000000000004e2a","user_agent":"curl/8.5.0","#,
             r#""termination":"complete"}"#,
             "\n"
         )

@@ -50,7 +50,7 @@ fn the_access_log_is_off_by_default() {
             buffer: DEFAULT_ACCESS_LOG_BUFFER,
         }
     );
-    assert_eq!(DEFAULT_ACCESS_LOG_BUFFER, 1024);
+    assert_eq!(DEFAULT_ACCESS_LOG_BUFFER, 256);
     assert_eq!(config.listeners[0].access_log, None);
     assert!(!config.access_log.logs(&config.listeners[0], None));
     assert_eq!(Config::default().access_log, AccessLogConfig::default());
@@ -140,16 +140,16 @@ fn bad_values_are_refused_naming_the_key() {
     );
     assert_eq!(at.line_column, Some((2, 10)));
 
-    for buffer in ["0", "65537"] {
+    for buffer in ["0", "16385"] {
         let (key, reason, at) = invalid(&with(&format!("[access_log]\nbuffer = {buffer}")));
         assert_eq!(key, "access_log.buffer");
         assert!(
-            reason.starts_with("must be between 1 and 65536"),
+            reason.starts_with("must be between 1 and 16384"),
             "{reason}"
         );
         assert_eq!(at.line_column, Some((2, 10)));
     }
-    let config = Config::from_toml_str(&with("[access_log]\nbuffer = 65536")).expect("max");
+    let config = Config::from_toml_str(&with("[access_log]\nbuffer = 16384")).expect("max");
     assert_eq!(config.access_log.buffer, MAX_ACCESS_LOG_BUFFER);
 
     let (key, reason, _) = invalid(&with("[access_log]\npath = \"\""));
