@@ -203,6 +203,11 @@ pub fn demo(listen: SocketAddr, workers: Option<usize>) -> Result<(), AppError> 
             backends: backends.iter().copied().map(BackendConfig::new).collect(),
             ..UpstreamConfig::default()
         }],
+        // The admin listener and its status page, on loopback.
+        admin: Some(crate::config::AdminConfig {
+            address: demo_admin_address(),
+            token: None,
+        }),
         ..Config::default()
     };
     // The demo's listener is not in the configuration: its certificate exists only in memory.
@@ -234,6 +239,19 @@ pub fn demo(listen: SocketAddr, workers: Option<usize>) -> Result<(), AppError> 
         }
     })
 }
+
+/// Where the demo's admin listener goes: 127.0.0.1:9900, or a free port when that one is taken
+/// (a demo should start anyway).
+fn demo_admin_address() -> SocketAddr {
+    let preferred = SocketAddr::from(([127, 0, 0, 1], DEMO_ADMIN_PORT));
+    match std::net::TcpListener::bind(preferred) {
+        Ok(_) => preferred,
+        Err(_) => SocketAddr::from(([127, 0, 0, 1], 0)),
+    }
+}
+
+/// The demo's admin port, when free.
+const DEMO_ADMIN_PORT: u16 = 9900;
 
 /// The address to show in the demo's hint: `localhost` (the certificate's name) for a loopback
 /// or unspecified address, else the address itself.

@@ -30,15 +30,26 @@ pub fn acceptable_request_id(id: &[u8]) -> bool {
 /// One worker's request ids: a random prefix drawn at startup and a counter, as 32 hex digits
 /// (unique per worker and process start without coordination).
 pub struct RequestIdSource {
-    prefix: u64,
+    /// The random prefix, as hex digits.
+    prefix: [u8; REQUEST_ID_LEN / 2],
     next: std::cell::Cell<u64>,
+}
+
+/// `word` as 16 lowercase hex digits.
+fn hex16(word: u64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (i, byte) in out.iter_mut().enumerate() {
+        let nibble = (word >> (4 * (15 - i))) & 0xf;
+        *byte = b"0123456789abcdef"[nibble as usize];
+    }
+    out
 }
 
 impl RequestIdSource {
     /// A source with a random prefix.
     pub fn new() -> Self {
         Self {
-            prefix: fastrand::u64(..),
+            prefix: hex16(fastrand::u64(..)),
             next: std::cell::Cell::new(0),
         }
     }
@@ -48,11 +59,8 @@ impl RequestIdSource {
         let n = self.next.get();
         self.next.set(n.wrapping_add(1));
         let mut id = [0u8; REQUEST_ID_LEN];
-        for (i, byte) in id.iter_mut().enumerate() {
-            let word = if i < 16 { self.prefix } else { n };
-            let nibble = (word >> (4 * (15 - (i % 16)))) & 0xf;
-            *byte = b"0123456789abcdef"[nibble as usize];
-        }
+        id[..16].copy_from_slice(&self.prefix);
+        id[16..].copy_from_slice(&hex16(n));
         id
     }
 }

@@ -424,3 +424,21 @@ fn the_readme_shows_these_lines() {
         }
     }
 }
+
+#[test]
+fn numbers_are_written_in_decimal_with_their_padding() {
+    for (n, width, text) in [
+        (0, 1, "0"),
+        (7, 2, "07"),
+        (42, 1, "42"),
+        (100, 1, "100"),
+        (5, 3, "005"),
+        (2026, 4, "2026"),
+        (12_345, 1, "12345"),
+        (u64::MAX, 1, "18446744073709551615"),
+    ] {
+        let mut out = Vec::new();
+        super::push_padded(&mut out, n, width);
+        assert_eq!(String::from_utf8(out).unwrap(), text, "{n}");
+    }
+}
