@@ -126,7 +126,11 @@ fn every_outcome_is_one_json_line_with_every_field() {
     let _ = raw.read(&mut [0u8; 64]);
     drop(raw);
 
-    let lines = wait_lines(&log, 6);
+    // A handshake, then nothing.
+    let silent = proxy.client();
+    drop(silent);
+
+    let lines = wait_lines(&log, 7);
     for line in &lines {
         for key in ringway::access_log::JSON_KEYS {
             assert!(line.get(key).is_some(), "{key} missing in {line}");
@@ -172,6 +176,12 @@ fn every_outcome_is_one_json_line_with_every_field() {
         .expect("a line for the failed handshake");
     assert_eq!(handshake["status"], 0);
     assert_eq!(handshake["method"], Value::Null);
+    let silent = lines
+        .iter()
+        .find(|l| l["termination"] == "client/no_request")
+        .expect("a line for the connection without a request");
+    assert_eq!(silent["tls_version"], "TLSv1.3", "the handshake it made");
+    assert_eq!(handshake["tls_version"], Value::Null, "no handshake made");
     assert_eq!(
         ok.received().len(),
         1,

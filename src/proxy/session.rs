@@ -99,6 +99,7 @@ pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: Sock
         rhead: ResponseHead::new(),
         trace: Trace::default(),
         counted: (0, 0),
+        began: false,
     };
     let handshake = session.conn.handshake(&mut session.inbuf);
     let metrics = session.ctx.metrics.clone();
@@ -111,6 +112,10 @@ pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: Sock
                 metrics.tls_handshakes[version][usize::from(done.resumed)].inc();
             }
             session.run().await;
+            if !session.began {
+                // The client closed, or idled out, without sending a request.
+                session.log_connection(accepted, "no_request");
+            }
         }
         Ok(Err(e)) => {
             let reason = match e {
@@ -182,6 +187,8 @@ struct Session {
     trace: Trace,
     /// Client traffic already added to the worker's counters.
     counted: (u64, u64),
+    /// A request began on the connection (one that ends without any gets a line of its own).
+    began: bool,
 }
 
 /// The access log's termination for what ended a request (`None`: it ran to its end).
@@ -376,6 +383,7 @@ impl Session {
             started: Some(Instant::now()),
             ..Trace::default()
         };
+        self.began = true;
         self.ctx.metrics.requests.inc();
     }
 
@@ -475,6 +483,7 @@ impl Session {
             return;
         };
         let (received, sent) = self.conn.traffic();
+        let handshake = self.conn.handshake_summary();
         self.conn.with_server_name(|sni| {
             let mut record = Record::connection(
                 SystemTime::now(),
@@ -483,6 +492,9 @@ impl Session {
                 Termination::client(reason),
             );
             (record.bytes_in, record.bytes_out) = (received, sent);
+            record.tls_version = handshake.map(|h| h.version.name());
+            record.cipher = handshake.map(|h| h.cipher);
+            record.resumed = handshake.is_some_and(|h| h.resumed);
             record.sni = sni;
             log.borrow_mut().push(&record);
         });
