@@ -149,12 +149,17 @@ impl Names {
 pub struct Running {
     /// `None`: started without a configuration file (quick start, demo): nothing to reload.
     pub source: Option<Source>,
+    /// The workers: listeners to add and close.
     pub control: Control,
+    /// Where plans go to the workers.
     pub published: Arc<Published>,
+    /// What the next plan keeps of each backend.
     pub registry: Registry,
     /// The process's in-memory ticketer (used when the file sets no `ticket_keys`).
     pub ticketer: Arc<dyn ProducesTickets>,
+    /// The open listeners by address.
     pub listeners: Listeners,
+    /// The health thread of the plan in force.
     pub checker: SharedChecker,
     /// What the workers were started with, as compiled (before the open-files limit lowered
     /// the connection cap).
@@ -163,6 +168,7 @@ pub struct Running {
     pub certificates: HashMap<PathBuf, Vec<u8>>,
     /// The names of the current plan's upstreams.
     pub upstreams: Vec<String>,
+    /// Reloads by result (the admin listener reads them).
     pub counts: Arc<ReloadCounts>,
     /// The configuration in force.
     pub config: Config,

@@ -118,20 +118,15 @@ pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: Sock
             }
         }
         Ok(Err(e)) => {
-            let reason = match e {
-                TlsIoError::HandshakeEof => 1,
-                TlsIoError::Tls(_) => 2,
-                _ => 3,
+            // The counter (`metrics::TLS_FAILURE_REASONS`) and the access log's reason.
+            let (counter, reason) = match e {
+                TlsIoError::HandshakeEof => (1, "handshake_eof"),
+                TlsIoError::Tls(_) => (2, "handshake_refused"),
+                _ => (3, "handshake_failed"),
             };
-            metrics.tls_failures[reason].inc();
+            metrics.tls_failures[counter].inc();
             tracing::debug!(%peer, "TLS handshake failed: {e}");
-            let why = [
-                "timeout",
-                "handshake_eof",
-                "handshake_refused",
-                "handshake_failed",
-            ];
-            session.log_connection(accepted, why[reason]);
+            session.log_connection(accepted, reason);
         }
         Err(_) => {
             metrics.tls_failures[0].inc();
