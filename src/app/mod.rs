@@ -223,6 +223,8 @@ pub fn demo(listen: SocketAddr, workers: Option<usize>) -> Result<(), AppError> 
             id,
             address: listen,
             log: proxy::access::LogRule::Off,
+            request_headers: Default::default(),
+            response_headers: Default::default(),
             tls,
             router: Router::new(Vec::new(), Some(0)),
         });

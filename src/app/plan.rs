@@ -109,10 +109,18 @@ pub fn compile(
                 LogRule::Off
             }
         };
+        // Checked by validation; a config built in code that skipped it fails here.
+        let headers = |key: &str, rules: &crate::config::HeaderRulesConfig| {
+            rules
+                .rules()
+                .map_err(|e| AppError::Usage(format!("listener[{index}].{key}: {e}")))
+        };
         listeners.push(ListenerPlan {
             id,
             address: listener.address,
             log,
+            request_headers: headers("request_headers", &listener.request_headers)?,
+            response_headers: headers("response_headers", &listener.response_headers)?,
             tls,
             router: listener.router(),
         });

@@ -404,6 +404,45 @@ pub struct ListenerConfig {
     /// logged. TOML `access_log = false`; `None` (default) follows `[access_log]`. `Some(true)`
     /// only when `[access_log]` is enabled. See [`AccessLogConfig::logs`].
     pub access_log: Option<bool>,
+    /// TOML `[listener.request_headers]`: fields set, appended or removed on requests to the
+    /// backends.
+    pub request_headers: HeaderRulesConfig,
+    /// TOML `[listener.response_headers]`: fields set, appended or removed on responses to the
+    /// clients (`Strict-Transport-Security`, no `Server`, ...).
+    pub response_headers: HeaderRulesConfig,
+}
+
+/// Header rules as written: `set = { "Name" = "value" }`, `append = { ... }`,
+/// `remove = ["Name"]`; checked by [`HeaderRulesConfig::rules`] (names are tokens, values have
+/// no control character, no rule touches framing or forwarding fields).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderRulesConfig {
+    /// Fields set, replacing the message's own.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub set: std::collections::BTreeMap<String, String>,
+    /// Fields added beside the message's own.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub append: std::collections::BTreeMap<String, String>,
+    /// Fields removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+impl HeaderRulesConfig {
+    /// True when it has no rule.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.append.is_empty() && self.remove.is_empty()
+    }
+
+    /// The rules, checked.
+    pub fn rules(&self) -> Result<crate::http1::HeaderRules, crate::http1::HeaderRuleError> {
+        crate::http1::HeaderRules::new(
+            self.set.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+            self.append.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+            self.remove.iter().map(String::as_str),
+        )
+    }
 }
 
 /// A routing rule of a listener: requests matching `host` (if given) and `path_prefix` (if
@@ -725,6 +764,8 @@ impl Default for ListenerConfig {
             routes: Vec::new(),
             tls: TlsOptions::default(),
             access_log: None,
+            request_headers: HeaderRulesConfig::default(),
+            response_headers: HeaderRulesConfig::default(),
         }
     }
 }

@@ -16,8 +16,8 @@ use crate::proxy::RequestIds;
 
 use super::{
     AccessLogConfig, AccessLogFormat, AdminConfig, BackendConfig, CertificateConfig, CheckKind,
-    Config, ConfigError, DEFAULT_BATCH_WAIT, HashKey, HealthCheckConfig, LimitsConfig,
-    ListenerConfig, LogConfig, OutlierConfig, Policy, PoolConfig, ResolverConfig,
+    Config, ConfigError, DEFAULT_BATCH_WAIT, HashKey, HeaderRulesConfig, HealthCheckConfig,
+    LimitsConfig, ListenerConfig, LogConfig, OutlierConfig, Policy, PoolConfig, ResolverConfig,
     RetryBudgetConfig, RouteConfig, Timeouts, TlsOptions, UpstreamConfig,
 };
 use crate::route::HostPattern;
@@ -263,6 +263,10 @@ struct RawListener {
     backends: Option<Vec<BackendAddressValue>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     access_log: Option<bool>,
+    #[serde(default, skip_serializing_if = "HeaderRulesConfig::is_empty")]
+    request_headers: HeaderRulesConfig,
+    #[serde(default, skip_serializing_if = "HeaderRulesConfig::is_empty")]
+    response_headers: HeaderRulesConfig,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     route: Vec<RawRoute>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -386,6 +390,8 @@ pub(super) fn from_raw(raw: RawConfig) -> Result<(Config, KeyNames), ConfigError
                 tickets: listener.tls.tickets.unwrap_or(tls.tickets),
             },
             access_log: listener.access_log,
+            request_headers: listener.request_headers,
+            response_headers: listener.response_headers,
         });
     }
 
@@ -627,6 +633,8 @@ fn raw_config(config: &Config) -> Result<RawConfig, toml::ser::Error> {
             upstream: listener.default_upstream.map(name_of).transpose()?,
             backends: None,
             access_log: listener.access_log,
+            request_headers: listener.request_headers.clone(),
+            response_headers: listener.response_headers.clone(),
             route: listener
                 .routes
                 .iter()

@@ -320,6 +320,14 @@ impl ListenerConfig {
         if self.backlog == 0 {
             return Err(invalid(key("backlog"), "must be at least 1"));
         }
+        for (name, rules) in [
+            ("request_headers", &self.request_headers),
+            ("response_headers", &self.response_headers),
+        ] {
+            rules
+                .rules()
+                .map_err(|e| invalid(key(name), e.to_string()))?;
+        }
         if self.default_upstream.is_none() && self.routes.is_empty() {
             return Err(invalid(
                 key("backends"),

@@ -31,6 +31,7 @@
 mod body;
 mod error;
 mod field;
+mod header_rules;
 mod request;
 mod response;
 pub mod responses;
@@ -38,8 +39,13 @@ pub mod responses;
 pub use body::{Advance, BodyDecoder, MAX_CHUNK_EXTENSION};
 pub use error::{BodyError, HeadError, RequestError, ResponseError};
 pub(crate) use field::is_token;
-pub use request::{Forwarding, RequestHead, parse_request, write_request_head};
-pub use response::{ResponseHead, parse_response, parse_status, write_response_head};
+pub use header_rules::{HeaderRuleError, HeaderRules};
+pub use request::{
+    Forwarding, RequestHead, parse_request, write_request_head, write_request_head_with,
+};
+pub use response::{
+    ResponseHead, parse_response, parse_status, write_response_head, write_response_head_with,
+};
 pub use responses::{CONTINUE_100, Status, error_response, local_response};
 
 /// Most header fields held on the stack while httparse tokenizes a head; a `max_headers`

@@ -16,6 +16,7 @@ use super::field::{
     self, Field, FieldKind, LineError, MAX_STACK_HEADERS, Span, is_tchar, is_valid_authority,
     list_elements, parse_version, write_field, write_u64,
 };
+use super::header_rules::HeaderRules;
 use super::{BodyKind, HeadError, Limits, Method, Parsed, RequestError};
 
 /// A parsed request head. Reusable: [`parse_request`] resets it, and once its field vector has
@@ -386,6 +387,18 @@ pub struct Forwarding<'a> {
 ///
 /// No Connection field is sent: the backend connection is kept alive (HTTP/1.1 default).
 pub fn write_request_head(buf: &[u8], head: &RequestHead, fwd: &Forwarding, out: &mut Vec<u8>) {
+    write_request_head_with(buf, head, fwd, &HeaderRules::default(), out);
+}
+
+/// [`write_request_head`], with header `rules` applied: the fields they remove or set are
+/// left out of the client's, and theirs are written after them.
+pub fn write_request_head_with(
+    buf: &[u8],
+    head: &RequestHead,
+    fwd: &Forwarding,
+    rules: &HeaderRules,
+    out: &mut Vec<u8>,
+) {
     let host = head.host(buf);
     out.extend_from_slice(head.method_bytes(buf));
     out.push(b' ');
@@ -397,8 +410,11 @@ pub fn write_request_head(buf: &[u8], head: &RequestHead, fwd: &Forwarding, out:
     for f in &head.fields {
         match f.kind {
             FieldKind::TransferEncoding => te_value = f.value.get(buf),
-            // End-to-end fields, unless Connection named them. Expect is ignored on HTTP/1.0.
-            FieldKind::Other if !f.hop => write_field(out, f.name.get(buf), f.value.get(buf)),
+            // End-to-end fields, unless Connection named them or a rule drops them. Expect is
+            // ignored on HTTP/1.0.
+            FieldKind::Other if !f.hop && !rules.drops(f.name.get(buf)) => {
+                write_field(out, f.name.get(buf), f.value.get(buf));
+            }
             FieldKind::Expect if !f.hop && !head.http10 => {
                 write_field(out, f.name.get(buf), f.value.get(buf));
             }
@@ -425,6 +441,7 @@ pub fn write_request_head(buf: &[u8], head: &RequestHead, fwd: &Forwarding, out:
     }
 
     let ip = fwd.client_ip.to_canonical();
+    rules.write_added(out);
     if let Some(id) = fwd.request_id {
         write_field(out, b"X-Request-Id", id);
     }

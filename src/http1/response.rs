@@ -13,6 +13,7 @@
 use super::field::{
     self, Field, FieldKind, LineError, MAX_STACK_HEADERS, Span, parse_version, write_u64,
 };
+use super::header_rules::HeaderRules;
 use super::{BodyKind, HeadError, Limits, Method, Parsed, ResponseError};
 
 /// A parsed response head. Reusable like [`super::RequestHead`].
@@ -256,6 +257,20 @@ pub fn write_response_head(
     client_http10: bool,
     out: &mut Vec<u8>,
 ) {
+    let no_rules = HeaderRules::default();
+    write_response_head_with(buf, head, client_keep_alive, client_http10, &no_rules, out);
+}
+
+/// [`write_response_head`], with header `rules` applied: the fields they remove or set are
+/// left out of the backend's, and theirs are written after them.
+pub fn write_response_head_with(
+    buf: &[u8],
+    head: &ResponseHead,
+    client_keep_alive: bool,
+    client_http10: bool,
+    rules: &HeaderRules,
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(b"HTTP/1.1 ");
     write_u64(out, u64::from(head.status));
     out.push(b' ');
@@ -293,13 +308,14 @@ pub fn write_response_head(
             | FieldKind::Upgrade
             | FieldKind::Te => {}
             _ => {
-                if !f.hop {
+                if !f.hop && !rules.drops(f.name.get(buf)) {
                     field::write_field(out, f.name.get(buf), f.value.get(buf));
                 }
             }
         }
     }
     if !head.is_informational() {
+        rules.write_added(out);
         if !client_keep_alive || head.forces_client_close(client_http10) {
             out.extend_from_slice(b"Connection: close\r\n");
         } else if client_http10 {

@@ -85,6 +85,10 @@ pub struct ListenerPlan {
     pub address: std::net::SocketAddr,
     /// Which of its requests are written to the access log.
     pub log: super::access::LogRule,
+    /// Fields set, appended or removed on requests to the backends.
+    pub request_headers: crate::http1::HeaderRules,
+    /// Fields set, appended or removed on responses to the clients.
+    pub response_headers: crate::http1::HeaderRules,
     /// The TLS configuration (certificates, tickets), shared by every worker.
     pub tls: Arc<ServerConfig>,
     /// Which upstream serves a request (indexes into [`Plan::upstreams`]).

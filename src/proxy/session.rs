@@ -31,7 +31,8 @@ use futures_util::future::{Either, select};
 use crate::access_log::{Record, Termination};
 use crate::buf::{self, LazyBuf};
 use crate::http1::{
-    self, BodyDecoder, BodyKind, Forwarding, Method, Parsed, RequestHead, ResponseHead, Status,
+    self, BodyDecoder, BodyKind, Forwarding, HeaderRules, Method, Parsed, RequestHead,
+    ResponseHead, Status,
 };
 use crate::upstream::group::Choice;
 use crate::upstream::{self, BackendConn};
@@ -619,7 +620,18 @@ impl Session {
             proto: "https",
             request_id: generated.as_ref().map(|id| &id[..]),
         };
-        http1::write_request_head(self.inbuf.bytes(), &self.head, &forwarding, &mut req);
+        let no_rules = HeaderRules::default();
+        let rules = serving
+            .plan
+            .listener(self.listener)
+            .map_or(&no_rules, |l| &l.request_headers);
+        http1::write_request_head_with(
+            self.inbuf.bytes(),
+            &self.head,
+            &forwarding,
+            rules,
+            &mut req,
+        );
         let mut body = BodyDecoder::new(self.head.body, &serving.plan.limits);
         let early = match body.advance(&self.inbuf.bytes()[head_len..]) {
             Ok(adv) => adv.consumed,
@@ -1254,11 +1266,18 @@ impl Session {
         };
         let mut plain = buf::take(HEAD_SLACK + rhead.head_len + rest.len() + more);
         self.trace.status = rhead.status;
-        http1::write_response_head(
+        let no_rules = HeaderRules::default();
+        let rules = self
+            .serving
+            .plan
+            .listener(self.listener)
+            .map_or(&no_rules, |l| &l.response_headers);
+        http1::write_response_head_with(
             self.rbuf.bytes(),
             rhead,
             client_keep,
             self.head.http10,
+            rules,
             &mut plain,
         );
         let first = if dechunk.is_some() {
@@ -1335,6 +1354,8 @@ mod tests {
                     id: 0,
                     address: peer,
                     log: crate::proxy::access::LogRule::Off,
+                    request_headers: Default::default(),
+                    response_headers: Default::default(),
                     tls,
                     router: crate::route::Router::new(Vec::new(), None),
                 }],

@@ -217,6 +217,8 @@ fn the_example_file_parses_to_what_it_says() {
                 ],
                 tls: TlsOptions::default(),
                 access_log: None,
+                request_headers: Default::default(),
+                response_headers: Default::default(),
             },
             ListenerConfig {
                 address: addr("[::1]:9443"),
@@ -229,6 +231,8 @@ fn the_example_file_parses_to_what_it_says() {
                 routes: Vec::new(),
                 tls: TlsOptions::default(),
                 access_log: None,
+                request_headers: Default::default(),
+                response_headers: Default::default(),
             },
         ]
     );
