@@ -10,10 +10,13 @@
 #                                are cut and arrive; its waiting is bounded
 #   config                       the TOML loader: one-line errors naming the key; an accepted
 #                                config keeps its documented invariants and round-trips
+#   proxy_protocol               the PROXY protocol header (v1, v2): decided at one byte, the
+#                                same answer however many bytes follow, never waited for past
+#                                its longest form; its addresses written back read the same
 # The corpus (fuzz/corpus/<target>, not committed) starts from fuzz/seeds/<target>/ (real
-# ClientHellos, example configs) and the saved regressions; fuzz/dicts/<target>.dict, if
-# present, is passed as a libFuzzer dictionary. A crash input is copied to
-# fuzz/regressions/<target>/, where `cargo test` replays it
+# ClientHellos, example configs, PROXY headers) and the saved regressions;
+# fuzz/dicts/<target>.dict, if present, is passed as a libFuzzer dictionary. A crash input is
+# copied to fuzz/regressions/<target>/, where `cargo test` replays it
 # (fuzzing::tests::saved_fuzz_inputs_hold_the_invariants): commit it with the fix, or, when the
 # fix is someone else's, renamed open-* (the test then requires it to still fail).
 #
@@ -27,11 +30,11 @@ targets=()
 while (($#)); do
   case "$1" in
     --seconds) seconds="$2"; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) targets+=("$1"); shift ;;
   esac
 done
-((${#targets[@]})) || targets=(request_head chunked response_head client_hello config)
+((${#targets[@]})) || targets=(request_head chunked response_head client_hello config proxy_protocol)
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   echo "== installing cargo-fuzz"

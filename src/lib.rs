@@ -22,6 +22,7 @@ pub mod fuzzing;
 pub mod http1;
 mod metrics;
 mod proxy;
+pub mod proxy_protocol;
 mod route;
 pub mod runtime;
 pub mod tls;

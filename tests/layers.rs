@@ -19,6 +19,7 @@ const UNITS: &[(&str, &str, u8)] = &[
     ("route", "route", 1),
     ("tls", "tls", 1),
     ("metrics", "metrics", 1),
+    ("proxy_protocol", "proxy_protocol", 1),
     ("access_log::record", "access_log lines", 1),
     ("access_log::format", "access_log lines", 1),
     ("upstream::board", "upstream state", 2),

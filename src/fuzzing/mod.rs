@@ -12,10 +12,14 @@
 //! waiting for it stay bounded ([`check_client_hello`]). A configuration document is accepted
 //! only with the invariants its module doc lists, refused with a one-line error that names the
 //! key or the syntax error, and written back out it parses to the same value ([`check_config`]).
+//! A PROXY protocol header is decided at one byte and keeps that answer however many bytes
+//! follow, is never waited for past its longest form, and its addresses written out again read
+//! back the same ([`check_proxy_protocol`]).
 #![forbid(unsafe_code)]
 
 mod client_hello;
 mod config;
+mod proxy_protocol;
 #[cfg(test)]
 mod tests;
 
@@ -28,6 +32,7 @@ use crate::http1::{
 
 pub use client_hello::check_client_hello;
 pub use config::check_config;
+pub use proxy_protocol::check_proxy_protocol;
 
 /// Cut points checked for prefix agreement: all of them for short inputs, a spread otherwise.
 fn cut_points(len: usize) -> impl Iterator<Item = usize> {

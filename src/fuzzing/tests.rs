@@ -12,12 +12,13 @@ use crate::tls::client_hello::{Sni, client_hello_sni};
 type Check = fn(&[u8]);
 
 /// Every fuzz target (`fuzz/fuzz_targets/<name>.rs`) and its check.
-const TARGETS: [(&str, Check); 5] = [
+const TARGETS: [(&str, Check); 6] = [
     ("request_head", check_request_head),
     ("chunked", check_chunked),
     ("response_head", check_response_head),
     ("client_hello", check_client_hello),
     ("config", check_config),
+    ("proxy_protocol", check_proxy_protocol),
 ];
 
 fn fuzz_dir(rest: &str) -> std::path::PathBuf {
@@ -247,4 +248,41 @@ fn config_checks_hold_on_ordinary_documents() {
             panic!("fuzz/seeds/config/{seed}: {error}");
         }
     }
+}
+
+#[test]
+fn proxy_protocol_checks_hold_on_ordinary_headers() {
+    use crate::proxy_protocol::{Parsed, parse};
+
+    for bytes in [
+        &b""[..],
+        b"PROXY TCP4 192.0.2.1 198.51.100.7 56324 443\r\n\x16\x03\x01",
+        b"PROXY TCP6 ::ffff:192.0.2.1 2001:db8::2 1 65535\r\nGET",
+        b"PROXY UNKNOWN\r\n",
+        b"PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n",
+        b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n",
+        b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c\xc0\x00\x02\x01\xc6\x33\x64\x07\xdb\xfc\x01\xbb",
+        b"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00",
+        b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x04\x01",
+        b"\x16\x03\x01\x02\x00",
+        b"GET / HTTP/1.1\r\n",
+    ] {
+        check_proxy_protocol(bytes);
+    }
+    check_proxy_protocol(&[b'P'; 300]);
+    // The seeds scripts/fuzz.sh starts from are whole headers, so the fuzzer starts deep.
+    let seeds = std::fs::read_dir(fuzz_dir("seeds/proxy_protocol")).expect("seeds");
+    let mut count = 0;
+    for entry in seeds {
+        let path = entry.expect("directory entry").path();
+        let data = std::fs::read(&path).expect("seed");
+        assert!(
+            matches!(parse(&data), Ok(Parsed::Complete { .. })),
+            "{}: {:?}",
+            path.display(),
+            parse(&data)
+        );
+        count += 1;
+    }
+    assert!(count >= 5, "{count} seeds");
 }
