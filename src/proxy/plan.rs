@@ -119,6 +119,11 @@ impl Plan {
     pub fn listener(&self, id: usize) -> Option<&ListenerPlan> {
         self.listeners.iter().find(|l| l.id == id)
     }
+
+    /// Where the listener with runtime id `id` is in [`Plan::listeners`].
+    pub fn listener_position(&self, id: usize) -> Option<usize> {
+        self.listeners.iter().position(|l| l.id == id)
+    }
 }
 
 #[cfg(test)]

@@ -31,14 +31,12 @@ use futures_util::future::{Either, select};
 use crate::access_log::{Record, Termination};
 use crate::buf::{self, LazyBuf};
 use crate::http1::{
-    self, BodyDecoder, BodyKind, Forwarding, HeaderRules, Method, Parsed, RequestHead,
-    ResponseHead, Status,
+    self, BodyDecoder, BodyKind, Forwarding, Method, Parsed, RequestHead, ResponseHead, Status,
 };
 use crate::upstream::group::Choice;
 use crate::upstream::{self, BackendConn};
 
 use super::Context;
-use super::RequestIds;
 use super::access::{self, Fields, LogRule};
 use super::error::{ProxyError, Side};
 use super::failure_log::RequestLabel;
@@ -51,6 +49,7 @@ use super::rules::{
     self, AfterFailure, Answer, Attempts, BODY_READ, ClientKeep, NO_BACKEND_RETRY_AFTER, SLOW_READ,
 };
 use super::tls_conn::{TlsConn, TlsIoError};
+use super::{ListenerPlan, RequestIds};
 
 /// Bytes the re-serialized request head may add to the client's (forwarding fields).
 const REQUEST_HEAD_SLACK: usize = 1024;
@@ -76,9 +75,10 @@ pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: Sock
     }
     let serving = ctx.current();
     // A connection accepted just before a reload removed its listener: nothing serves it.
-    let Some(tls) = serving.plan.listener(listener).map(|l| l.tls.clone()) else {
+    let Some(listener_at) = serving.plan.listener_position(listener) else {
         return;
     };
+    let tls = serving.plan.listeners[listener_at].tls.clone();
     let conn = match TlsConn::new(tcp, tls) {
         Ok(conn) => conn,
         Err(e) => {
@@ -91,6 +91,7 @@ pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: Sock
         ctx,
         serving,
         listener,
+        listener_at,
         listener_removed: false,
         conn,
         peer,
@@ -169,6 +170,8 @@ struct Session {
     serving: Rc<Generation>,
     /// The listener the connection came in on (its runtime id).
     listener: usize,
+    /// Where that listener is in `serving`'s plan (found once per plan, not per request).
+    listener_at: usize,
     /// A reload removed the listener: the request in progress is served on the old plan, and
     /// the connection closes after it.
     listener_removed: bool,
@@ -392,12 +395,15 @@ impl Session {
         self.counted = (received, sent);
     }
 
-    /// The listener's access-log rule (off once a reload removed the listener).
+    /// The connection's listener in the plan it is served on.
+    fn listener_plan(&self) -> &ListenerPlan {
+        // `listener_at` is always found in `serving`'s plan: both change together.
+        &self.serving.plan.listeners[self.listener_at]
+    }
+
+    /// The listener's access-log rule.
     fn log_rule(&self) -> LogRule {
-        self.serving
-            .plan
-            .listener(self.listener)
-            .map_or(LogRule::Off, |l| l.log)
+        self.listener_plan().log
     }
 
     /// Whether the request in `self.head` is written to the access log.
@@ -408,10 +414,9 @@ impl Session {
             LogRule::Routes { default } => {
                 let buf = self.inbuf.bytes();
                 let (host, path) = (self.head.host(buf), self.head.path(buf));
-                self.serving
-                    .plan
-                    .listener(self.listener)
-                    .and_then(|l| l.router.logs(host, path))
+                self.listener_plan()
+                    .router
+                    .logs(host, path)
                     .unwrap_or(default)
             }
         }
@@ -534,10 +539,12 @@ impl Session {
         if current.number == self.serving.number {
             return;
         }
-        if current.plan.listener(self.listener).is_some() {
-            self.serving = current;
-        } else {
-            self.listener_removed = true;
+        match current.plan.listener_position(self.listener) {
+            Some(at) => {
+                self.serving = current;
+                self.listener_at = at;
+            }
+            None => self.listener_removed = true,
         }
     }
 
@@ -620,16 +627,11 @@ impl Session {
             proto: "https",
             request_id: generated.as_ref().map(|id| &id[..]),
         };
-        let no_rules = HeaderRules::default();
-        let rules = serving
-            .plan
-            .listener(self.listener)
-            .map_or(&no_rules, |l| &l.request_headers);
         http1::write_request_head_with(
             self.inbuf.bytes(),
             &self.head,
             &forwarding,
-            rules,
+            &self.listener_plan().request_headers,
             &mut req,
         );
         let mut body = BodyDecoder::new(self.head.body, &serving.plan.limits);
@@ -765,11 +767,7 @@ impl Session {
     fn route(&self) -> Result<usize, Status> {
         let buf = self.inbuf.bytes();
         let (host, path) = (self.head.host(buf), self.head.path(buf));
-        let Some(listener) = self.serving.plan.listener(self.listener) else {
-            // Not reached: a connection stays on a plan that has its listener.
-            return Err(Status::ServiceUnavailable);
-        };
-        let router = &listener.router;
+        let router = &self.listener_plan().router;
         let routed = self
             .conn
             .with_server_name(|sni| router.route(host, path, sni));
@@ -1266,12 +1264,8 @@ impl Session {
         };
         let mut plain = buf::take(HEAD_SLACK + rhead.head_len + rest.len() + more);
         self.trace.status = rhead.status;
-        let no_rules = HeaderRules::default();
-        let rules = self
-            .serving
-            .plan
-            .listener(self.listener)
-            .map_or(&no_rules, |l| &l.response_headers);
+        // The listener's, not through `listener_plan`: `rhead` borrows `self`.
+        let rules = &self.serving.plan.listeners[self.listener_at].response_headers;
         http1::write_response_head_with(
             self.rbuf.bytes(),
             rhead,
