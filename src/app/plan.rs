@@ -92,9 +92,15 @@ pub fn compile(
             TlsSource::Load(ticketer) => {
                 listener.server_config(index, Some((*ticketer).clone()))?
             }
+            // Only a change of backends keeps the plan's TLS: its listeners are the same.
             TlsSource::Keep(plan) => match plan.listener(id) {
                 Some(kept) => kept.tls.clone(),
-                None => listener.server_config(index, None)?,
+                None => {
+                    return Err(AppError::Usage(format!(
+                        "listener[{index}] ({}) is not in the plan in force",
+                        listener.address
+                    )));
+                }
             },
         };
         let log = if !config.access_log.enabled {
