@@ -10,7 +10,7 @@
 //! Invariants: applying rules is one case-insensitive comparison per field of the message
 //! against the removed and set names, then the additions; with no rules, nothing.
 
-use super::field::{is_tchar, write_field};
+use super::field::{is_field_byte, is_tchar, trim_ows, write_field};
 
 /// Fields ringway writes itself or that frame a message: no rule may name them.
 const PROTECTED: [&[u8]; 15] = [
@@ -114,13 +114,10 @@ fn checked_name(name: &str) -> Result<Box<[u8]>, HeaderRuleError> {
 }
 
 fn checked_value(name: &str, value: &str) -> Result<Box<[u8]>, HeaderRuleError> {
-    let ok = value
-        .bytes()
-        .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f));
-    if !ok {
+    if !value.bytes().all(is_field_byte) {
         return Err(HeaderRuleError::Value(name.to_owned()));
     }
-    Ok(value.trim_matches([' ', '\t']).as_bytes().into())
+    Ok(trim_ows(value.as_bytes()).into())
 }
 
 #[cfg(test)]
