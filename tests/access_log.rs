@@ -31,21 +31,6 @@ fn wait_lines(path: &std::path::Path, n: usize) -> Vec<Value> {
     lines(path)
 }
 
-/// A backend that answers with a broken status line.
-fn bad_backend() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
-            let _ = s.write_all(b"HTTP/1.1 2000 Nope\r\n\r\n");
-        }
-    });
-    addr
-}
-
 /// A backend that reads the request and never answers.
 fn silent_backend() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -73,7 +58,7 @@ fn start(dir: &std::path::Path, format: &str, extra_routes: &str) -> (Proxy, Bac
          path = \"{}\"\n{}{}{}{}",
         log.display(),
         upstream("app", ok.addr, ""),
-        upstream("bad", bad_backend(), ""),
+        upstream("bad", bad_status_backend(), ""),
         upstream("slow", silent_backend(), ""),
         upstream(
             "down",

@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use common::*;
@@ -50,20 +50,6 @@ fn admin_address(proxy: &Proxy) -> SocketAddr {
         .expect("an address")
 }
 
-/// A backend that answers with a broken status line.
-fn bad_backend() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            let _ = s.read(&mut [0u8; 4096]);
-            let _ = s.write_all(b"HTTP/1.1 2000 Nope\r\n\r\n");
-        }
-    });
-    addr
-}
-
 #[test]
 fn metrics_move_with_requests_errors_ejections_and_health() {
     let ok = Backend::start("ok");
@@ -76,7 +62,7 @@ fn metrics_move_with_requests_errors_ejections_and_health() {
          [[upstream]]\nname = \"checked\"\nbackends = [\"{}\"]\n\
          [upstream.health_check]\ninterval = \"100ms\"\ntimeout = \"50ms\"\njitter = \"0s\"\nfall = 1\n",
         ok.addr,
-        bad_backend(),
+        bad_status_backend(),
         refused_addr()
     );
     let proxy = Proxy::start_with(

@@ -21,18 +21,7 @@ fn latency(counts: &[u64], sum: f64) -> Histogram {
 }
 
 fn backend(address: &str, health: Health) -> BackendSnapshot {
-    BackendSnapshot {
-        address: address.parse().expect("sample address"),
-        weight: 1,
-        backup: false,
-        health,
-        ejected_by: 0,
-        ejections: 0,
-        in_flight: 0,
-        requests: [0; 5],
-        connect_failures: 0,
-        idle_connections: 0,
-    }
+    BackendSnapshot::new(address.parse().expect("sample address"), 1, false, health)
 }
 
 /// The sample: started 3 h 25 min 7 s before `now`.

@@ -119,6 +119,24 @@ pub struct BackendSnapshot {
     pub idle_connections: u64,
 }
 
+impl BackendSnapshot {
+    /// A backend with these settings and health, every count at zero (the caller adds them).
+    pub fn new(address: SocketAddr, weight: u32, backup: bool, health: Health) -> Self {
+        Self {
+            address,
+            weight,
+            backup,
+            health,
+            ejected_by: 0,
+            ejections: 0,
+            in_flight: 0,
+            requests: [0; 5],
+            connect_failures: 0,
+            idle_connections: 0,
+        }
+    }
+}
+
 /// What the active health checks say of a backend.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

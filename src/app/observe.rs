@@ -72,24 +72,14 @@ impl Sources {
                     .clone()
                     .map(|i| {
                         let b = table.backend(i);
-                        let mut snap = BackendSnapshot {
-                            address: b.address,
-                            weight: b.weight,
-                            backup: b.backup,
-                            health: if !spec.checked {
-                                Health::Unchecked
-                            } else if board.is_up(i) {
-                                Health::Up
-                            } else {
-                                Health::Down
-                            },
-                            ejected_by: 0,
-                            ejections: 0,
-                            in_flight: 0,
-                            requests: [0; 5],
-                            connect_failures: 0,
-                            idle_connections: 0,
+                        let health = if !spec.checked {
+                            Health::Unchecked
+                        } else if board.is_up(i) {
+                            Health::Up
+                        } else {
+                            Health::Down
                         };
+                        let mut snap = BackendSnapshot::new(b.address, b.weight, b.backup, health);
                         if spec.checked && board.checks(i) == 0 {
                             first_round_done = false;
                         }

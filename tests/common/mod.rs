@@ -428,6 +428,21 @@ impl Backend {
     }
 }
 
+/// A backend that reads a request and answers with a broken status line (`2000`): ringway
+/// answers 502.
+pub fn bad_status_backend() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let _ = s.read(&mut [0u8; 4096]);
+            let _ = s.write_all(b"HTTP/1.1 2000 Nope\r\n\r\n");
+        }
+    });
+    addr
+}
+
 /// Reads one request (head + body) from `reader`; `None` at a clean end of stream.
 pub fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Received>> {
     let mut raw = Vec::new();
