@@ -141,3 +141,47 @@ fn sigusr2_starts_the_successor_which_takes_over_under_load() {
     let mut client = Client::connect(addr, Some("localhost"));
     assert_eq!(client.get("/").status, 200, "the successor serves");
 }
+
+#[test]
+fn a_successor_that_fails_before_it_serves_leaves_the_old_process_serving() {
+    let b = Backend::start("b");
+    let socket = temp_dir("upgrade-failed").join("upgrade.sock");
+    let first = start(&b, &socket, false);
+    // The successor takes the listeners over, then cannot load its certificate.
+    let dir = temp_dir("upgrade-failed-config");
+    let config = dir.join("ringway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[listener]]\naddress = \"127.0.0.1:0\"\nbackends = [\"{}\"]\n\
+             [[listener.certificate]]\ncert = \"/nonexistent/cert.pem\"\n\
+             key = \"/nonexistent/key.pem\"\n",
+            b.addr
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringway"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .args(upgrade_args(&socket, true))
+        .output()
+        .expect("run the successor");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("/nonexistent/cert.pem"), "{stderr}");
+    assert!(
+        wait_until(Duration::from_secs(5), || first
+            .log()
+            .contains("binary upgrade abandoned, still serving")),
+        "{}",
+        first.log()
+    );
+    assert_eq!(
+        first.client().get("/").status,
+        200,
+        "the old process serves on"
+    );
+    // And it still hands over to a successor that works.
+    let second = start(&b, &socket, true);
+    assert_eq!(second.client().get("/").status, 200);
+}
