@@ -200,6 +200,9 @@ pub struct Route {
     /// the listener (TOML `access_log`; see `config::AccessLogConfig::logs`). Routing ignores
     /// it.
     pub access_log: Option<bool>,
+    /// Whether the requests this route takes may switch protocols (WebSocket): `None` follows
+    /// the listener (TOML `upgrade`). Routing ignores it.
+    pub upgrade: Option<bool>,
 }
 
 impl Route {
@@ -287,6 +290,16 @@ impl Router {
             .and_then(|route| route.access_log)
     }
 
+    /// The upgrade switch of the route [`Router::route`] picks for this host and path: `None`
+    /// when that route says nothing or no route matches (the listener's switch applies).
+    pub fn upgrades(&self, host: &[u8], path: &[u8]) -> Option<bool> {
+        let host = normalize_host(host);
+        self.routes
+            .iter()
+            .find(|route| route.matches(host, path))
+            .and_then(|route| route.upgrade)
+    }
+
     /// Whether [`Router::route`] may look at the SNI: only when there is no default upstream.
     /// When false the caller can pass `None` without fetching the name.
     pub fn needs_sni(&self) -> bool {
@@ -309,6 +322,7 @@ mod tests {
             path_prefix: path.map(str::to_owned),
             upstream,
             access_log: None,
+            upgrade: None,
         }
     }
 

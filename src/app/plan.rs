@@ -125,6 +125,7 @@ pub fn compile(
             id,
             address: listener.address,
             log,
+            upgrade: listener.upgrade,
             request_headers: headers("request_headers", &listener.request_headers)?,
             response_headers: headers("response_headers", &listener.response_headers)?,
             tls,
@@ -160,6 +161,7 @@ pub fn compile(
             connect: t.connect,
             response: t.response,
             per_try: t.per_try,
+            tunnel: t.tunnel,
         },
         pool: PoolSettings {
             max_idle: config.pool.max_idle_per_backend,

@@ -77,6 +77,8 @@ struct RawTimeouts {
     per_try: Option<DurationValue>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     drain: Option<DurationValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tunnel: Option<DurationValue>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -263,6 +265,8 @@ struct RawListener {
     backends: Option<Vec<BackendAddressValue>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     access_log: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    upgrade: Option<bool>,
     #[serde(default, skip_serializing_if = "HeaderRulesConfig::is_empty")]
     request_headers: HeaderRulesConfig,
     #[serde(default, skip_serializing_if = "HeaderRulesConfig::is_empty")]
@@ -285,6 +289,8 @@ struct RawRoute {
     upstream: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     access_log: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    upgrade: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -371,6 +377,7 @@ pub(super) fn from_raw(raw: RawConfig) -> Result<(Config, KeyNames), ConfigError
                         format!("listener[{index}].route[{position}].upstream"),
                     )?,
                     access_log: route.access_log,
+                    upgrade: route.upgrade,
                 })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
@@ -390,6 +397,7 @@ pub(super) fn from_raw(raw: RawConfig) -> Result<(Config, KeyNames), ConfigError
                 tickets: listener.tls.tickets.unwrap_or(tls.tickets),
             },
             access_log: listener.access_log,
+            upgrade: listener.upgrade.unwrap_or(true),
             request_headers: listener.request_headers,
             response_headers: listener.response_headers,
         });
@@ -414,6 +422,7 @@ pub(super) fn from_raw(raw: RawConfig) -> Result<(Config, KeyNames), ConfigError
                 t.per_try.min(duration(raw.timeouts.response, t.response)),
             ),
             drain: duration(raw.timeouts.drain, t.drain),
+            tunnel: duration(raw.timeouts.tunnel, t.tunnel),
         },
         limits: LimitsConfig {
             request_line: raw.limits.request_line.unwrap_or(l.request_line),
@@ -633,6 +642,7 @@ fn raw_config(config: &Config) -> Result<RawConfig, toml::ser::Error> {
             upstream: listener.default_upstream.map(name_of).transpose()?,
             backends: None,
             access_log: listener.access_log,
+            upgrade: Some(listener.upgrade),
             request_headers: listener.request_headers.clone(),
             response_headers: listener.response_headers.clone(),
             route: listener
@@ -644,6 +654,7 @@ fn raw_config(config: &Config) -> Result<RawConfig, toml::ser::Error> {
                         path_prefix: route.path_prefix.clone(),
                         upstream: name_of(route.upstream)?,
                         access_log: route.access_log,
+                        upgrade: route.upgrade,
                     })
                 })
                 .collect::<Result<_, toml::ser::Error>>()?,
@@ -676,6 +687,7 @@ fn raw_config(config: &Config) -> Result<RawConfig, toml::ser::Error> {
             response: Some(DurationValue(t.response)),
             per_try: Some(DurationValue(t.per_try)),
             drain: Some(DurationValue(t.drain)),
+            tunnel: Some(DurationValue(t.tunnel)),
         },
         limits: RawLimits {
             request_line: Some(l.request_line),

@@ -40,6 +40,8 @@ pub struct Timeouts {
     /// Waiting for the first byte of a response when the attempt may be retried (at most
     /// `response`).
     pub per_try: Duration,
+    /// Inactivity of a tunnel (after a 101), both directions together.
+    pub tunnel: Duration,
 }
 
 /// What ringway does with `X-Request-Id` (TOML `request_id`).
@@ -85,6 +87,9 @@ pub struct ListenerPlan {
     pub address: std::net::SocketAddr,
     /// Which of its requests are written to the access log.
     pub log: super::access::LogRule,
+    /// Whether its requests may switch protocols (WebSocket) unless their route says
+    /// otherwise ([`Router::upgrades`]); refused ones are answered 403.
+    pub upgrade: bool,
     /// Fields set, appended or removed on requests to the backends.
     pub request_headers: crate::http1::HeaderRules,
     /// Fields set, appended or removed on responses to the clients.

@@ -3,7 +3,8 @@
 //! Owns the request loop of a client connection: read and validate a request head (under the
 //! keep-alive and request-head timeouts), pick a backend, send the re-serialized head and stream
 //! the body, read the response head, stream the response back, and decide whether both
-//! connections stay open.
+//! connections stay open; after a `101` to a request that asked to switch protocols, hand both
+//! connections to a tunnel ([`super::tunnel`]) until it ends, then close them.
 //!
 //! Invariants:
 //! - a request rejected while reading its head or its first body bytes sends nothing to any
@@ -31,7 +32,8 @@ use futures_util::future::{Either, select};
 use crate::access_log::{Record, Termination};
 use crate::buf::{self, LazyBuf};
 use crate::http1::{
-    self, BodyDecoder, BodyKind, Forwarding, Method, Parsed, RequestHead, ResponseHead, Status,
+    self, BodyDecoder, BodyKind, Forwarding, Method, Parsed, RequestHead, ResponseError,
+    ResponseHead, Status,
 };
 use crate::upstream::group::Choice;
 use crate::upstream::{self, BackendConn};
@@ -49,6 +51,7 @@ use super::rules::{
     self, AfterFailure, Answer, Attempts, BODY_READ, ClientKeep, NO_BACKEND_RETRY_AFTER, SLOW_READ,
 };
 use super::tls_conn::{TlsConn, TlsIoError};
+use super::tunnel::Tunnel;
 use super::{ListenerPlan, RequestIds};
 
 /// Bytes the re-serialized request head may add to the client's (forwarding fields).
@@ -659,6 +662,15 @@ impl Session {
             Ok(group) => self.hash_key(group),
             Err(_) => 0,
         };
+        // A request to switch protocols where the configuration turns upgrades off: 403
+        // before anything reaches a backend, and the connection closed (what follows the
+        // request may be the new protocol's bytes, never to be read as HTTP).
+        if self.head.upgrade && !self.upgrade_allowed() {
+            buf::give(req);
+            self.trace.ended_by = Some((Side::Internal, "upgrade_refused"));
+            self.reject(Status::Forbidden).await;
+            return false;
+        }
         req.extend_from_slice(&self.inbuf.bytes()[head_len..head_len + early]);
         self.inbuf.consume(head_len + early);
         if small > 0 && !self.read_small_body(&mut req, &mut body).await {
@@ -698,11 +710,18 @@ impl Session {
             }
         };
 
+        if self.rhead.switches_protocols() {
+            // The lease holds the backend until the tunnel ends.
+            return self.tunnel(lease, bconn).await;
+        }
+        // An upgrade the backend declined is an ordinary exchange; but bytes the client sent
+        // after it before seeing the answer may be the new protocol's: never read as HTTP.
+        let pipelined_after_upgrade = self.head.upgrade && !self.inbuf.is_empty();
         let client_keep = keep.after_response(
             exchanged.request_complete,
             self.closing(),
             self.rhead.forces_client_close(self.head.http10),
-        );
+        ) && !pipelined_after_upgrade;
         match self.relay_response(&bconn, client_keep).await {
             Ok(relayed) => {
                 if rules::backend_reusable(
@@ -760,6 +779,47 @@ impl Session {
             }
         }
         true
+    }
+
+    /// Whether the request in `self.head` may switch protocols: its route's `upgrade` switch,
+    /// else its listener's.
+    fn upgrade_allowed(&self) -> bool {
+        let buf = self.inbuf.bytes();
+        let listener = self.listener_plan();
+        listener
+            .router
+            .upgrades(self.head.host(buf), self.head.path(buf))
+            .unwrap_or(listener.upgrade)
+    }
+
+    /// After a 101: sends its head (with what the backend sent after it) to the client and
+    /// what the client sent after its request to the backend, then relays both ways until the
+    /// tunnel ends ([`Tunnel::run`]). Returns false: the client connection closes after it,
+    /// the backend connection is dropped (never pooled) and the lease ends with it.
+    async fn tunnel(&mut self, lease: Lease, bconn: BackendConn) -> bool {
+        let rhead = &self.rhead;
+        let rest = &self.rbuf.bytes()[rhead.head_len..];
+        let mut plain = buf::take(HEAD_SLACK + rhead.head_len + rest.len());
+        self.trace.status = rhead.status;
+        // The listener's, not through `listener_plan`: `rhead` borrows `self`.
+        let rules = &self.serving.plan.listeners[self.listener_at].response_headers;
+        http1::write_response_head_with(self.rbuf.bytes(), rhead, true, false, rules, &mut plain);
+        plain.extend_from_slice(rest);
+        self.rbuf.clear();
+        self.rbuf.release_if_empty();
+        let tunnel = Tunnel {
+            conn: &self.conn,
+            backend: &bconn.stream,
+            idle: self.serving.plan.timeouts.tunnel,
+            tunnels: &self.ctx.tunnels,
+        };
+        let end = tunnel.run(&mut self.inbuf, plain).await;
+        let open = self.ctx.tunnels.open();
+        tracing::debug!(peer = %self.peer, open, "tunnel ended: {end:?}");
+        self.trace.ended_by = Some(end.termination());
+        drop(bconn);
+        drop(lease);
+        false
     }
 
     /// The upstream for the request in `self.head`, or the status to answer (see
@@ -943,7 +1003,9 @@ impl Session {
                     let hedge_after = self.serving.groups[group].spec().hedge_after;
                     let mut winner = None;
                     let mut per_try = may_retry.then_some(self.serving.plan.timeouts.per_try);
-                    if let Some(delay) = hedge_after.filter(|_| may_retry) {
+                    // An upgrade is never hedged: the losing backend would have switched too.
+                    let hedged = hedge_after.filter(|_| may_retry && !self.head.upgrade);
+                    if let Some(delay) = hedged {
                         // The hedge replaces the per-try timeout: the first attempt is not
                         // abandoned, it races the second.
                         per_try = None;
@@ -1058,11 +1120,12 @@ impl Session {
         let outcome = {
             let Session { rbuf, rhead, .. } = self;
             let stream_a = &hedge.first.stream;
+            // Never an upgrade: those are not hedged.
             let mut head_a = pin!(read_response_head(
                 stream_a,
                 rbuf,
                 rhead,
-                method,
+                (method, false),
                 &limits,
                 &answered_a
             ));
@@ -1112,7 +1175,7 @@ impl Session {
                     &conn_b.stream,
                     &mut rbuf_b,
                     &mut rhead_b,
-                    method,
+                    (method, false),
                     &limits,
                     &answered_b
                 ));
@@ -1173,6 +1236,7 @@ impl Session {
         let timeouts = self.serving.plan.timeouts;
         let limits = &self.serving.plan.limits;
         let expect_continue = self.head.expect_continue;
+        let upgrade = self.head.upgrade;
         let Session {
             conn,
             inbuf,
@@ -1195,7 +1259,7 @@ impl Session {
                     &bconn.stream,
                     rbuf,
                     rhead,
-                    method,
+                    (method, upgrade),
                     limits,
                     &answered,
                 ));
@@ -1228,6 +1292,16 @@ impl Session {
                 }
             };
             head_read?;
+            if rhead.switches_protocols() {
+                // The new protocol's bytes follow the 101: a request body not sent whole by
+                // then would be read two ways.
+                if !upload_done {
+                    return Err(ResponseError::SwitchingBeforeRequestEnd.into());
+                }
+                return Ok(Exchanged {
+                    request_complete: true,
+                });
+            }
             if rhead.status >= 200 {
                 // A final answer before the whole body means the rest is never read: the
                 // caller then closes both connections.
@@ -1348,6 +1422,7 @@ mod tests {
                     id: 0,
                     address: peer,
                     log: crate::proxy::access::LogRule::Off,
+                    upgrade: true,
                     request_headers: Default::default(),
                     response_headers: Default::default(),
                     tls,
@@ -1364,6 +1439,7 @@ mod tests {
                     connect: second,
                     response: second,
                     per_try: second,
+                    tunnel: second,
                 },
                 pool: crate::proxy::PoolSettings {
                     max_idle: 0,

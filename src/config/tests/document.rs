@@ -24,6 +24,7 @@ fn defaults() {
             response: Duration::from_secs(30),
             per_try: Duration::from_secs(10),
             drain: Duration::from_secs(30),
+            tunnel: Duration::from_secs(3600),
         }
     );
     assert_eq!(
@@ -207,16 +208,19 @@ fn the_example_file_parses_to_what_it_says() {
                         path_prefix: None,
                         upstream: 1,
                         access_log: None,
+                        upgrade: None,
                     },
                     RouteConfig {
                         host: Some(HostPattern::Wildcard(".example.net".into())),
                         path_prefix: Some("/v1/".into()),
                         upstream: 1,
                         access_log: None,
+                        upgrade: None,
                     },
                 ],
                 tls: TlsOptions::default(),
                 access_log: None,
+                upgrade: true,
                 request_headers: Default::default(),
                 response_headers: Default::default(),
             },
@@ -231,6 +235,7 @@ fn the_example_file_parses_to_what_it_says() {
                 routes: Vec::new(),
                 tls: TlsOptions::default(),
                 access_log: None,
+                upgrade: true,
                 request_headers: Default::default(),
                 response_headers: Default::default(),
             },

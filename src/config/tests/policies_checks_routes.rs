@@ -345,7 +345,7 @@ fn route_keys() {
             "hots = \"a.com\"",
             "listener[0].route[0].hots",
             "unknown field `hots`, expected one of `host`, `path_prefix`, `upstream`, \
-             `access_log`",
+             `access_log`, `upgrade`",
         ),
     ];
     for (route, key, reason) in cases {

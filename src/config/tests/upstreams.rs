@@ -128,12 +128,14 @@ upstream = "app"
                 path_prefix: Some("/v2/".into()),
                 upstream: 0,
                 access_log: None,
+                upgrade: None,
             },
             RouteConfig {
                 host: None,
                 path_prefix: Some("/".into()),
                 upstream: 1,
                 access_log: None,
+                upgrade: None,
             },
         ]
     );
