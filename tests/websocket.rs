@@ -676,3 +676,36 @@ fn a_draining_worker_closes_its_tunnels_at_the_drain_deadline() {
     let status = proxy.wait_exit();
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn a_plain_http_listener_tunnels_websockets_too() {
+    let b = WsBackend::start();
+    let proxy = Proxy::start_with(
+        &[],
+        ProxyOptions {
+            certs: Vec::new(),
+            listener: Some(format!("backends = [\"{}\"]", b.addr)),
+            ..ProxyOptions::default()
+        },
+    );
+    let tcp = TcpStream::connect(proxy.addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let (mut ws, resp) = tungstenite::client("ws://localhost/plain", tcp).expect("handshake");
+    assert_eq!(resp.status(), 101);
+    assert_eq!(
+        b.handshake_header(0, "x-forwarded-proto").as_deref(),
+        Some("http")
+    );
+    for size in [1, 1000, 70_000] {
+        let m = Message::binary(vec![7u8; size]);
+        ws.send(m.clone()).unwrap();
+        assert_eq!(ws.read().unwrap(), m);
+    }
+    // The server closes: its FIN reaches the client (no close_notify on plain HTTP).
+    ws.send(Message::text("close-me")).unwrap();
+    assert!(matches!(ws.read().unwrap(), Message::Close(Some(_))));
+    match ws.read() {
+        Err(tungstenite::Error::ConnectionClosed) => {}
+        other => panic!("{other:?}"),
+    }
+}

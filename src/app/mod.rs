@@ -226,8 +226,10 @@ pub fn demo(listen: SocketAddr, workers: Option<usize>) -> Result<(), AppError> 
             upgrade: true,
             request_headers: Default::default(),
             response_headers: Default::default(),
-            tls,
+            tls: Some(tls),
             router: Router::new(Vec::new(), Some(0)),
+            routes: Vec::new(),
+            redirect: None,
         });
         Ok(())
     };
