@@ -709,3 +709,39 @@ fn a_plain_http_listener_tunnels_websockets_too() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The admin listener's `/metrics` text.
+fn metrics(proxy: &Proxy) -> String {
+    let log = proxy.log();
+    let start = log
+        .find("admin listener on http://")
+        .map(|i| i + "admin listener on http://".len())
+        .expect("the admin listener's line");
+    let rest = &log[start..];
+    let addr: SocketAddr = rest[..rest.find('/').unwrap_or(rest.len())]
+        .parse()
+        .expect("an address");
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn open_tunnels_are_counted_in_the_metrics() {
+    let b = WsBackend::start();
+    let proxy = ws_proxy(b.addr, "[admin]\naddress = \"127.0.0.1:0\"\n");
+    let mut ws = ws_client(&proxy, "/");
+    ws.send(Message::text("hi")).unwrap();
+    assert_eq!(next_data(&mut ws), Message::text("hi"));
+    let open = "ringway_worker_tunnels_open{worker=\"0\"} 1\n";
+    assert!(metrics(&proxy).contains(open), "{}", metrics(&proxy));
+    ws.close(None).unwrap();
+    while ws.read().is_ok() {}
+    // The backend closed after the close handshake; the tunnel ends when the client does too.
+    drop(ws);
+    let closed = "ringway_worker_tunnels_open{worker=\"0\"} 0\n";
+    assert!(wait_until(Duration::from_secs(5), || metrics(&proxy).contains(closed)));
+}

@@ -828,7 +828,9 @@ impl Session {
             idle: self.serving.plan.timeouts.tunnel,
             tunnels: &self.ctx.tunnels,
         };
+        self.ctx.metrics.tunnels_opened.inc();
         let end = tunnel.run(&mut self.inbuf, plain).await;
+        self.ctx.metrics.tunnels_closed.inc();
         let open = self.ctx.tunnels.open();
         tracing::debug!(peer = %self.peer, open, "tunnel ended: {end:?}");
         self.trace.ended_by = Some(end.termination());
