@@ -168,6 +168,9 @@ struct Trace {
     ended_by: Option<(Side, &'static str)>,
     /// Its fields for the access log, when it is logged.
     fields: Option<Fields>,
+    /// When its 101 went to the client and its tunnel began: the request's latency ends
+    /// there (the access log's duration covers the tunnel).
+    switched: Option<Instant>,
 }
 
 struct Session {
@@ -528,9 +531,11 @@ impl Session {
             .retries
             .add(u64::from(trace.attempts.saturating_sub(1)));
         if let Some(started) = trace.started {
+            // A tunnel's hours are not a request's latency.
+            let answered = trace.switched.unwrap_or(end);
             counters
                 .request_seconds
-                .record(end.saturating_duration_since(started));
+                .record(answered.saturating_duration_since(started));
         }
         if let Some(first_byte) = trace.first_byte {
             counters.backend_seconds.record(first_byte);
@@ -828,6 +833,7 @@ impl Session {
             idle: self.serving.plan.timeouts.tunnel,
             tunnels: &self.ctx.tunnels,
         };
+        self.trace.switched = Some(Instant::now());
         self.ctx.metrics.tunnels_opened.inc();
         let end = tunnel.run(&mut self.inbuf, plain).await;
         self.ctx.metrics.tunnels_closed.inc();

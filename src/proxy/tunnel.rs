@@ -316,7 +316,8 @@ impl Tunnel<'_> {
             // What the backend has queued, up to FLUSH_AT, in one encryption and one write.
             let mut ended = false;
             while plain.len() < FLUSH_AT {
-                match recv_queued(self.backend, &mut plain, TUNNEL_READ)
+                let max = TUNNEL_READ.min(FLUSH_AT - plain.len());
+                match recv_queued(self.backend, &mut plain, max)
                     .map_err(TunnelError::BackendRead)?
                 {
                     Queued::Bytes => last.set(coarse_now()),
