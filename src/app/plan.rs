@@ -88,13 +88,11 @@ pub fn compile(
     let mut listening = Vec::with_capacity(config.listeners.len());
     for (index, listener) in config.listeners.iter().enumerate() {
         let id = listener_id(listener.address);
-        let tls = match &tls {
-            TlsSource::Load(ticketer) => {
-                listener.server_config(index, Some((*ticketer).clone()))?
-            }
+        let (tls, client_auth) = match &tls {
+            TlsSource::Load(ticketer) => listener.tls_config(index, Some((*ticketer).clone()))?,
             // Only a change of backends keeps the plan's TLS: its listeners are the same.
             TlsSource::Keep(plan) => match plan.listener(id) {
-                Some(kept) => kept.tls.clone(),
+                Some(kept) => (kept.tls.clone(), kept.client_auth),
                 None => {
                     return Err(AppError::Usage(format!(
                         "listener[{index}] ({}) is not in the plan in force",
@@ -128,6 +126,7 @@ pub fn compile(
             request_headers: headers("request_headers", &listener.request_headers)?,
             response_headers: headers("response_headers", &listener.response_headers)?,
             tls,
+            client_auth,
             router: listener.router(),
         });
         listening.push(Listen {

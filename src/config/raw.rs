@@ -16,9 +16,10 @@ use crate::proxy::RequestIds;
 
 use super::{
     AccessLogConfig, AccessLogFormat, AdminConfig, BackendConfig, CertificateConfig, CheckKind,
-    Config, ConfigError, DEFAULT_BATCH_WAIT, HashKey, HeaderRulesConfig, HealthCheckConfig,
-    LimitsConfig, ListenerConfig, LogConfig, OutlierConfig, Policy, PoolConfig, ResolverConfig,
-    RetryBudgetConfig, RouteConfig, Timeouts, TlsOptions, UpstreamConfig,
+    ClientAuthConfig, ClientAuthMode, Config, ConfigError, DEFAULT_BATCH_WAIT, HashKey,
+    HeaderRulesConfig, HealthCheckConfig, LimitsConfig, ListenerConfig, LogConfig, OutlierConfig,
+    Policy, PoolConfig, ResolverConfig, RetryBudgetConfig, RouteConfig, Timeouts, TlsOptions,
+    UpstreamConfig,
 };
 use crate::route::HostPattern;
 
@@ -273,6 +274,8 @@ struct RawListener {
     certificate: Vec<RawCertificate>,
     #[serde(default)]
     tls: RawTlsOptions,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_auth: Option<RawClientAuth>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -292,6 +295,18 @@ struct RawRoute {
 struct RawCertificate {
     cert: PathBuf,
     key: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ocsp: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawClientAuth {
+    ca: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mode: Option<FromStrValue<ClientAuthMode>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    crl: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -381,8 +396,15 @@ pub(super) fn from_raw(raw: RawConfig) -> Result<(Config, KeyNames), ConfigError
             certificates: listener
                 .certificate
                 .into_iter()
-                .map(|RawCertificate { cert, key }| CertificateConfig { cert, key })
+                .map(|RawCertificate { cert, key, ocsp }| CertificateConfig { cert, key, ocsp })
                 .collect(),
+            client_auth: listener.client_auth.map(|auth| ClientAuthConfig {
+                ca: auth.ca,
+                mode: auth
+                    .mode
+                    .map_or(ClientAuthMode::Require, |FromStrValue(mode)| mode),
+                crl: auth.crl,
+            }),
             default_upstream,
             routes,
             tls: TlsOptions {
@@ -653,8 +675,14 @@ fn raw_config(config: &Config) -> Result<RawConfig, toml::ser::Error> {
                 .map(|certificate| RawCertificate {
                     cert: certificate.cert.clone(),
                     key: certificate.key.clone(),
+                    ocsp: certificate.ocsp.clone(),
                 })
                 .collect(),
+            client_auth: listener.client_auth.as_ref().map(|auth| RawClientAuth {
+                ca: auth.ca.clone(),
+                mode: Some(FromStrValue(auth.mode)),
+                crl: auth.crl.clone(),
+            }),
             tls: RawTlsOptions {
                 session_cache: Some(listener.tls.session_cache),
                 tickets: Some(listener.tls.tickets),

@@ -41,7 +41,8 @@ pub use error::{BodyError, HeadError, RequestError, ResponseError};
 pub(crate) use field::is_token;
 pub use header_rules::{HeaderRuleError, HeaderRules};
 pub use request::{
-    Forwarding, RequestHead, parse_request, write_request_head, write_request_head_with,
+    CLIENT_CERT_FIELDS, ClientCertFields, Forwarding, RequestHead, parse_request,
+    write_request_head, write_request_head_with,
 };
 pub use response::{
     ResponseHead, parse_response, parse_status, write_response_head, write_response_head_with,

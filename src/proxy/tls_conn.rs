@@ -35,8 +35,8 @@ use rustls::ServerConfig;
 use crate::buf::LazyBuf;
 use crate::runtime::recv::recv_with;
 
-use crate::tls::TlsEngine;
 pub use crate::tls::TlsIoError;
+use crate::tls::{ClientCert, TlsEngine};
 
 /// Where decrypted plaintext goes: the connection's lazily held input buffer, or a buffer a
 /// caller fills directly (a request body read straight into the request sent to the backend).
@@ -78,6 +78,9 @@ pub struct TlsConn {
     /// Bytes received from and sent to the client, TLS records included.
     received: Cell<u64>,
     sent: Cell<u64>,
+    /// What the client's verified certificate says, read once after the handshake
+    /// ([`TlsConn::identify_client`]); `None` (one word) without a certificate.
+    client_cert: Option<Box<ClientCert>>,
 }
 
 impl TlsConn {
@@ -89,7 +92,25 @@ impl TlsConn {
             eof: Cell::new(false),
             received: Cell::new(0),
             sent: Cell::new(0),
+            client_cert: None,
         })
+    }
+
+    /// Reads the client's certificate, once the handshake is over: its subject, SANs and
+    /// fingerprint are kept for the headers of every request of the connection. Call it only
+    /// on a listener that asks for client certificates.
+    pub fn identify_client(&mut self) {
+        let cert = self
+            .tls
+            .get_mut()
+            .peer_certificate()
+            .map(|der| ClientCert::from_der(der));
+        self.client_cert = cert.map(Box::new);
+    }
+
+    /// The client's verified certificate, when it presented one.
+    pub fn client_cert(&self) -> Option<&ClientCert> {
+        self.client_cert.as_deref()
     }
 
     /// Drives the handshake to completion. Application data that arrives together with the
