@@ -4,7 +4,8 @@
 //!
 //! - `require`: a valid certificate is served and the backend sees its subject, SANs and
 //!   fingerprint; no certificate, another CA's, an expired one, a revoked one: refused, nothing
-//!   forwarded, the access log and the counters say why.
+//!   forwarded, the access log, the log and the admin counters say why; a resumed session
+//!   keeps its certificate.
 //! - `optional`: no certificate is served (`X-Client-Verify: NONE`); a valid one gets the
 //!   headers.
 //! - Client-sent copies of the headers never reach a backend, with or without client_auth.
@@ -287,7 +288,8 @@ fn start(dir: &Path, client_auth: Option<&str>) -> Setup {
         &[],
         ProxyOptions {
             extra: format!(
-                "[access_log]\nenabled = true\npath = \"{}\"\n",
+                "[admin]\naddress = \"127.0.0.1:0\"\n\
+                 [access_log]\nenabled = true\npath = \"{}\"\n",
                 log.display()
             ),
             listener: Some(listener),
@@ -323,6 +325,26 @@ impl Setup {
         );
         found
     }
+}
+
+/// The admin listener's `/metrics` sample for handshakes refused for `reason`.
+fn refused_count(proxy: &Proxy, reason: &str) -> f64 {
+    let log = proxy.log();
+    let marker = "admin listener on http://";
+    let rest = &log[log.find(marker).expect("the admin listener's line") + marker.len()..];
+    let admin: SocketAddr = rest[..rest.find('/').unwrap_or(rest.len())]
+        .parse()
+        .expect("the admin address");
+    let mut s = TcpStream::connect(admin).expect("connect to the admin listener");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n").unwrap();
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let series = format!("ringway_tls_handshake_failures_total{{reason=\"{reason}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{series}:\n{text}"))
 }
 
 fn write(dir: &Path, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
@@ -400,6 +422,14 @@ fn require_serves_a_valid_certificate_and_refuses_the_rest_with_a_reason() {
         1,
         "nothing refused was forwarded"
     );
+    for reason in [
+        "client_cert_required",
+        "client_cert_unknown_ca",
+        "client_cert_expired",
+    ] {
+        assert_eq!(refused_count(&s.proxy, reason), 1.0, "{reason}");
+    }
+    assert_eq!(refused_count(&s.proxy, "client_cert_revoked"), 0.0);
     let log = s.proxy.log();
     assert!(
         log.contains("client certificate refused") && log.contains("client_cert_unknown_ca"),
@@ -458,6 +488,37 @@ fn client_sent_certificate_headers_never_reach_a_backend() {
     let received = s.backend.received();
     assert_eq!(cert_headers(&received[0]), [None, None, None, None]);
     assert_eq!(received[0].header("X-Client-Cert-Extra"), Some("kept"));
+}
+
+#[test]
+fn a_resumed_session_keeps_its_certificate() {
+    let dir = temp_dir("mtls-resume");
+    let ca = Ca::new("Clients CA");
+    let ca_path = write(&dir, "ca.pem", &ca.pem);
+    let s = start(&dir, Some(&format!("{{ ca = \"{}\" }}", ca_path.display())));
+    let dave = ca.client("dave", 11, false);
+    let (config, _) = client(Some(&dave));
+    // The same configuration twice: the second connection resumes the first's session.
+    let mut config = Arc::unwrap_or_clone(config);
+    config.resumption = rustls::client::Resumption::default();
+    let config = Arc::new(config);
+    for path in ["/first", "/resumed"] {
+        let mut c = Client::connect_with(s.proxy.addr, Some("localhost"), config.clone());
+        assert_eq!(c.get(path).status, 200);
+        if path == "/resumed" {
+            assert_eq!(
+                c.tls.conn.handshake_kind(),
+                Some(rustls::HandshakeKind::Resumed)
+            );
+        }
+    }
+    let received = s.backend.received();
+    assert_eq!(received.len(), 2);
+    for r in &received {
+        let [verify, _, _, fingerprint] = cert_headers(r);
+        assert_eq!(verify.as_deref(), Some("SUCCESS"), "{}", r.path);
+        assert_eq!(fingerprint, Some(dave.fingerprint()), "{}", r.path);
+    }
 }
 
 #[test]
