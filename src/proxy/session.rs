@@ -135,8 +135,12 @@ pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: Sock
                 _ => (3, "handshake_failed"),
             };
             metrics.tls_failures[counter].inc();
-            if counter >= CLIENT_CERT_COUNTERS {
-                tracing::info!(%peer, reason, "client certificate refused: {e}");
+            if counter < CLIENT_CERT_COUNTERS {
+                tracing::debug!(%peer, "TLS handshake failed: {e}");
+            } else if let Some(suppressed) = session.serving.failures.admit_refusal(coarse_now()) {
+                // At most a line a second per worker; the counters and the access log have
+                // every one.
+                tracing::info!(%peer, reason, suppressed, "client certificate refused: {e}");
             } else {
                 tracing::debug!(%peer, "TLS handshake failed: {e}");
             }
