@@ -229,9 +229,11 @@ pub fn demo(listen: SocketAddr, workers: Option<usize>) -> Result<(), AppError> 
             log: proxy::access::LogRule::Off,
             request_headers: Default::default(),
             response_headers: Default::default(),
-            tls,
+            tls: Some(tls),
             client_auth: None,
             router: Router::new(Vec::new(), Some(0)),
+            routes: Vec::new(),
+            redirect: None,
         });
         Ok(())
     };

@@ -34,6 +34,7 @@ use crate::http1::{
     self, BodyDecoder, BodyKind, ClientCertFields, Forwarding, Method, Parsed, RequestHead,
     ResponseHead, Status,
 };
+use crate::tls::ClientCert;
 use crate::upstream::group::Choice;
 use crate::upstream::{self, BackendConn};
 
@@ -47,7 +48,8 @@ use super::relay::{
     BodyRelay, HEAD_SLACK, Relayed, read_response_head, relay_interim, response_limits, upload_body,
 };
 use super::rules::{
-    self, AfterFailure, Answer, Attempts, BODY_READ, ClientKeep, NO_BACKEND_RETRY_AFTER, SLOW_READ,
+    self, AfterFailure, Answer, Attempts, BODY_READ, ClientKeep, Destination,
+    NO_BACKEND_RETRY_AFTER, SLOW_READ,
 };
 use super::tls_conn::{TlsConn, TlsIoError};
 use super::{ListenerPlan, RequestIds};
@@ -103,6 +105,7 @@ pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: Sock
         trace: Trace::default(),
         counted: (0, 0),
         began: false,
+        client_cert: None,
     };
     let handshake = session.conn.handshake(&mut session.inbuf);
     let metrics = session.ctx.metrics.clone();
@@ -115,7 +118,7 @@ pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: Sock
                 metrics.tls_handshakes[version][usize::from(done.resumed)].inc();
             }
             if session.listener_plan().client_auth.is_some() {
-                session.conn.identify_client();
+                session.client_cert = session.conn.client_cert().map(Box::new);
             }
             session.run().await;
             if !session.began {
@@ -178,6 +181,8 @@ struct Trace {
     started: Option<Instant>,
     /// Its upstream, once routed.
     group: Option<usize>,
+    /// The route that took it (its position in the listener's router), for its header rules.
+    route: Option<usize>,
     /// The backend of its last attempt.
     backend: Option<usize>,
     /// Attempts sent to backends (retries and hedges included).
@@ -218,6 +223,9 @@ struct Session {
     counted: (u64, u64),
     /// A request began on the connection (one that ends without any gets a line of its own).
     began: bool,
+    /// What the client's verified certificate says, read once after the handshake on a
+    /// listener with client authentication; `None` (one word) without a certificate.
+    client_cert: Option<Box<ClientCert>>,
 }
 
 /// The access log's termination for what ended a request (`None`: it ran to its end).
@@ -644,7 +652,10 @@ impl Session {
         let label = RequestLabel::new(self.inbuf.bytes());
 
         // The handshake's client certificate (the plan's listener has the same policy).
-        let client_cert = match (self.listener_plan().client_auth, self.conn.client_cert()) {
+        let client_cert = match (
+            self.listener_plan().client_auth,
+            self.client_cert.as_deref(),
+        ) {
             (None, _) => ClientCertFields::Off,
             (Some(_), None) => ClientCertFields::NoCertificate,
             (Some(_), Some(cert)) => ClientCertFields::Verified {
@@ -665,9 +676,18 @@ impl Session {
             (RequestIds::Off, _) | (RequestIds::Keep, Some(_)) => None,
             (RequestIds::Keep | RequestIds::Replace, _) => Some(ctx.request_ids.next_id()),
         };
+        // Routing and the hashing key read the head, which lives in `inbuf` until consumed;
+        // the route's header rules apply to the head written now.
+        let routed = self.route();
+        let route = match routed {
+            Destination::Upstream { route, .. } => route,
+            Destination::Fixed(route) => Some(route),
+            Destination::Redirect | Destination::Status(_) => None,
+        };
+        self.trace.route = route;
         let forwarding = Forwarding {
             client_ip: self.peer.ip(),
-            proto: "https",
+            proto: self.listener_plan().scheme(),
             request_id: generated.as_ref().map(|id| &id[..]),
             client_cert,
         };
@@ -675,7 +695,7 @@ impl Session {
             self.inbuf.bytes(),
             &self.head,
             &forwarding,
-            &self.listener_plan().request_headers,
+            self.listener_plan().request_rules(route),
             &mut req,
         );
         let mut body = BodyDecoder::new(self.head.body, &serving.plan.limits);
@@ -689,8 +709,6 @@ impl Session {
                 return false;
             }
         };
-        // Routing and the hashing key read the head, which lives in `inbuf` until consumed.
-        let routed = self.route();
         if self.logs_request() {
             let buf = self.inbuf.bytes();
             let logged_id = match serving.plan.request_ids {
@@ -700,8 +718,13 @@ impl Session {
             self.trace.fields = Some(Fields::capture(&self.head, buf, logged_id));
         }
         let key = match routed {
-            Ok(group) => self.hash_key(group),
-            Err(_) => 0,
+            Destination::Upstream { group, .. } => self.hash_key(group),
+            _ => 0,
+        };
+        // A redirect names the request's host and target, read before the head is consumed.
+        let redirect = match routed {
+            Destination::Redirect => Some(self.redirect_target()),
+            _ => None,
         };
         req.extend_from_slice(&self.inbuf.bytes()[head_len..head_len + early]);
         self.inbuf.consume(head_len + early);
@@ -712,11 +735,15 @@ impl Session {
         let local_keep = keep.after_local_answer(body.is_done());
 
         let group = match routed {
-            Ok(group) => group,
-            Err(status) => {
+            Destination::Upstream { group, .. } => group,
+            Destination::Status(status) => {
                 buf::give(req);
                 self.trace.ended_by = Some((Side::Client, "no_route"));
                 return self.respond(Answer::unrouted(status, local_keep)).await;
+            }
+            Destination::Fixed(_) | Destination::Redirect => {
+                buf::give(req);
+                return self.answer_configured(redirect, method, local_keep).await;
             }
         };
         self.trace.group = Some(group);
@@ -806,16 +833,100 @@ impl Session {
         true
     }
 
-    /// The upstream for the request in `self.head`, or the status to answer (see
-    /// [`rules::route_status`]).
-    fn route(&self) -> Result<usize, Status> {
+    /// Where the request in `self.head` goes: a redirect to HTTPS (a listener that redirects,
+    /// but not an ACME challenge), else what its router decides (see [`rules::destination`]).
+    fn route(&self) -> Destination {
         let buf = self.inbuf.bytes();
         let (host, path) = (self.head.host(buf), self.head.path(buf));
-        let router = &self.listener_plan().router;
+        let listener = self.listener_plan();
+        if listener.redirect.is_some_and(|r| r.applies(path)) {
+            return Destination::Redirect;
+        }
+        let router = &listener.router;
         let routed = self
             .conn
             .with_server_name(|sni| router.route(host, path, sni));
-        rules::route_status(routed)
+        rules::destination(routed)
+    }
+
+    /// The host (without its port) and the target of the request in `self.head`, copied for
+    /// its redirect: `(bytes, where the target starts)`; `None` when the host cannot be
+    /// written into a `Location` (the request is answered 400).
+    fn redirect_target(&self) -> Option<(Vec<u8>, usize)> {
+        let buf = self.inbuf.bytes();
+        let host = crate::route::normalize_host(self.head.host(buf));
+        if !http1::redirect_host_ok(host) {
+            return None;
+        }
+        let path = self.head.path(buf);
+        let mut copy = buf::take(host.len() + path.len());
+        copy.extend_from_slice(host);
+        copy.extend_from_slice(path);
+        Some((copy, host.len()))
+    }
+
+    /// Answers with what the configuration says instead of a backend: the route's fixed
+    /// response (`self.trace.route`), or the redirect to HTTPS of `redirect` (a host and target
+    /// from [`Session::redirect_target`]; `Some(None)`: a host no `Location` can name, 400).
+    /// Returns whether the connection stays open.
+    async fn answer_configured(
+        &mut self,
+        redirect: Option<Option<(Vec<u8>, usize)>>,
+        method: Method,
+        keep: bool,
+    ) -> bool {
+        let listener = &self.serving.plan.listeners[self.listener_at];
+        let rules = listener.response_rules(self.trace.route);
+        let mut out;
+        match redirect {
+            Some(Some((target, at))) => {
+                out = buf::take(LOCAL_RESPONSE_LEN + target.len());
+                let port = listener.redirect.and_then(|r| r.port);
+                http1::write_https_redirect(
+                    &target[..at],
+                    port,
+                    &target[at..],
+                    keep,
+                    rules,
+                    &mut out,
+                );
+                buf::give(target);
+                self.trace.status = 308;
+            }
+            Some(None) => {
+                self.trace.ended_by = Some((Side::Client, "redirect_host"));
+                self.reject(Status::BadRequest).await;
+                return false;
+            }
+            None => {
+                let fixed = self
+                    .trace
+                    .route
+                    .and_then(|at| listener.routes.get(at))
+                    .and_then(|route| route.respond.as_ref());
+                let Some(fixed) = fixed else {
+                    // A plan always has the response of a route without upstream.
+                    self.reject(Status::InternalServerError).await;
+                    return false;
+                };
+                out = buf::take(fixed.len() + LOCAL_RESPONSE_LEN);
+                fixed.write(method, keep, rules, &mut out);
+                self.trace.status = fixed.status();
+            }
+        }
+        let written = self.conn.write_plain(&out);
+        buf::give(out);
+        if written.is_err() {
+            return false;
+        }
+        if !keep {
+            let _ = within(self.serving.plan.timeouts.body, self.conn.close()).await;
+            return false;
+        }
+        matches!(
+            within(self.serving.plan.timeouts.body, self.conn.flush()).await,
+            Ok(Ok(()))
+        )
     }
 
     /// The consistent-hashing key of the request in `self.head` for upstream `group` (see
@@ -1308,8 +1419,8 @@ impl Session {
         };
         let mut plain = buf::take(HEAD_SLACK + rhead.head_len + rest.len() + more);
         self.trace.status = rhead.status;
-        // The listener's, not through `listener_plan`: `rhead` borrows `self`.
-        let rules = &self.serving.plan.listeners[self.listener_at].response_headers;
+        // The route's, not through `listener_plan`: `rhead` borrows `self`.
+        let rules = self.serving.plan.listeners[self.listener_at].response_rules(self.trace.route);
         http1::write_response_head_with(
             self.rbuf.bytes(),
             rhead,
@@ -1394,9 +1505,11 @@ mod tests {
                     log: crate::proxy::access::LogRule::Off,
                     request_headers: Default::default(),
                     response_headers: Default::default(),
-                    tls,
+                    tls: Some(tls),
                     client_auth: None,
                     router: crate::route::Router::new(Vec::new(), None),
+                    routes: Vec::new(),
+                    redirect: None,
                 }],
                 table: Arc::new(crate::upstream::group::Table::new(Vec::new(), board)),
                 upstreams: Vec::new(),

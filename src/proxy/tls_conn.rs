@@ -1,7 +1,9 @@
-//! One client's TLS session over its TCP socket.
+//! One client's TLS session over its TCP socket (or its plain-HTTP connection).
 //!
-//! Owns the client socket and the session's [`TlsEngine`] (rustls' unbuffered server
-//! connection, driven without I/O). Reads go through the ring's provided-buffer pool
+//! Owns the client socket and the session's security [`Layer`]: a `TlsEngine` (rustls'
+//! unbuffered server connection, driven without I/O), or on a listener without certificates
+//! the identity layer, which hands received bytes through and sends written ones as they are
+//! (one session code path for both; what follows describes TLS). Reads go through the ring's provided-buffer pool
 //! (`read_managed`): the kernel picks a registered buffer only when bytes arrive, rustls decrypts
 //! the records in place in that buffer (no copy into a rustls buffer first), the plaintext is
 //! appended to the caller's buffer, and the provided buffer goes straight back to the pool. Only an incomplete trailing record is copied
@@ -36,7 +38,7 @@ use crate::buf::LazyBuf;
 use crate::runtime::recv::recv_with;
 
 pub use crate::tls::TlsIoError;
-use crate::tls::{ClientCert, TlsEngine};
+use crate::tls::{ClientCert, Layer};
 
 /// Where decrypted plaintext goes: the connection's lazily held input buffer, or a buffer a
 /// caller fills directly (a request body read straight into the request sent to the backend).
@@ -70,47 +72,38 @@ impl PlainSink for Vec<u8> {
 /// A client's TLS session.
 pub struct TlsConn {
     tcp: TcpStream,
-    /// Boxed: the session state (over 1 KiB, mostly rustls') would otherwise sit inline in the
-    /// connection task's future, which a task spawned as `async move { fut.await }` stores twice.
-    tls: RefCell<Box<TlsEngine>>,
+    /// The TLS session (boxed inside: over 1 KiB, mostly rustls', would otherwise sit inline in
+    /// the connection task's future, which a task spawned as `async move { fut.await }` stores
+    /// twice), or the identity layer of a plain-HTTP listener.
+    tls: RefCell<Layer>,
     /// The peer closed the socket (TCP FIN).
     eof: Cell<bool>,
     /// Bytes received from and sent to the client, TLS records included.
     received: Cell<u64>,
     sent: Cell<u64>,
-    /// What the client's verified certificate says, read once after the handshake
-    /// ([`TlsConn::identify_client`]); `None` (one word) without a certificate.
-    client_cert: Option<Box<ClientCert>>,
 }
 
 impl TlsConn {
-    /// Starts a server-side TLS session on an accepted socket.
-    pub fn new(tcp: TcpStream, config: Arc<ServerConfig>) -> Result<Self, TlsIoError> {
+    /// Starts a server-side TLS session on an accepted socket, or a plain-HTTP one when there
+    /// is no TLS configuration.
+    pub fn new(tcp: TcpStream, config: Option<Arc<ServerConfig>>) -> Result<Self, TlsIoError> {
         Ok(Self {
             tcp,
-            tls: RefCell::new(Box::new(TlsEngine::new(config)?)),
+            tls: RefCell::new(Layer::new(config)?),
             eof: Cell::new(false),
             received: Cell::new(0),
             sent: Cell::new(0),
-            client_cert: None,
         })
     }
 
-    /// Reads the client's certificate, once the handshake is over: its subject, SANs and
-    /// fingerprint are kept for the headers of every request of the connection. Call it only
-    /// on a listener that asks for client certificates.
-    pub fn identify_client(&mut self) {
-        let cert = self
-            .tls
-            .get_mut()
+    /// Reads the client's verified certificate, once the handshake is over: its subject, SANs
+    /// and fingerprint, for the headers of every request of the connection (the session keeps
+    /// it). `None` when the client presented none.
+    pub fn client_cert(&self) -> Option<ClientCert> {
+        self.tls
+            .borrow()
             .peer_certificate()
-            .map(|der| ClientCert::from_der(der));
-        self.client_cert = cert.map(Box::new);
-    }
-
-    /// The client's verified certificate, when it presented one.
-    pub fn client_cert(&self) -> Option<&ClientCert> {
-        self.client_cert.as_deref()
+            .map(|der| ClientCert::from_der(der))
     }
 
     /// Drives the handshake to completion. Application data that arrives together with the

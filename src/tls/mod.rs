@@ -38,6 +38,7 @@ mod client_cert;
 pub(crate) mod client_hello;
 pub mod engine;
 mod keys;
+pub mod layer;
 mod options;
 mod resolver;
 mod selfsigned;
@@ -61,6 +62,7 @@ pub use client_auth::{
 pub use client_cert::ClientCert;
 pub use engine::{TlsEngine, TlsIoError};
 pub use keys::{certified_key_from_der, load_certified_key};
+pub use layer::Layer;
 pub use options::TlsOptions;
 pub use resolver::SniResolver;
 pub use rustls::sign::CertifiedKey;

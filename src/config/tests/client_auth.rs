@@ -211,3 +211,16 @@ fn check_names_the_key_and_the_file() {
         assert!(text.starts_with(&format!("{key}: {said}")), "{text}");
     }
 }
+
+#[test]
+fn client_auth_needs_certificates() {
+    let toml = "[[listener]]\naddress = \"127.0.0.1:8080\"\nbackends = [\"127.0.0.1:9000\"]\n\
+                client_auth = { ca = \"ca.pem\" }\n";
+    let error = Config::from_toml_str(toml).expect_err("plain listener with client_auth");
+    assert_one_line(&error);
+    assert_eq!(error.key(), Some("listener[0].client_auth"), "{error}");
+    assert!(
+        error.to_string().contains("without certificates"),
+        "{error}"
+    );
+}

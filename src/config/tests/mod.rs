@@ -10,6 +10,7 @@ mod admin;
 mod certificates;
 mod client_auth;
 mod document;
+mod edge;
 mod errors;
 mod names;
 mod policies_checks_routes;

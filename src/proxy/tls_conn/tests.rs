@@ -42,7 +42,7 @@ fn tls_conn_serves_a_real_client() {
     rt.block_on(async {
         let (sock, _) = listener.accept().unwrap();
         let tcp = compio::net::TcpStream::from_std(sock).unwrap();
-        let conn = TlsConn::new(tcp, server().0.clone()).unwrap();
+        let conn = TlsConn::new(tcp, Some(server().0.clone())).unwrap();
         let mut inbuf = LazyBuf::new(64);
         conn.handshake(&mut inbuf).await.unwrap();
         conn.with_server_name(|name| assert_eq!(name, Some(NAME)));
