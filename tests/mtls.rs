@@ -9,8 +9,9 @@
 //! - `optional`: no certificate is served (`X-Client-Verify: NONE`); a valid one gets the
 //!   headers.
 //! - Client-sent copies of the headers never reach a backend, with or without client_auth.
+//! - TLS 1.2 clients are refused during the handshake itself.
 //! - A reload applies a new CA file; a connection verified under the old one is closed after
-//!   its next request.
+//!   its next request (one that changes nothing of client_auth keeps it).
 //! - OCSP: the stapled response reaches the client; a changed file and a reload staple the new
 //!   one.
 
@@ -201,13 +202,21 @@ impl ServerCertVerifier for Recorder {
 
 /// A client configuration presenting `identity` (none: no certificate), and its recorder.
 fn client(identity: Option<&Identity>) -> (Arc<ClientConfig>, Arc<Recorder>) {
+    client_with(identity, rustls::ALL_VERSIONS)
+}
+
+/// [`client`] with only `versions`.
+fn client_with(
+    identity: Option<&Identity>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> (Arc<ClientConfig>, Arc<Recorder>) {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let recorder = Arc::new(Recorder {
         provider: provider.clone(),
         ocsp: Mutex::new(None),
     });
     let builder = ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(rustls::ALL_VERSIONS)
+        .with_protocol_versions(versions)
         .expect("versions")
         .dangerous()
         .with_custom_certificate_verifier(recorder.clone());
@@ -443,6 +452,36 @@ fn require_serves_a_valid_certificate_and_refuses_the_rest_with_a_reason() {
 }
 
 #[test]
+fn tls12_clients_are_refused_during_the_handshake() {
+    let dir = temp_dir("mtls-tls12");
+    let ca = Ca::new("Clients CA");
+    let ca_path = write(&dir, "ca.pem", &ca.pem);
+    let s = start(&dir, Some(&format!("{{ ca = \"{}\" }}", ca_path.display())));
+    let tls12 = &[&rustls::version::TLS12];
+    let (config, _) = client_with(Some(&ca.client("erin", 12, false)), tls12);
+    assert_eq!(get(s.proxy.addr, config, "/tls12", ""), Ok(200));
+    for (identity, reason) in [
+        (None, "client_cert_required"),
+        (
+            Some(Ca::new("Other").client("mallory", 13, false)),
+            "client_cert_unknown_ca",
+        ),
+    ] {
+        let (config, _) = client_with(identity.as_ref(), tls12);
+        let result = get(s.proxy.addr, config, "/refused", "");
+        // TLS 1.2: the server's alert comes before the client's handshake is over.
+        assert!(
+            result.as_ref().is_err_and(|e| e.starts_with("handshake:")),
+            "{reason}: {result:?}"
+        );
+        s.refusals(reason, 1);
+    }
+    let received = s.backend.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(cert_headers(&received[0])[0].as_deref(), Some("SUCCESS"));
+}
+
+#[test]
 fn optional_serves_clients_without_a_certificate() {
     let dir = temp_dir("mtls-optional");
     let ca = Ca::new("Clients CA");
@@ -562,6 +601,11 @@ fn a_reload_applies_a_new_ca_and_closes_connections_verified_under_the_old_one()
     // A keep-alive connection verified under the first CA.
     let mut open = Client::connect_with(s.proxy.addr, Some("localhost"), old_config.clone());
     assert_eq!(open.get("/before").status, 200);
+    // A reload that changes nothing of client_auth keeps it.
+    let line = s.proxy.reload();
+    assert!(line.contains("configuration reloaded"), "{line}");
+    let same = open.get("/same");
+    assert_eq!((same.status, same.header("Connection")), (200, None));
 
     std::fs::write(&ca_path, &second.pem).expect("write");
     let line = s.proxy.reload();
