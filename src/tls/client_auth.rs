@@ -19,9 +19,10 @@
 //!   log and the counters: `client_cert_required`, `client_cert_unknown_ca`,
 //!   `client_cert_expired` (also: not valid yet), `client_cert_revoked`, `client_cert_invalid`.
 //!
-//! Invariants: nothing here does I/O but [`load_client_auth`], which reads the two files once;
-//! a bound ticket is `digest || inner ticket`, checked in constant time before the inner
-//! ticketer sees it (the inner ticketer authenticates the whole plaintext, digest included).
+//! Invariants: nothing here does I/O but [`load_client_auth`] and [`load_ocsp`], which read
+//! their files once; a bound ticket is the inner ticketer's sealing of `digest || session`, so
+//! the digest is authenticated with the session, and compared in constant time once the inner
+//! ticketer has opened the ticket.
 
 use std::fmt;
 use std::fs;

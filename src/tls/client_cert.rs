@@ -7,8 +7,8 @@
 //!   `L`, `ST`, `O`, `OU`, `C`, `STREET`, `DC`, `UID`, and `emailAddress` as OpenSSL writes
 //!   it; any other attribute type as its dotted OID with the value as `#` and the hex of its
 //!   DER; multi-valued RDNs joined with `+`);
-//! - the subjectAltNames, comma-separated, each with OpenSSL's prefix: `DNS:`, `email:`, `URI:`,
-//!   `IP:` (other kinds are left out);
+//! - the subjectAltNames, separated by `, `, each with OpenSSL's prefix: `DNS:`, `email:`,
+//!   `URI:`, `IP:` (other kinds are left out);
 //! - the SHA-256 fingerprint of the certificate's DER, 64 lowercase hex digits.
 //!
 //! Invariants: every byte of the three strings is visible ASCII or a space, so each is a valid
