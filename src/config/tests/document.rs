@@ -60,6 +60,7 @@ fn defaults() {
         [CertificateConfig {
             cert: "a.pem".into(),
             key: "a.key".into(),
+            ocsp: None,
         }]
     );
 
@@ -195,10 +196,12 @@ fn the_example_file_parses_to_what_it_says() {
                     CertificateConfig {
                         cert: "examples/example.com.pem".into(),
                         key: "examples/example.com.key".into(),
+                        ocsp: None,
                     },
                     CertificateConfig {
                         cert: "examples/wildcard.example.net.pem".into(),
                         key: "examples/wildcard.example.net.key".into(),
+                        ocsp: None,
                     },
                 ],
                 default_upstream: Some(0),
@@ -219,6 +222,7 @@ fn the_example_file_parses_to_what_it_says() {
                     },
                 ],
                 tls: TlsOptions::default(),
+                client_auth: None,
                 access_log: None,
                 upgrade: true,
                 request_headers: Default::default(),
@@ -232,10 +236,12 @@ fn the_example_file_parses_to_what_it_says() {
                 certificates: vec![CertificateConfig {
                     cert: "examples/localhost.pem".into(),
                     key: "examples/localhost.pem".into(),
+                    ocsp: None,
                 }],
                 default_upstream: Some(2),
                 routes: Vec::new(),
                 tls: TlsOptions::default(),
+                client_auth: None,
                 access_log: None,
                 upgrade: true,
                 request_headers: Default::default(),
