@@ -160,6 +160,7 @@ fn the_example_file_parses_to_what_it_says() {
                 outlier: OutlierConfig::default(),
                 retries: RetryBudgetConfig::default(),
                 hedge_after: None,
+                send_proxy_protocol: None,
             },
             UpstreamConfig {
                 name: "api".into(),
@@ -180,6 +181,7 @@ fn the_example_file_parses_to_what_it_says() {
                 outlier: OutlierConfig::default(),
                 retries: RetryBudgetConfig::default(),
                 hedge_after: None,
+                send_proxy_protocol: None,
             },
             UpstreamConfig::new("listener1", [addr("[::1]:8080")]),
         ]
@@ -219,6 +221,7 @@ fn the_example_file_parses_to_what_it_says() {
                 access_log: None,
                 request_headers: Default::default(),
                 response_headers: Default::default(),
+                proxy_protocol: None,
             },
             ListenerConfig {
                 address: addr("[::1]:9443"),
@@ -233,6 +236,7 @@ fn the_example_file_parses_to_what_it_says() {
                 access_log: None,
                 request_headers: Default::default(),
                 response_headers: Default::default(),
+                proxy_protocol: None,
             },
         ]
     );

@@ -12,6 +12,7 @@ mod document;
 mod errors;
 mod names;
 mod policies_checks_routes;
+mod proxy_protocol;
 mod ticket_keys;
 mod upstreams;
 
