@@ -227,6 +227,7 @@ pub fn demo(listen: SocketAddr, workers: Option<usize>) -> Result<(), AppError> 
             response_headers: Default::default(),
             tls,
             router: Router::new(Vec::new(), Some(0)),
+            proxy_protocol: None,
         });
         Ok(())
     };

@@ -129,6 +129,7 @@ pub fn compile(
             response_headers: headers("response_headers", &listener.response_headers)?,
             tls,
             router: listener.router(),
+            proxy_protocol: listener.proxy_protocol.clone(),
         });
         listening.push(Listen {
             id,
@@ -227,6 +228,7 @@ fn compile_upstreams(
                     addr: b.address,
                     pool: up.name.clone(),
                     spec: spec.clone(),
+                    send_proxy: up.send_proxy_protocol,
                 });
             }
             backends.push(Listed {
@@ -253,6 +255,7 @@ fn compile_upstreams(
                 .map_or(DOWN_WITHOUT_CHECKS, |h| h.interval * h.rise),
             checked: check.is_some(),
             metrics: registry.upstream(&name),
+            send_proxy: up.send_proxy_protocol,
         }));
     }
     let (table, diff) = registry.table(backends);

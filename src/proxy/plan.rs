@@ -93,6 +93,8 @@ pub struct ListenerPlan {
     pub tls: Arc<ServerConfig>,
     /// Which upstream serves a request (indexes into [`Plan::upstreams`]).
     pub router: Router,
+    /// Every connection starts with a PROXY header from these sources (`None`: no header).
+    pub proxy_protocol: Option<crate::proxy_protocol::Inbound>,
 }
 
 /// What the proxy serves.
