@@ -544,3 +544,118 @@ fn health_checks_of_a_send_proxy_upstream_send_a_local_header() {
         assert!(!proxy.log().contains("backend down"), "{}", proxy.log());
     }
 }
+
+#[test]
+fn retries_open_their_own_connection_with_the_header() {
+    // The first backend takes the header and the request, then closes without answering: an
+    // idempotent request is retried on the other backend, on a new connection that carries
+    // the header too.
+    let closing = TcpListener::bind("127.0.0.1:0").unwrap();
+    let closing_addr = closing.local_addr().unwrap();
+    let closed: Arc<Mutex<Vec<ProxyHeader>>> = Arc::default();
+    let record = closed.clone();
+    std::thread::spawn(move || {
+        for stream in closing.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut bytes = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while find(&bytes, b"\r\n\r\n").is_none() {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+                }
+            }
+            if let Ok(Parsed::Complete { header, .. }) = proxy_protocol::parse(&bytes) {
+                record.lock().unwrap().push(header);
+            }
+        }
+    });
+    let (good, seen) = header_backend();
+    let proxy = Proxy::start_with(
+        &[],
+        ProxyOptions {
+            extra: format!(
+                "[[upstream]]\nname = \"app\"\nbackends = [\"{closing_addr}\", \"{good}\"]\n\
+                 send_proxy_protocol = \"v1\"\n[upstream.outlier]\nconsecutive_failures = 0\n"
+            ),
+            listener: Some("upstream = \"app\"".to_owned()),
+            ..ProxyOptions::default()
+        },
+    );
+    let mut c = proxy.client();
+    let port = c.tls.sock.local_addr().unwrap().port();
+    for _ in 0..2 {
+        assert_eq!(c.get("/").status, 200);
+    }
+    let closed = closed.lock().unwrap().clone();
+    // Round robin sends at least one of the two there first.
+    assert!(!closed.is_empty(), "no attempt on the closing backend");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    for header in closed.iter().chain(seen.iter().map(|s| &s.header)) {
+        assert!(
+            matches!(header, ProxyHeader::Proxied { source, .. } if source.port() == port),
+            "{header:?}"
+        );
+    }
+}
+
+#[test]
+fn ringway_check_names_a_bad_key() {
+    let dir = temp_dir("pp-check");
+    let cert = write_cert(&dir, "c", &["localhost"]);
+    let write = |listener_line: &str, upstream_line: &str| {
+        let path = dir.join("ringway.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[[upstream]]\nname = \"app\"\nbackends = [\"127.0.0.1:9\"]\n{upstream_line}\n\
+                 [[listener]]\naddress = \"127.0.0.1:8443\"\nupstream = \"app\"\n{listener_line}\n\
+                 [[listener.certificate]]\ncert = \"{}\"\nkey = \"{}\"\n",
+                cert.cert.display(),
+                cert.key.display()
+            ),
+        )
+        .unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_ringway"))
+            .arg("check")
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    let good = write(
+        "proxy_protocol = { trusted = [\"10.0.0.0/8\", \"::1\"], timeout = \"2s\" }",
+        "send_proxy_protocol = \"v2\"",
+    );
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    for (listener_line, upstream_line, key) in [
+        (
+            "proxy_protocol = { trusted = [\"10.0.0.0/8\", \"10.0.0.0/40\"] }",
+            "",
+            "listener[0].proxy_protocol.trusted[1]",
+        ),
+        (
+            "proxy_protocol = { trusted = [] }",
+            "",
+            "listener[0].proxy_protocol.trusted",
+        ),
+        (
+            "",
+            "send_proxy_protocol = \"v3\"",
+            "upstream[0].send_proxy_protocol",
+        ),
+    ] {
+        let out = write(listener_line, upstream_line);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("{key}:")), "{key}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

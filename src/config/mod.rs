@@ -305,7 +305,8 @@ impl fmt::Debug for AdminConfig {
 /// Timeouts. All are greater than zero except `drain`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
-    /// TLS handshake, from accept. Default 10 s.
+    /// TLS handshake, from accept (on a listener with `proxy_protocol`, from the end of the
+    /// PROXY header, which has its own timeout). Default 10 s.
     pub handshake: Duration,
     /// From the first byte of a request to the end of its head. Default 10 s.
     pub request_head: Duration,
