@@ -2,8 +2,11 @@
 //!
 //! This module owns the per-listener route table ([`Router`]) and host-name patterns
 //! ([`HostPattern`]). It is sans-IO: [`Router::route`] takes the request's authority and
-//! target bytes as received plus the SNI, and returns a decision ([`Routed`]); the caller turns
-//! [`Routed::NotFound`] into 404 and [`Routed::Misdirected`] into 421 (RFC 9110 §15.5.20).
+//! target bytes as received plus the SNI, and returns a decision ([`Routed`]): an upstream, or
+//! a route that answers by itself (its fixed response is the caller's, found by the route's
+//! position); the caller turns [`Routed::NotFound`] into 404 and [`Routed::Misdirected`] into
+//! 421 (RFC 9110 §15.5.20). Every decision names the route that took the request (its
+//! position), so the caller can apply what it keeps per route (header rules).
 //!
 //! Invariants:
 //! - routing never allocates: hosts are compared ASCII-case-insensitively in place, patterns
@@ -187,15 +190,15 @@ pub fn normalize_host(host: &[u8]) -> &[u8] {
 }
 
 /// One routing rule: requests whose host and path match go to `upstream`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Route {
     /// The host to match; `None` matches every host.
     pub host: Option<HostPattern>,
     /// A byte prefix of the request target (path and query); `None` matches every target.
     pub path_prefix: Option<String>,
     /// The upstream requests go to (an index the caller defines, e.g. into
-    /// `Config::upstreams`).
-    pub upstream: usize,
+    /// `Config::upstreams`); `None`: the route answers by itself ([`Routed::Respond`]).
+    pub upstream: Option<usize>,
     /// Whether the requests this route takes are written to the access log: `None` follows
     /// the listener (TOML `access_log`; see `config::AccessLogConfig::logs`). Routing ignores
     /// it.
@@ -218,8 +221,16 @@ impl Route {
 /// What [`Router::route`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Routed {
-    /// Send the request to this upstream.
-    Upstream(usize),
+    /// Send the request to `upstream`: the route at position `route` took it, or the default
+    /// upstream when `route` is `None`.
+    Upstream {
+        /// The upstream.
+        upstream: usize,
+        /// The route's position in [`Router::routes`]; `None`: the default upstream.
+        route: Option<usize>,
+    },
+    /// The route at this position answers by itself (a route without upstream).
+    Respond(usize),
     /// No route and no default: answer 404.
     NotFound,
     /// No route and no default, and the TLS connection was made for another name than the
@@ -262,11 +273,24 @@ impl Router {
     /// allocate.
     pub fn route(&self, host: &[u8], path: &[u8], sni: Option<&str>) -> Routed {
         let host = normalize_host(host);
-        if let Some(route) = self.routes.iter().find(|route| route.matches(host, path)) {
-            return Routed::Upstream(route.upstream);
+        if let Some(at) = self
+            .routes
+            .iter()
+            .position(|route| route.matches(host, path))
+        {
+            return match self.routes[at].upstream {
+                Some(upstream) => Routed::Upstream {
+                    upstream,
+                    route: Some(at),
+                },
+                None => Routed::Respond(at),
+            };
         }
         if let Some(default) = self.default {
-            return Routed::Upstream(default);
+            return Routed::Upstream {
+                upstream: default,
+                route: None,
+            };
         }
         match sni {
             Some(sni) if !normalize_host(sni.as_bytes()).eq_ignore_ascii_case(host) => {
@@ -303,11 +327,29 @@ mod tests {
             .unwrap_or_else(|e| panic!("{text:?} should parse: {e}"))
     }
 
+    /// The decision of sending to upstream `n`, whichever route took it.
+    fn up(upstream: usize) -> Routed {
+        Routed::Upstream {
+            upstream,
+            route: None,
+        }
+    }
+
+    impl Router {
+        /// [`Router::route`] without the route's position (most tests look at upstreams).
+        fn r(&self, host: &[u8], path: &[u8], sni: Option<&str>) -> Routed {
+            match self.route(host, path, sni) {
+                Routed::Upstream { upstream, .. } => up(upstream),
+                other => other,
+            }
+        }
+    }
+
     fn route(host: Option<&str>, path: Option<&str>, upstream: usize) -> Route {
         Route {
             host: host.map(pattern),
             path_prefix: path.map(str::to_owned),
-            upstream,
+            upstream: Some(upstream),
             access_log: None,
         }
     }
@@ -415,8 +457,8 @@ mod tests {
             b"Api.Example.Com.:443",
         ] {
             assert_eq!(
-                router.route(host, b"/", None),
-                Routed::Upstream(3),
+                router.r(host, b"/", None),
+                up(3),
                 "{}",
                 String::from_utf8_lossy(host)
             );
@@ -428,7 +470,7 @@ mod tests {
             b"a.api.example.com",
             b"api.example.co",
         ] {
-            assert_eq!(router.route(host, b"/", None), Routed::NotFound);
+            assert_eq!(router.r(host, b"/", None), Routed::NotFound);
         }
     }
 
@@ -442,8 +484,8 @@ mod tests {
             b"www.example.com.",
         ] {
             assert_eq!(
-                router.route(host, b"/", None),
-                Routed::Upstream(1),
+                router.r(host, b"/", None),
+                up(1),
                 "{}",
                 String::from_utf8_lossy(host)
             );
@@ -457,7 +499,7 @@ mod tests {
             b"[::1]",
         ] {
             assert_eq!(
-                router.route(host, b"/", None),
+                router.r(host, b"/", None),
                 Routed::NotFound,
                 "{}",
                 String::from_utf8_lossy(host)
@@ -474,13 +516,10 @@ mod tests {
             ],
             None,
         );
+        assert_eq!(router.r(b"[::1]:8443", b"/v6/x", None), up(1));
+        assert_eq!(router.r(b"[::1]:8443", b"/", None), Routed::NotFound);
         assert_eq!(
-            router.route(b"[::1]:8443", b"/v6/x", None),
-            Routed::Upstream(1)
-        );
-        assert_eq!(router.route(b"[::1]:8443", b"/", None), Routed::NotFound);
-        assert_eq!(
-            router.route(b"[::1]:8443", b"/", Some("localhost")),
+            router.r(b"[::1]:8443", b"/", Some("localhost")),
             Routed::Misdirected
         );
     }
@@ -505,8 +544,8 @@ mod tests {
         ];
         for (path, expected) in cases {
             assert_eq!(
-                router.route(b"example.com", path, None),
-                Routed::Upstream(expected),
+                router.r(b"example.com", path, None),
+                up(expected),
                 "{}",
                 String::from_utf8_lossy(path)
             );
@@ -525,15 +564,15 @@ mod tests {
             None,
         );
         let cases: [(&[u8], &[u8], Routed); 6] = [
-            (b"api.example.com", b"/v2/users", Routed::Upstream(2)),
-            (b"api.example.com", b"/v1/users", Routed::Upstream(1)),
-            (b"www.example.com", b"/v2/users", Routed::Upstream(3)),
-            (b"other.net", b"/v2/users", Routed::Upstream(4)),
+            (b"api.example.com", b"/v2/users", up(2)),
+            (b"api.example.com", b"/v1/users", up(1)),
+            (b"www.example.com", b"/v2/users", up(3)),
+            (b"other.net", b"/v2/users", up(4)),
             (b"other.net", b"/v1/users", Routed::NotFound),
             (b"example.com", b"/", Routed::NotFound),
         ];
         for (host, path, expected) in cases {
-            assert_eq!(router.route(host, path, None), expected);
+            assert_eq!(router.r(host, path, None), expected);
         }
 
         let shadowed = Router::new(
@@ -544,8 +583,8 @@ mod tests {
             None,
         );
         assert_eq!(
-            shadowed.route(b"api.example.com", b"/", None),
-            Routed::Upstream(3),
+            shadowed.r(b"api.example.com", b"/", None),
+            up(3),
             "order, not specificity"
         );
     }
@@ -556,19 +595,13 @@ mod tests {
         assert!(!router.needs_sni());
         assert_eq!(router.default_upstream(), Some(0));
         assert_eq!(router.routes().len(), 1);
+        assert_eq!(router.r(b"api.example.com", b"/", Some("other.net")), up(1));
         assert_eq!(
-            router.route(b"api.example.com", b"/", Some("other.net")),
-            Routed::Upstream(1)
-        );
-        assert_eq!(
-            router.route(b"www.example.com", b"/", Some("other.net")),
-            Routed::Upstream(0),
+            router.r(b"www.example.com", b"/", Some("other.net")),
+            up(0),
             "a default never gives 421"
         );
-        assert_eq!(
-            Router::new(Vec::new(), Some(5)).route(b"", b"*", None),
-            Routed::Upstream(5)
-        );
+        assert_eq!(Router::new(Vec::new(), Some(5)).r(b"", b"*", None), up(5));
     }
 
     #[test]
@@ -576,31 +609,56 @@ mod tests {
         let router = Router::new(vec![route(Some("api.example.com"), None, 1)], None);
         assert!(router.needs_sni());
         // No SNI (IP-address clients, old clients): 404.
-        assert_eq!(
-            router.route(b"www.example.com", b"/", None),
-            Routed::NotFound
-        );
+        assert_eq!(router.r(b"www.example.com", b"/", None), Routed::NotFound);
         // SNI equal to the Host, in any case, with or without a trailing dot: 404.
         for sni in ["www.example.com", "WWW.Example.com", "www.example.com."] {
             assert_eq!(
-                router.route(b"www.example.com:8443", b"/", Some(sni)),
+                router.r(b"www.example.com:8443", b"/", Some(sni)),
                 Routed::NotFound,
                 "{sni}"
             );
         }
         // The connection was made for another name: 421.
         assert_eq!(
-            router.route(b"www.example.com", b"/", Some("api.example.com")),
+            router.r(b"www.example.com", b"/", Some("api.example.com")),
             Routed::Misdirected
         );
         assert_eq!(
-            router.route(b"www.example.com", b"/", Some("www.example.co")),
+            router.r(b"www.example.com", b"/", Some("www.example.co")),
             Routed::Misdirected
         );
         // A route that matches wins whatever the SNI says.
         assert_eq!(
-            router.route(b"api.example.com", b"/", Some("www.example.com")),
-            Routed::Upstream(1)
+            router.r(b"api.example.com", b"/", Some("www.example.com")),
+            up(1)
+        );
+    }
+
+    #[test]
+    fn decisions_name_the_route_and_a_route_without_upstream_answers_itself() {
+        let mut maintenance = route(None, Some("/old/"), 0);
+        maintenance.upstream = None;
+        let router = Router::new(
+            vec![route(Some("api.example.com"), None, 1), maintenance],
+            Some(2),
+        );
+        assert_eq!(
+            router.route(b"api.example.com", b"/old/x", None),
+            Routed::Upstream {
+                upstream: 1,
+                route: Some(0)
+            }
+        );
+        assert_eq!(
+            router.route(b"www.example.com", b"/old/x", None),
+            Routed::Respond(1)
+        );
+        assert_eq!(
+            router.route(b"www.example.com", b"/", None),
+            Routed::Upstream {
+                upstream: 2,
+                route: None
+            }
         );
     }
 }

@@ -659,3 +659,57 @@ fn ringway_check_names_a_bad_key() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_plain_http_listener_reads_the_header_too() {
+    let backend = Backend::start("b");
+    let proxy = Proxy::start_with(
+        &[backend.addr],
+        ProxyOptions {
+            certs: Vec::new(),
+            listener: Some(format!(
+                "backends = [\"{}\"]\nproxy_protocol = {{ trusted = [\"127.0.0.1\"] }}",
+                backend.addr
+            )),
+            ..ProxyOptions::default()
+        },
+    );
+    // The header and the request in one write, then a header split from its request.
+    for split in [false, true] {
+        let mut tcp = TcpStream::connect(proxy.addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let request = b"GET /plain HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+        if split {
+            tcp.write_all(V1).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            tcp.write_all(request).unwrap();
+        } else {
+            tcp.write_all(&[V1, &request[..]].concat()).unwrap();
+        }
+        let mut response = Vec::new();
+        let _ = tcp.read_to_end(&mut response);
+        assert!(
+            response.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&response)
+        );
+    }
+    for req in backend.received() {
+        assert_eq!(req.header("X-Forwarded-For"), Some("203.0.113.7"));
+        assert_eq!(req.header("X-Forwarded-Proto"), Some("http"));
+    }
+    assert_eq!(backend.received().len(), 2);
+    // Without a header: closed, nothing forwarded.
+    let mut tcp = TcpStream::connect(proxy.addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut response = Vec::new();
+    let _ = tcp.read_to_end(&mut response);
+    assert!(
+        response.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    assert_eq!(backend.received().len(), 2);
+}

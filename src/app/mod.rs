@@ -225,9 +225,11 @@ pub fn demo(listen: SocketAddr, workers: Option<usize>) -> Result<(), AppError> 
             log: proxy::access::LogRule::Off,
             request_headers: Default::default(),
             response_headers: Default::default(),
-            tls,
+            tls: Some(tls),
             router: Router::new(Vec::new(), Some(0)),
             proxy_protocol: None,
+            routes: Vec::new(),
+            redirect: None,
         });
         Ok(())
     };

@@ -24,7 +24,7 @@ use rustls::server::ProducesTickets;
 use crate::config::{Addresses, Config, UpstreamConfig};
 use crate::http1::Limits;
 use crate::proxy::access::LogRule;
-use crate::proxy::{ListenerPlan, Plan, PoolSettings, Timeouts};
+use crate::proxy::{HttpsRedirect, ListenerPlan, Plan, PoolSettings, RoutePlan, Timeouts};
 use crate::runtime::event_loop::Pacing;
 use crate::runtime::{self, Listen, RingConfig, Settings};
 use crate::upstream::checker::CheckTarget;
@@ -89,8 +89,9 @@ pub fn compile(
     for (index, listener) in config.listeners.iter().enumerate() {
         let id = listener_id(listener.address);
         let tls = match &tls {
+            _ if listener.is_plain() => None,
             TlsSource::Load(ticketer) => {
-                listener.server_config(index, Some((*ticketer).clone()))?
+                Some(listener.server_config(index, Some((*ticketer).clone()))?)
             }
             // Only a change of backends keeps the plan's TLS: its listeners are the same.
             TlsSource::Keep(plan) => match plan.listener(id) {
@@ -121,15 +122,38 @@ pub fn compile(
                 .rules()
                 .map_err(|e| AppError::Usage(format!("listener[{index}].{key}: {e}")))
         };
+        let request_headers = headers("request_headers", &listener.request_headers)?;
+        let response_headers = headers("response_headers", &listener.response_headers)?;
+        let mut routes = Vec::with_capacity(listener.routes.len());
+        for (position, route) in listener.routes.iter().enumerate() {
+            let key = |rest: &str| format!("route[{position}].{rest}");
+            let respond = match &route.respond {
+                Some(respond) => Some(respond.response().map_err(|e| {
+                    AppError::Usage(format!("listener[{index}].{}: {e}", key("respond")))
+                })?),
+                None => None,
+            };
+            routes.push(RoutePlan {
+                request_headers: request_headers
+                    .then(&headers(&key("request_headers"), &route.request_headers)?),
+                response_headers: response_headers
+                    .then(&headers(&key("response_headers"), &route.response_headers)?),
+                respond,
+            });
+        }
         listeners.push(ListenerPlan {
             id,
             address: listener.address,
             log,
-            request_headers: headers("request_headers", &listener.request_headers)?,
-            response_headers: headers("response_headers", &listener.response_headers)?,
+            request_headers,
+            response_headers,
             tls,
             router: listener.router(),
             proxy_protocol: listener.proxy_protocol.clone(),
+            routes,
+            redirect: listener.redirect_https.then_some(HttpsRedirect {
+                port: listener.redirect_https_port,
+            }),
         });
         listening.push(Listen {
             id,

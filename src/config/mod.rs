@@ -12,9 +12,11 @@
 //! Invariants of a `Config` returned by `from_toml_str` or `load` (all checked by
 //! [`Config::validate`]):
 //! - at least one listener; listener addresses are distinct;
-//! - every listener has a default upstream or at least one route, every upstream index (a
-//!   listener's default, a route's) is below `upstreams.len()`, and every route path prefix
-//!   starts with `/`; every listener has at least one certificate;
+//! - every listener has a default upstream or at least one route (or `redirect_https`), every
+//!   upstream index (a listener's default, a route's) is below `upstreams.len()`, every route
+//!   has an upstream or a valid fixed response (`respond`), never both, and every route path
+//!   prefix starts with `/`; a listener without certificates (plain HTTP) has default TLS
+//!   options; `redirect_https` only on such a listener;
 //! - upstream names are distinct and made of `[A-Za-z0-9_.-]`; every upstream has at least one
 //!   backend that is not a backup, distinct backend addresses (`ip:port` or `host:port`, port
 //!   not 0, a host name following [`Name::check_host`]), weights
@@ -53,8 +55,8 @@
 //!
 //! Every section and key is optional except the `[[listener]]` entries, each with `address`,
 //! an upstream to send requests to (`upstream = "name"`, the legacy `backends = [...]`, or
-//! `[[listener.route]]` entries) and at least one `[[listener.certificate]]`; and in each
-//! `[[upstream]]`, `name` and at least one backend. Unknown keys are errors.
+//! `[[listener.route]]` entries; a listener without `[[listener.certificate]]` serves plain
+//! HTTP); and in each `[[upstream]]`, `name` and at least one backend. Unknown keys are errors.
 //!
 //! - Durations are strings of one or more `<integer><unit>` parts, units `ms`, `s`, `m`, `h`
 //!   (`"500ms"`, `"10s"`, `"2m"`, `"1h30m"`), or plain integers meaning milliseconds.
@@ -207,7 +209,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub use crate::discovery::{Addresses, Name, NameError};
-use crate::route::{Route, Router};
+use crate::route::{HostPattern, Route, Router};
 pub use crate::tls::TlsOptions;
 
 pub use self::error::{ConfigError, Location};
@@ -395,8 +397,15 @@ pub struct ListenerConfig {
     pub address: SocketAddr,
     /// `listen(2)` backlog. Default 4096.
     pub backlog: u32,
-    /// At least one. TOML: `[[listener.certificate]]`. The first is the default certificate.
+    /// TOML: `[[listener.certificate]]`. The first is the default certificate. None: the
+    /// listener serves plain HTTP.
     pub certificates: Vec<CertificateConfig>,
+    /// TOML `redirect_https = true`: every request is answered with a 308 to the same host and
+    /// target over HTTPS, except ACME HTTP-01 challenges (`/.well-known/acme-challenge/`),
+    /// which are routed as usual. Plain-HTTP listeners only.
+    pub redirect_https: bool,
+    /// TOML `redirect_https_port`: the port the redirects name (default: none, i.e. 443).
+    pub redirect_https_port: Option<u16>,
     /// The upstream for requests no route matches: an index into [`Config::upstreams`].
     /// TOML: `upstream = "name"`, or the legacy `backends = [...]` (an implicit upstream).
     /// `None`: unmatched requests get 404 (or 421 when the SNI names another host).
@@ -465,12 +474,73 @@ impl HeaderRulesConfig {
 }
 
 /// A routing rule of a listener: requests matching `host` (if given) and `path_prefix` (if
-/// given) go to `upstream`, an index into [`Config::upstreams`]. TOML: `[[listener.route]]`
-/// with `host`, `path_prefix`, `upstream = "name"` and `access_log` (`false` leaves the
-/// route's requests out of the access log; default: the listener's setting). The router's
-/// own [`Route`]: a listener's routes feed [`Router::new`] as they are (see
-/// [`ListenerConfig::router`]).
-pub type RouteConfig = Route;
+/// given) go to `upstream`, an index into [`Config::upstreams`], or are answered by ringway
+/// with `respond`. TOML: `[[listener.route]]` with `host`, `path_prefix`, `upstream = "name"`
+/// or `respond = { status, body, content_type }`, `access_log` (`false` leaves the route's
+/// requests out of the access log; default: the listener's setting), and
+/// `[listener.route.request_headers]` / `[listener.route.response_headers]` (applied after the
+/// listener's). Its matching part feeds [`Router::new`] ([`RouteConfig::route`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// The host to match; `None` matches every host.
+    pub host: Option<HostPattern>,
+    /// A byte prefix of the request target; `None` matches every target.
+    pub path_prefix: Option<String>,
+    /// The upstream (an index into [`Config::upstreams`]); `None` with `respond`.
+    pub upstream: Option<usize>,
+    /// Whether its requests are access logged (`None`: the listener's switch).
+    pub access_log: Option<bool>,
+    /// The response ringway answers with itself, instead of an upstream.
+    pub respond: Option<RespondConfig>,
+    /// Fields set, appended or removed on its requests, after the listener's rules.
+    pub request_headers: HeaderRulesConfig,
+    /// Fields set, appended or removed on its responses, after the listener's rules.
+    pub response_headers: HeaderRulesConfig,
+}
+
+impl RouteConfig {
+    /// The router's rule: what it matches and where it sends.
+    pub fn route(&self) -> Route {
+        Route {
+            host: self.host.clone(),
+            path_prefix: self.path_prefix.clone(),
+            upstream: self.upstream,
+            access_log: self.access_log,
+        }
+    }
+}
+
+/// A fixed response a route answers with (a maintenance page, a blocked path). TOML:
+/// `respond = { status = 503, body = "...", content_type = "text/html" }`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RespondConfig {
+    /// 200 to 599; a 204 or 304 has no body.
+    pub status: u16,
+    /// The body, sent as is (default: none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub body: String,
+    /// Its Content-Type (default `text/plain; charset=utf-8` when there is a body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+}
+
+impl RespondConfig {
+    /// The longest body a fixed response may have.
+    pub const MAX_BODY: usize = 1024 * 1024;
+
+    /// The response, checked (status, content type, body size).
+    pub fn response(
+        &self,
+    ) -> Result<crate::http1::FixedResponse, crate::http1::FixedResponseError> {
+        crate::http1::FixedResponse::new(
+            self.status,
+            self.content_type.as_deref(),
+            self.body.as_bytes(),
+            Self::MAX_BODY,
+        )
+    }
+}
 
 /// A pool of backends and how requests are spread over them. TOML: `[[upstream]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -772,7 +842,15 @@ impl ListenerConfig {
 
     /// This listener's router: its routes in order, then its default upstream.
     pub fn router(&self) -> Router {
-        Router::new(self.routes.clone(), self.default_upstream)
+        Router::new(
+            self.routes.iter().map(RouteConfig::route).collect(),
+            self.default_upstream,
+        )
+    }
+
+    /// Whether the listener serves plain HTTP (it has no certificate).
+    pub fn is_plain(&self) -> bool {
+        self.certificates.is_empty()
     }
 }
 
@@ -784,6 +862,8 @@ impl Default for ListenerConfig {
             address: SocketAddr::from(([0, 0, 0, 0], 8443)),
             backlog: Self::DEFAULT_BACKLOG,
             certificates: Vec::new(),
+            redirect_https: false,
+            redirect_https_port: None,
             default_upstream: None,
             routes: Vec::new(),
             tls: TlsOptions::default(),

@@ -18,8 +18,8 @@ use super::{
     AccessLogConfig, AccessLogFormat, AdminConfig, BackendConfig, CertificateConfig, CheckKind,
     Config, ConfigError, DEFAULT_BATCH_WAIT, HashKey, HeaderRulesConfig, HealthCheckConfig,
     LimitsConfig, ListenerConfig, LogConfig, Network, OutlierConfig, Policy, PoolConfig,
-    ProxyProtocolConfig, ProxyVersion, ResolverConfig, RetryBudgetConfig, RouteConfig, Timeouts,
-    TlsOptions, UpstreamConfig,
+    ProxyProtocolConfig, ProxyVersion, ResolverConfig, RespondConfig, RetryBudgetConfig,
+    RouteConfig, Timeouts, TlsOptions, UpstreamConfig,
 };
 use crate::route::HostPattern;
 
@@ -274,6 +274,10 @@ struct RawListener {
     route: Vec<RawRoute>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     certificate: Vec<RawCertificate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    redirect_https: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    redirect_https_port: Option<u16>,
     #[serde(default)]
     tls: RawTlsOptions,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -296,9 +300,16 @@ struct RawRoute {
     host: Option<FromStrValue<HostPattern>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     path_prefix: Option<String>,
-    upstream: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    upstream: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    respond: Option<RespondConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     access_log: Option<bool>,
+    #[serde(default, skip_serializing_if = "HeaderRulesConfig::is_empty")]
+    request_headers: HeaderRulesConfig,
+    #[serde(default, skip_serializing_if = "HeaderRulesConfig::is_empty")]
+    response_headers: HeaderRulesConfig,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -377,14 +388,33 @@ pub(super) fn from_raw(raw: RawConfig) -> Result<(Config, KeyNames), ConfigError
             .into_iter()
             .enumerate()
             .map(|(position, route)| {
+                let key = |rest: &str| format!("listener[{index}].route[{position}].{rest}");
+                let upstream = match (&route.upstream, &route.respond) {
+                    (Some(_), Some(_)) => {
+                        return Err(invalid(
+                            key("respond"),
+                            "cannot be given with upstream: a route sends to an upstream or \
+                             answers by itself, not both",
+                        ));
+                    }
+                    (None, None) => {
+                        return Err(invalid(
+                            key("upstream"),
+                            "missing: a route names an upstream (upstream = \"app\") or \
+                             answers by itself (respond = { status = 503, body = \"...\" })",
+                        ));
+                    }
+                    (Some(name), None) => Some(resolve(name, key("upstream"))?),
+                    (None, Some(_)) => None,
+                };
                 Ok(RouteConfig {
                     host: route.host.map(|FromStrValue(host)| host),
                     path_prefix: route.path_prefix,
-                    upstream: resolve(
-                        &route.upstream,
-                        format!("listener[{index}].route[{position}].upstream"),
-                    )?,
+                    upstream,
                     access_log: route.access_log,
+                    respond: route.respond,
+                    request_headers: route.request_headers,
+                    response_headers: route.response_headers,
                 })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
@@ -397,6 +427,8 @@ pub(super) fn from_raw(raw: RawConfig) -> Result<(Config, KeyNames), ConfigError
                 .into_iter()
                 .map(|RawCertificate { cert, key }| CertificateConfig { cert, key })
                 .collect(),
+            redirect_https: listener.redirect_https.unwrap_or(false),
+            redirect_https_port: listener.redirect_https_port,
             default_upstream,
             routes,
             tls: TlsOptions {
@@ -665,8 +697,11 @@ fn raw_config(config: &Config) -> Result<RawConfig, toml::ser::Error> {
                     Ok(RawRoute {
                         host: route.host.clone().map(FromStrValue),
                         path_prefix: route.path_prefix.clone(),
-                        upstream: name_of(route.upstream)?,
+                        upstream: route.upstream.map(name_of).transpose()?,
+                        respond: route.respond.clone(),
                         access_log: route.access_log,
+                        request_headers: route.request_headers.clone(),
+                        response_headers: route.response_headers.clone(),
                     })
                 })
                 .collect::<Result<_, toml::ser::Error>>()?,
@@ -678,6 +713,8 @@ fn raw_config(config: &Config) -> Result<RawConfig, toml::ser::Error> {
                     key: certificate.key.clone(),
                 })
                 .collect(),
+            redirect_https: Some(listener.redirect_https),
+            redirect_https_port: listener.redirect_https_port,
             tls: RawTlsOptions {
                 session_cache: Some(listener.tls.session_cache),
                 tickets: Some(listener.tls.tickets),

@@ -12,7 +12,7 @@ use super::values::{format_duration, format_status_range};
 use super::{
     AccessLogConfig, AdminConfig, BackendAddress, BackendConfig, CheckKind, Config, ConfigError,
     HashKey, HealthCheckConfig, ListenerConfig, MAX_ACCESS_LOG_BUFFER, MAX_BATCH_WAIT,
-    MAX_CONFIGURED_RING_BUFFERS, Policy, ResolverConfig, UpstreamConfig, is_token,
+    MAX_CONFIGURED_RING_BUFFERS, Policy, ResolverConfig, TlsOptions, UpstreamConfig, is_token,
 };
 use crate::access_log;
 use crate::tls::{self, CertifiedKey, FileKind, TicketKeys, TlsError};
@@ -223,10 +223,12 @@ impl Config {
             ));
         }
         for (position, route) in listener.routes.iter().enumerate() {
-            if route.upstream >= count {
+            if let Some(upstream) = route.upstream
+                && upstream >= count
+            {
                 return Err(out_of_range(
                     format!("listener[{index}].route[{position}].upstream"),
-                    route.upstream,
+                    upstream,
                 ));
             }
         }
@@ -274,7 +276,9 @@ impl Config {
     pub fn check(&self) -> Result<(), ConfigError> {
         self.validate()?;
         for (index, listener) in self.listeners.iter().enumerate() {
-            listener.server_config(index, None)?;
+            if !listener.is_plain() {
+                listener.server_config(index, None)?;
+            }
         }
         self.load_ticket_keys()?;
         self.check_access_log_path()?;
@@ -343,7 +347,7 @@ impl ListenerConfig {
                 ));
             }
         }
-        if self.default_upstream.is_none() && self.routes.is_empty() {
+        if self.default_upstream.is_none() && self.routes.is_empty() && !self.redirect_https {
             return Err(invalid(
                 key("backends"),
                 "at least one backend is required: list them (backends = [\"127.0.0.1:8080\"]), \
@@ -351,16 +355,47 @@ impl ListenerConfig {
             ));
         }
         for (position, route) in self.routes.iter().enumerate() {
+            let key = |rest: &str| key(&format!("route[{position}].{rest}"));
             if let Some(prefix) = &route.path_prefix {
-                check_path(prefix)
-                    .map_err(|why| invalid(key(&format!("route[{position}].path_prefix")), why))?;
+                check_path(prefix).map_err(|why| invalid(key("path_prefix"), why))?;
+            }
+            if let Some(respond) = &route.respond {
+                respond
+                    .response()
+                    .map_err(|e| invalid(key("respond"), e.to_string()))?;
+            }
+            for (name, rules) in [
+                ("request_headers", &route.request_headers),
+                ("response_headers", &route.response_headers),
+            ] {
+                rules
+                    .rules()
+                    .map_err(|e| invalid(key(name), e.to_string()))?;
             }
         }
-        if self.certificates.is_empty() {
+        if self.is_plain() && self.tls != TlsOptions::default() {
             return Err(invalid(
-                key("certificate"),
-                "at least one [[listener.certificate]] with cert and key is required",
+                key("tls"),
+                "TLS options on a listener without certificates (it serves plain HTTP): add \
+                 [[listener.certificate]] or remove [listener.tls]",
             ));
+        }
+        if self.redirect_https && !self.is_plain() {
+            return Err(invalid(
+                key("redirect_https"),
+                "only on a plain-HTTP listener (one without [[listener.certificate]]): this one \
+                 serves HTTPS already",
+            ));
+        }
+        match self.redirect_https_port {
+            Some(_) if !self.redirect_https => {
+                return Err(invalid(
+                    key("redirect_https_port"),
+                    "given without redirect_https = true",
+                ));
+            }
+            Some(0) => return Err(invalid(key("redirect_https_port"), "must not be 0")),
+            _ => {}
         }
         for (position, certificate) in self.certificates.iter().enumerate() {
             for (name, path) in [("cert", &certificate.cert), ("key", &certificate.key)] {

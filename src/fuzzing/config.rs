@@ -224,8 +224,10 @@ fn check_config_invariants(config: &Config) {
         );
         for route in &listener.routes {
             assert!(
-                route.upstream < config.upstreams.len(),
-                "route upstream out of range"
+                route
+                    .upstream
+                    .map_or(route.respond.is_some(), |u| u < config.upstreams.len()),
+                "route upstream out of range, or neither upstream nor response"
             );
             assert!(
                 access_log.enabled || route.access_log != Some(true),

@@ -83,6 +83,21 @@ impl HeaderRules {
         Ok(rules)
     }
 
+    /// These rules followed by `later` (a route's after its listener's), as one set: what
+    /// `later` removes or sets is dropped from the message and from these rules' additions.
+    pub fn then(&self, later: &HeaderRules) -> HeaderRules {
+        let mut dropped = self.dropped.clone();
+        dropped.extend(later.dropped.iter().cloned());
+        let mut added: Vec<Added> = self
+            .added
+            .iter()
+            .filter(|(name, _)| !later.drops(name))
+            .cloned()
+            .collect();
+        added.extend(later.added.iter().cloned());
+        HeaderRules { dropped, added }
+    }
+
     /// True when there is no rule.
     pub fn is_empty(&self) -> bool {
         self.dropped.is_empty() && self.added.is_empty()
@@ -157,5 +172,22 @@ mod tests {
         listener.write_added(&mut out);
         assert_eq!(out, b"X-Env: prod\r\nVia: ringway\r\n");
         assert!(HeaderRules::default().is_empty());
+    }
+
+    #[test]
+    fn a_routes_rules_follow_its_listeners() {
+        let listener = HeaderRules::new(
+            [("X-Env", "prod"), ("Cache-Control", "no-store")],
+            [("Via", "ringway")],
+            ["Server"],
+        )
+        .unwrap();
+        let route = HeaderRules::new([("Cache-Control", "max-age=60")], [], ["Via"]).unwrap();
+        let both = listener.then(&route);
+        assert!(both.drops(b"server") && both.drops(b"cache-control") && both.drops(b"via"));
+        let mut out = Vec::new();
+        both.write_added(&mut out);
+        assert_eq!(out, b"X-Env: prod\r\nCache-Control: max-age=60\r\n");
+        assert_eq!(listener.then(&HeaderRules::default()), listener);
     }
 }

@@ -31,6 +31,7 @@
 mod body;
 mod error;
 mod field;
+mod fixed;
 mod header_rules;
 mod request;
 mod response;
@@ -39,6 +40,7 @@ pub mod responses;
 pub use body::{Advance, BodyDecoder, MAX_CHUNK_EXTENSION};
 pub use error::{BodyError, HeadError, RequestError, ResponseError};
 pub(crate) use field::is_token;
+pub use fixed::{FixedResponse, FixedResponseError, redirect_host_ok, write_https_redirect};
 pub use header_rules::{HeaderRuleError, HeaderRules};
 pub use request::{
     Forwarding, RequestHead, parse_request, write_request_head, write_request_head_with,

@@ -38,7 +38,7 @@ use crate::upstream::group::WorkerBackends;
 use crate::upstream::{BackendConn, ConnPool};
 use generation::{Generation, Published};
 
-pub use plan::{ListenerPlan, Plan, PoolSettings, RequestIds, Timeouts};
+pub use plan::{HttpsRedirect, ListenerPlan, Plan, PoolSettings, RequestIds, RoutePlan, Timeouts};
 
 /// How often an idle worker looks for a new plan (a busy one sees it at its next request).
 const RELOAD_POLL: Duration = Duration::from_millis(100);

@@ -89,12 +89,71 @@ pub struct ListenerPlan {
     pub request_headers: crate::http1::HeaderRules,
     /// Fields set, appended or removed on responses to the clients.
     pub response_headers: crate::http1::HeaderRules,
-    /// The TLS configuration (certificates, tickets), shared by every worker.
-    pub tls: Arc<ServerConfig>,
+    /// The TLS configuration (certificates, tickets), shared by every worker; `None`: the
+    /// listener serves plain HTTP.
+    pub tls: Option<Arc<ServerConfig>>,
     /// Which upstream serves a request (indexes into [`Plan::upstreams`]).
     pub router: Router,
     /// Every connection starts with a PROXY header from these sources (`None`: no header).
     pub proxy_protocol: Option<crate::proxy_protocol::Inbound>,
+    /// What each route of `router` adds to the listener, by route position.
+    pub routes: Vec<RoutePlan>,
+    /// Every request but ACME challenges is redirected to HTTPS (plain-HTTP listeners).
+    pub redirect: Option<HttpsRedirect>,
+}
+
+impl ListenerPlan {
+    /// The request header rules of a request the route at `route` took (`None`: no route,
+    /// or the default upstream): the route's, which include the listener's, or the
+    /// listener's.
+    pub fn request_rules(&self, route: Option<usize>) -> &crate::http1::HeaderRules {
+        match route.and_then(|at| self.routes.get(at)) {
+            Some(route) => &route.request_headers,
+            None => &self.request_headers,
+        }
+    }
+
+    /// The response header rules, as [`ListenerPlan::request_rules`].
+    pub fn response_rules(&self, route: Option<usize>) -> &crate::http1::HeaderRules {
+        match route.and_then(|at| self.routes.get(at)) {
+            Some(route) => &route.response_headers,
+            None => &self.response_headers,
+        }
+    }
+
+    /// The scheme its requests came with, for `X-Forwarded-Proto` and `Forwarded`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+}
+
+/// What a route adds to its listener.
+#[derive(Debug, Clone, Default)]
+pub struct RoutePlan {
+    /// The listener's request header rules followed by the route's.
+    pub request_headers: crate::http1::HeaderRules,
+    /// The listener's response header rules followed by the route's.
+    pub response_headers: crate::http1::HeaderRules,
+    /// The route's own answer, for a route without upstream.
+    pub respond: Option<crate::http1::FixedResponse>,
+}
+
+/// The redirect of a plain-HTTP listener to HTTPS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpsRedirect {
+    /// The port the redirects name (`None`: the default, 443).
+    pub port: Option<u16>,
+}
+
+impl HttpsRedirect {
+    /// The path prefix of ACME HTTP-01 challenges (RFC 8555 §8.3), which is never redirected:
+    /// a certificate authority asks for it over plain HTTP.
+    pub const ACME_CHALLENGE: &'static [u8] = b"/.well-known/acme-challenge/";
+
+    /// Whether a request for `path` (its origin-form target) is redirected.
+    pub fn applies(&self, path: &[u8]) -> bool {
+        !path.starts_with(Self::ACME_CHALLENGE)
+    }
 }
 
 /// What the proxy serves.

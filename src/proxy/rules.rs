@@ -271,13 +271,35 @@ pub fn small_body(head: &RequestHead) -> usize {
     }
 }
 
-/// The upstream a routing decision names, or the status to answer: 404 for a Host no route
-/// takes, 421 (RFC 9110 §15.5.20) when it is not the name the client asked for in TLS.
-pub fn route_status(routed: Routed) -> Result<usize, Status> {
+/// Where a request goes once routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// Upstream `group`, taken by the route at `route` (`None`: the default upstream).
+    Upstream {
+        /// The upstream.
+        group: usize,
+        /// The route's position, for its header rules.
+        route: Option<usize>,
+    },
+    /// The fixed response of the route at this position.
+    Fixed(usize),
+    /// A redirect to HTTPS (a plain-HTTP listener with `redirect_https`).
+    Redirect,
+    /// A status ringway answers with: 404 for a Host no route takes, 421 (RFC 9110
+    /// §15.5.20) when it is not the name the client asked for in TLS.
+    Status(Status),
+}
+
+/// Where a routing decision sends a request.
+pub fn destination(routed: Routed) -> Destination {
     match routed {
-        Routed::Upstream(group) => Ok(group),
-        Routed::Misdirected => Err(Status::MisdirectedRequest),
-        Routed::NotFound => Err(Status::NotFound),
+        Routed::Upstream { upstream, route } => Destination::Upstream {
+            group: upstream,
+            route,
+        },
+        Routed::Respond(route) => Destination::Fixed(route),
+        Routed::Misdirected => Destination::Status(Status::MisdirectedRequest),
+        Routed::NotFound => Destination::Status(Status::NotFound),
     }
 }
 
@@ -718,11 +740,24 @@ mod tests {
 
     #[test]
     fn unrouted_requests_are_404_or_421() {
-        assert_eq!(route_status(Routed::Upstream(3)), Ok(3));
-        assert_eq!(route_status(Routed::NotFound), Err(Status::NotFound));
         assert_eq!(
-            route_status(Routed::Misdirected),
-            Err(Status::MisdirectedRequest)
+            destination(Routed::Upstream {
+                upstream: 3,
+                route: Some(1)
+            }),
+            Destination::Upstream {
+                group: 3,
+                route: Some(1)
+            }
+        );
+        assert_eq!(destination(Routed::Respond(2)), Destination::Fixed(2));
+        assert_eq!(
+            destination(Routed::NotFound),
+            Destination::Status(Status::NotFound)
+        );
+        assert_eq!(
+            destination(Routed::Misdirected),
+            Destination::Status(Status::MisdirectedRequest)
         );
     }
 

@@ -49,7 +49,8 @@ use super::relay::{
     BodyRelay, HEAD_SLACK, Relayed, read_response_head, relay_interim, response_limits, upload_body,
 };
 use super::rules::{
-    self, AfterFailure, Answer, Attempts, BODY_READ, ClientKeep, NO_BACKEND_RETRY_AFTER, SLOW_READ,
+    self, AfterFailure, Answer, Attempts, BODY_READ, ClientKeep, Destination,
+    NO_BACKEND_RETRY_AFTER, SLOW_READ,
 };
 use super::tls_conn::{TlsConn, TlsIoError};
 use super::{ListenerPlan, RequestIds};
@@ -188,6 +189,8 @@ struct Trace {
     started: Option<Instant>,
     /// Its upstream, once routed.
     group: Option<usize>,
+    /// The route that took it (its position in the listener's router), for its header rules.
+    route: Option<usize>,
     /// The backend of its last attempt.
     backend: Option<usize>,
     /// Attempts sent to backends (retries and hedges included).
@@ -756,16 +759,25 @@ impl Session {
             (RequestIds::Off, _) | (RequestIds::Keep, Some(_)) => None,
             (RequestIds::Keep | RequestIds::Replace, _) => Some(ctx.request_ids.next_id()),
         };
+        // Routing and the hashing key read the head, which lives in `inbuf` until consumed;
+        // the route's header rules apply to the head written now.
+        let routed = self.route();
+        let route = match routed {
+            Destination::Upstream { route, .. } => route,
+            Destination::Fixed(route) => Some(route),
+            Destination::Redirect | Destination::Status(_) => None,
+        };
+        self.trace.route = route;
         let forwarding = Forwarding {
             client_ip: self.peer.ip(),
-            proto: "https",
+            proto: self.listener_plan().scheme(),
             request_id: generated.as_ref().map(|id| &id[..]),
         };
         http1::write_request_head_with(
             self.inbuf.bytes(),
             &self.head,
             &forwarding,
-            &self.listener_plan().request_headers,
+            self.listener_plan().request_rules(route),
             &mut req,
         );
         let mut body = BodyDecoder::new(self.head.body, &serving.plan.limits);
@@ -779,8 +791,6 @@ impl Session {
                 return false;
             }
         };
-        // Routing and the hashing key read the head, which lives in `inbuf` until consumed.
-        let routed = self.route();
         if self.logs_request() {
             let buf = self.inbuf.bytes();
             let logged_id = match serving.plan.request_ids {
@@ -790,8 +800,13 @@ impl Session {
             self.trace.fields = Some(Fields::capture(&self.head, buf, logged_id));
         }
         let key = match routed {
-            Ok(group) => self.hash_key(group),
-            Err(_) => 0,
+            Destination::Upstream { group, .. } => self.hash_key(group),
+            _ => 0,
+        };
+        // A redirect names the request's host and target, read before the head is consumed.
+        let redirect = match routed {
+            Destination::Redirect => Some(self.redirect_target()),
+            _ => None,
         };
         req.extend_from_slice(&self.inbuf.bytes()[head_len..head_len + early]);
         self.inbuf.consume(head_len + early);
@@ -802,11 +817,15 @@ impl Session {
         let local_keep = keep.after_local_answer(body.is_done());
 
         let group = match routed {
-            Ok(group) => group,
-            Err(status) => {
+            Destination::Upstream { group, .. } => group,
+            Destination::Status(status) => {
                 buf::give(req);
                 self.trace.ended_by = Some((Side::Client, "no_route"));
                 return self.respond(Answer::unrouted(status, local_keep)).await;
+            }
+            Destination::Fixed(_) | Destination::Redirect => {
+                buf::give(req);
+                return self.answer_configured(redirect, method, local_keep).await;
             }
         };
         self.trace.group = Some(group);
@@ -898,16 +917,100 @@ impl Session {
         true
     }
 
-    /// The upstream for the request in `self.head`, or the status to answer (see
-    /// [`rules::route_status`]).
-    fn route(&self) -> Result<usize, Status> {
+    /// Where the request in `self.head` goes: a redirect to HTTPS (a listener that redirects,
+    /// but not an ACME challenge), else what its router decides (see [`rules::destination`]).
+    fn route(&self) -> Destination {
         let buf = self.inbuf.bytes();
         let (host, path) = (self.head.host(buf), self.head.path(buf));
-        let router = &self.listener_plan().router;
+        let listener = self.listener_plan();
+        if listener.redirect.is_some_and(|r| r.applies(path)) {
+            return Destination::Redirect;
+        }
+        let router = &listener.router;
         let routed = self
             .conn
             .with_server_name(|sni| router.route(host, path, sni));
-        rules::route_status(routed)
+        rules::destination(routed)
+    }
+
+    /// The host (without its port) and the target of the request in `self.head`, copied for
+    /// its redirect: `(bytes, where the target starts)`; `None` when the host cannot be
+    /// written into a `Location` (the request is answered 400).
+    fn redirect_target(&self) -> Option<(Vec<u8>, usize)> {
+        let buf = self.inbuf.bytes();
+        let host = crate::route::normalize_host(self.head.host(buf));
+        if !http1::redirect_host_ok(host) {
+            return None;
+        }
+        let path = self.head.path(buf);
+        let mut copy = buf::take(host.len() + path.len());
+        copy.extend_from_slice(host);
+        copy.extend_from_slice(path);
+        Some((copy, host.len()))
+    }
+
+    /// Answers with what the configuration says instead of a backend: the route's fixed
+    /// response (`self.trace.route`), or the redirect to HTTPS of `redirect` (a host and target
+    /// from [`Session::redirect_target`]; `Some(None)`: a host no `Location` can name, 400).
+    /// Returns whether the connection stays open.
+    async fn answer_configured(
+        &mut self,
+        redirect: Option<Option<(Vec<u8>, usize)>>,
+        method: Method,
+        keep: bool,
+    ) -> bool {
+        let listener = &self.serving.plan.listeners[self.listener_at];
+        let rules = listener.response_rules(self.trace.route);
+        let mut out;
+        match redirect {
+            Some(Some((target, at))) => {
+                out = buf::take(LOCAL_RESPONSE_LEN + target.len());
+                let port = listener.redirect.and_then(|r| r.port);
+                http1::write_https_redirect(
+                    &target[..at],
+                    port,
+                    &target[at..],
+                    keep,
+                    rules,
+                    &mut out,
+                );
+                buf::give(target);
+                self.trace.status = 308;
+            }
+            Some(None) => {
+                self.trace.ended_by = Some((Side::Client, "redirect_host"));
+                self.reject(Status::BadRequest).await;
+                return false;
+            }
+            None => {
+                let fixed = self
+                    .trace
+                    .route
+                    .and_then(|at| listener.routes.get(at))
+                    .and_then(|route| route.respond.as_ref());
+                let Some(fixed) = fixed else {
+                    // A plan always has the response of a route without upstream.
+                    self.reject(Status::InternalServerError).await;
+                    return false;
+                };
+                out = buf::take(fixed.len() + LOCAL_RESPONSE_LEN);
+                fixed.write(method, keep, rules, &mut out);
+                self.trace.status = fixed.status();
+            }
+        }
+        let written = self.conn.write_plain(&out);
+        buf::give(out);
+        if written.is_err() {
+            return false;
+        }
+        if !keep {
+            let _ = within(self.serving.plan.timeouts.body, self.conn.close()).await;
+            return false;
+        }
+        matches!(
+            within(self.serving.plan.timeouts.body, self.conn.flush()).await,
+            Ok(Ok(()))
+        )
     }
 
     /// The consistent-hashing key of the request in `self.head` for upstream `group` (see
@@ -1403,8 +1506,8 @@ impl Session {
         };
         let mut plain = buf::take(HEAD_SLACK + rhead.head_len + rest.len() + more);
         self.trace.status = rhead.status;
-        // The listener's, not through `listener_plan`: `rhead` borrows `self`.
-        let rules = &self.serving.plan.listeners[self.listener_at].response_headers;
+        // The route's, not through `listener_plan`: `rhead` borrows `self`.
+        let rules = self.serving.plan.listeners[self.listener_at].response_rules(self.trace.route);
         http1::write_response_head_with(
             self.rbuf.bytes(),
             rhead,
@@ -1489,9 +1592,11 @@ mod tests {
                     log: crate::proxy::access::LogRule::Off,
                     request_headers: Default::default(),
                     response_headers: Default::default(),
-                    tls,
+                    tls: Some(tls),
                     router: crate::route::Router::new(Vec::new(), None),
                     proxy_protocol: None,
+                    routes: Vec::new(),
+                    redirect: None,
                 }],
                 table: Arc::new(crate::upstream::group::Table::new(Vec::new(), board)),
                 upstreams: Vec::new(),

@@ -1,7 +1,9 @@
-//! One client's TLS session over its TCP socket.
+//! One client's TLS session over its TCP socket (or its plain-HTTP connection).
 //!
-//! Owns the client socket and the session's [`TlsEngine`] (rustls' unbuffered server
-//! connection, driven without I/O). Reads go through the ring's provided-buffer pool
+//! Owns the client socket and the session's security [`Layer`]: a `TlsEngine` (rustls'
+//! unbuffered server connection, driven without I/O), or on a listener without certificates
+//! the identity layer, which hands received bytes through and sends written ones as they are
+//! (one session code path for both; what follows describes TLS). Reads go through the ring's provided-buffer pool
 //! (`read_managed`): the kernel picks a registered buffer only when bytes arrive, rustls decrypts
 //! the records in place in that buffer (no copy into a rustls buffer first), the plaintext is
 //! appended to the caller's buffer, and the provided buffer goes straight back to the pool. Only an incomplete trailing record is copied
@@ -35,7 +37,7 @@ use rustls::ServerConfig;
 use crate::buf::LazyBuf;
 use crate::runtime::recv::recv_with;
 
-use crate::tls::TlsEngine;
+use crate::tls::Layer;
 pub use crate::tls::TlsIoError;
 
 /// Where decrypted plaintext goes: the connection's lazily held input buffer, or a buffer a
@@ -70,9 +72,10 @@ impl PlainSink for Vec<u8> {
 /// A client's TLS session.
 pub struct TlsConn {
     tcp: TcpStream,
-    /// Boxed: the session state (over 1 KiB, mostly rustls') would otherwise sit inline in the
-    /// connection task's future, which a task spawned as `async move { fut.await }` stores twice.
-    tls: RefCell<Box<TlsEngine>>,
+    /// The TLS session (boxed inside: over 1 KiB, mostly rustls', would otherwise sit inline in
+    /// the connection task's future, which a task spawned as `async move { fut.await }` stores
+    /// twice), or the identity layer of a plain-HTTP listener.
+    tls: RefCell<Layer>,
     /// The peer closed the socket (TCP FIN).
     eof: Cell<bool>,
     /// Bytes received from and sent to the client, TLS records included.
@@ -81,11 +84,12 @@ pub struct TlsConn {
 }
 
 impl TlsConn {
-    /// Starts a server-side TLS session on an accepted socket.
-    pub fn new(tcp: TcpStream, config: Arc<ServerConfig>) -> Result<Self, TlsIoError> {
+    /// Starts a server-side TLS session on an accepted socket, or a plain-HTTP one when there
+    /// is no TLS configuration.
+    pub fn new(tcp: TcpStream, config: Option<Arc<ServerConfig>>) -> Result<Self, TlsIoError> {
         Ok(Self {
             tcp,
-            tls: RefCell::new(Box::new(TlsEngine::new(config)?)),
+            tls: RefCell::new(Layer::new(config)?),
             eof: Cell::new(false),
             received: Cell::new(0),
             sent: Cell::new(0),

@@ -30,6 +30,7 @@
 pub(crate) mod client_hello;
 pub mod engine;
 mod keys;
+pub mod layer;
 mod options;
 mod resolver;
 mod selfsigned;
@@ -48,6 +49,7 @@ use rustls::server::{NoServerSessionStorage, ProducesTickets, ServerSessionMemor
 
 pub use engine::{TlsEngine, TlsIoError};
 pub use keys::{certified_key_from_der, load_certified_key};
+pub use layer::Layer;
 pub use options::TlsOptions;
 pub use resolver::SniResolver;
 pub use rustls::sign::CertifiedKey;

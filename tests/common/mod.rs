@@ -727,100 +727,12 @@ impl Client {
 
     /// Reads more bytes into the buffer; 0 at end of stream.
     fn fill(&mut self) -> io::Result<usize> {
-        let mut chunk = [0u8; 16384];
-        match self.tls.read(&mut chunk) {
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                Ok(n)
-            }
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
-            Err(e) => Err(e),
-        }
+        fill(&mut self.tls, &mut self.buf)
     }
 
     /// Reads one response to a request with `method`.
     pub fn read_response(&mut self, method: &str) -> io::Result<Response> {
-        let head_end = loop {
-            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
-                break i + 4;
-            }
-            if self.fill()? == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "eof before head",
-                ));
-            }
-        };
-        let head = String::from_utf8_lossy(&self.buf[..head_end]).into_owned();
-        self.buf.drain(..head_end);
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap_or_default();
-        let status: u16 = status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, head.clone()))?;
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-            .collect();
-        let get = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-        };
-        let mut body = Vec::new();
-        if method == "HEAD" || status < 200 || status == 204 || status == 304 {
-        } else if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-            loop {
-                let line_end = loop {
-                    if let Some(i) = find(&self.buf, b"\r\n") {
-                        break i;
-                    }
-                    if self.fill()? == 0 {
-                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "eof in chunk"));
-                    }
-                };
-                let line = String::from_utf8_lossy(&self.buf[..line_end]).into_owned();
-                self.buf.drain(..line_end + 2);
-                let size = usize::from_str_radix(line.split(';').next().unwrap().trim(), 16)
-                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, line.clone()))?;
-                if size == 0 {
-                    while find(&self.buf, b"\r\n").is_none() {
-                        if self.fill()? == 0 {
-                            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "trailer"));
-                        }
-                    }
-                    // Trailers are not used in these tests: expect the final CRLF.
-                    let end = find(&self.buf, b"\r\n").unwrap();
-                    self.buf.drain(..end + 2);
-                    break;
-                }
-                while self.buf.len() < size + 2 {
-                    if self.fill()? == 0 {
-                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "chunk data"));
-                    }
-                }
-                body.extend_from_slice(&self.buf[..size]);
-                self.buf.drain(..size + 2);
-            }
-        } else if let Some(len) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
-            while self.buf.len() < len {
-                if self.fill()? == 0 {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "short body"));
-                }
-            }
-            body = self.buf.drain(..len).collect();
-        } else {
-            while self.fill()? > 0 {}
-            body = std::mem::take(&mut self.buf);
-        }
-        Ok(Response {
-            status,
-            headers,
-            body,
-        })
+        read_response(&mut self.tls, &mut self.buf, method)
     }
 
     /// True when the proxy closed the connection (EOF or reset) within a few seconds and
@@ -844,6 +756,153 @@ impl Client {
     /// Bytes received but not yet parsed.
     pub fn pending(&self) -> &[u8] {
         &self.buf
+    }
+}
+
+/// Reads more bytes from `stream` into `buf`; 0 at end of stream.
+fn fill(stream: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let mut chunk = [0u8; 16384];
+    match stream.read(&mut chunk) {
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            Ok(n)
+        }
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads one response to a request with `method` from `stream`, `buf` holding what was
+/// received and not parsed yet.
+pub fn read_response(
+    stream: &mut impl Read,
+    buf: &mut Vec<u8>,
+    method: &str,
+) -> io::Result<Response> {
+    let head_end = loop {
+        if let Some(i) = find(buf, b"\r\n\r\n") {
+            break i + 4;
+        }
+        if fill(stream, buf)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "eof before head",
+            ));
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    buf.drain(..head_end);
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, head.clone()))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let mut body = Vec::new();
+    if method == "HEAD" || status < 200 || status == 204 || status == 304 {
+    } else if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        loop {
+            let line_end = loop {
+                if let Some(i) = find(buf, b"\r\n") {
+                    break i;
+                }
+                if fill(stream, buf)? == 0 {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "eof in chunk"));
+                }
+            };
+            let line = String::from_utf8_lossy(&buf[..line_end]).into_owned();
+            buf.drain(..line_end + 2);
+            let size = usize::from_str_radix(line.split(';').next().unwrap().trim(), 16)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, line.clone()))?;
+            if size == 0 {
+                while find(buf, b"\r\n").is_none() {
+                    if fill(stream, buf)? == 0 {
+                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "trailer"));
+                    }
+                }
+                // Trailers are not used in these tests: expect the final CRLF.
+                let end = find(buf, b"\r\n").unwrap();
+                buf.drain(..end + 2);
+                break;
+            }
+            while buf.len() < size + 2 {
+                if fill(stream, buf)? == 0 {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "chunk data"));
+                }
+            }
+            body.extend_from_slice(&buf[..size]);
+            buf.drain(..size + 2);
+        }
+    } else if let Some(len) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        while buf.len() < len {
+            if fill(stream, buf)? == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "short body"));
+            }
+        }
+        body = buf.drain(..len).collect();
+    } else {
+        while fill(stream, buf)? > 0 {}
+        body = std::mem::take(buf);
+    }
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// A blocking plain-HTTP client (a listener without certificates).
+pub struct PlainClient {
+    pub tcp: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl PlainClient {
+    pub fn connect(addr: SocketAddr) -> PlainClient {
+        let tcp = TcpStream::connect(addr).expect("connect to proxy");
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        tcp.set_nodelay(true).unwrap();
+        PlainClient {
+            tcp,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Sends raw bytes.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.tcp.write_all(bytes).expect("send");
+    }
+
+    /// Reads one response to a request with `method`.
+    pub fn read_response(&mut self, method: &str) -> io::Result<Response> {
+        read_response(&mut self.tcp, &mut self.buf, method)
+    }
+
+    /// True when the proxy closed the connection within a few seconds and sent nothing more.
+    pub fn is_closed(&mut self) -> bool {
+        self.tcp
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let before = self.buf.len();
+        match fill(&mut self.tcp, &mut self.buf) {
+            Ok(0) => self.buf.len() == before,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ),
+        }
     }
 }
 

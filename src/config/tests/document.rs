@@ -207,14 +207,16 @@ fn the_example_file_parses_to_what_it_says() {
                     RouteConfig {
                         host: Some(HostPattern::Exact("api.example.com".into())),
                         path_prefix: None,
-                        upstream: 1,
+                        upstream: Some(1),
                         access_log: None,
+                        ..RouteConfig::default()
                     },
                     RouteConfig {
                         host: Some(HostPattern::Wildcard(".example.net".into())),
                         path_prefix: Some("/v1/".into()),
-                        upstream: 1,
+                        upstream: Some(1),
                         access_log: None,
+                        ..RouteConfig::default()
                     },
                 ],
                 tls: TlsOptions::default(),
@@ -222,6 +224,8 @@ fn the_example_file_parses_to_what_it_says() {
                 request_headers: Default::default(),
                 response_headers: Default::default(),
                 proxy_protocol: None,
+                redirect_https: false,
+                redirect_https_port: None,
             },
             ListenerConfig {
                 address: addr("[::1]:9443"),
@@ -237,6 +241,8 @@ fn the_example_file_parses_to_what_it_says() {
                 request_headers: Default::default(),
                 response_headers: Default::default(),
                 proxy_protocol: None,
+                redirect_https: false,
+                redirect_https_port: None,
             },
         ]
     );

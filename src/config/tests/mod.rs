@@ -9,6 +9,7 @@ mod access_log;
 mod admin;
 mod certificates;
 mod document;
+mod edge;
 mod errors;
 mod names;
 mod policies_checks_routes;

@@ -128,25 +128,33 @@ upstream = "app"
             RouteConfig {
                 host: Some(HostPattern::Exact("api.example.com".into())),
                 path_prefix: Some("/v2/".into()),
-                upstream: 0,
+                upstream: Some(0),
                 access_log: None,
+                ..RouteConfig::default()
             },
             RouteConfig {
                 host: None,
                 path_prefix: Some("/".into()),
-                upstream: 1,
+                upstream: Some(1),
                 access_log: None,
+                ..RouteConfig::default()
             },
         ]
     );
     let router = listener.router();
     assert_eq!(
         router.route(b"api.example.com:8443", b"/v2/x", None),
-        Routed::Upstream(0)
+        Routed::Upstream {
+            upstream: 0,
+            route: Some(0)
+        }
     );
     assert_eq!(
         router.route(b"api.example.com", b"/v1/x", None),
-        Routed::Upstream(1)
+        Routed::Upstream {
+            upstream: 1,
+            route: Some(1)
+        }
     );
 
     let text = config.to_toml_string().expect("serialize");
@@ -344,8 +352,11 @@ fn names_that_refer_to_no_upstream() {
         "{}[[listener.route]]\nhost = \"a.example.com\"\n",
         app("backends = [\"127.0.0.1:1\"]")
     ));
-    assert_eq!(key, "listener[0].route[0]");
-    assert!(reason.contains("missing field `upstream`"), "{reason}");
+    assert_eq!(key, "listener[0].route[0].upstream");
+    assert!(
+        reason.starts_with("missing: a route names an upstream"),
+        "{reason}"
+    );
 }
 
 #[test]

@@ -42,7 +42,7 @@ fn tls_conn_serves_a_real_client() {
     rt.block_on(async {
         let (sock, _) = listener.accept().unwrap();
         let tcp = compio::net::TcpStream::from_std(sock).unwrap();
-        let conn = TlsConn::new(tcp, server().0.clone()).unwrap();
+        let conn = TlsConn::new(tcp, Some(server().0.clone())).unwrap();
         let mut inbuf = LazyBuf::new(64);
         conn.handshake(&mut inbuf).await.unwrap();
         conn.with_server_name(|name| assert_eq!(name, Some(NAME)));
@@ -98,7 +98,7 @@ fn bytes_received_before_the_session_are_fed_to_it() {
         let rt = compio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
             let tcp = compio::net::TcpStream::from_std(sock).unwrap();
-            let conn = TlsConn::new(tcp, server().0.clone()).unwrap();
+            let conn = TlsConn::new(tcp, Some(server().0.clone())).unwrap();
             let mut inbuf = LazyBuf::new(64);
             conn.feed(&mut early, &mut inbuf).unwrap();
             conn.handshake(&mut inbuf).await.unwrap();
@@ -128,9 +128,32 @@ fn garbage_fed_first_fails_the_session() {
     let rt = compio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let tcp = compio::net::TcpStream::from_std(sock).unwrap();
-        let conn = TlsConn::new(tcp, server().0.clone()).unwrap();
+        let conn = TlsConn::new(tcp, Some(server().0.clone())).unwrap();
         let mut inbuf = LazyBuf::new(64);
         let mut garbage = b"GET / HTTP/1.1\r\n\r\n".to_vec();
         assert!(conn.feed(&mut garbage, &mut inbuf).is_err());
+    });
+}
+
+/// On a plain-HTTP listener (the identity layer), bytes fed first are the request's start.
+#[test]
+fn bytes_fed_to_a_plain_connection_are_plaintext() {
+    use super::TlsConn;
+    use crate::buf::LazyBuf;
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _client = std::net::TcpStream::connect(addr).unwrap();
+    let (sock, _) = listener.accept().unwrap();
+    let rt = compio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let tcp = compio::net::TcpStream::from_std(sock).unwrap();
+        let conn = TlsConn::new(tcp, None).unwrap();
+        let mut inbuf = LazyBuf::new(64);
+        let mut early = b"GET / HTTP/1.1\r\n".to_vec();
+        conn.feed(&mut early, &mut inbuf).unwrap();
+        conn.handshake(&mut inbuf).await.unwrap();
+        assert_eq!(inbuf.bytes(), b"GET / HTTP/1.1\r\n");
+        assert_eq!(conn.traffic().0, 16);
     });
 }
