@@ -337,6 +337,11 @@ fn reload_turns_the_header_on() {
     let backend = Backend::start("b");
     let proxy = Proxy::start(&[backend.addr]);
     assert_eq!(proxy.client().get("/").status, 200);
+    // A header where none is expected is a bad ClientHello.
+    assert!(
+        connect_with_header(&proxy, V1).is_err(),
+        "a header before reload"
+    );
     // The listener keeps its configured address (port 0): the reload changes its settings.
     let config = std::fs::read_to_string(proxy.config_path())
         .unwrap()
