@@ -36,7 +36,7 @@ use crate::http1::{
 use crate::metrics::{PROXY_CLOSED, PROXY_INVALID, PROXY_TIMEOUT, PROXY_UNTRUSTED};
 use crate::proxy_protocol::{self, ProxyHeader};
 use crate::upstream::group::Choice;
-use crate::upstream::{self, BackendConn};
+use crate::upstream::{self, BackendConn, Pooled};
 
 use super::Context;
 use super::access::{self, Fields, LogRule};
@@ -111,6 +111,7 @@ pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: Sock
         conn,
         peer,
         destination: None,
+        private: None,
         inbuf: LazyBuf::new(HEAD_BUFFER),
         rbuf: LazyBuf::new(HEAD_BUFFER),
         head: RequestHead::new(),
@@ -224,6 +225,10 @@ struct Session {
     /// The address the client connected to, as a PROXY header gave it (`None`: the socket's
     /// own local address).
     destination: Option<SocketAddr>,
+    /// The backend connection of this client's last request to an upstream that sends a
+    /// PROXY header: it carries this client's address, so it is kept for this client only
+    /// (never pooled), for its next request to the same backend.
+    private: Option<PrivateConn>,
     /// Plaintext from the client not yet consumed (a request head, body bytes, pipelined requests).
     inbuf: LazyBuf,
     /// The backend's response head as it arrives.
@@ -325,6 +330,14 @@ fn start_hedge(
     }
     attempts.uses_pooled(false);
     attempts.start(backend).then_some(lease)
+}
+
+/// A backend connection that carried a client's PROXY header, kept for that client's next
+/// request: valid for its backend in the plan generation it was chosen from.
+struct PrivateConn {
+    generation: u64,
+    backend: usize,
+    conn: BackendConn,
 }
 
 /// The PROXY header a new backend connection starts with (an upstream with
@@ -463,6 +476,38 @@ impl Session {
         self.ctx.metrics.proxy_header_failures[counter].inc();
         self.log_connection(accepted, reason);
         None
+    }
+
+    /// A connection to `backend` of upstream `group` for an attempt (see
+    /// [`backend_connection`]); for an upstream that sends a PROXY header, the connection kept
+    /// from this client's previous request to the same backend on the same plan, when the
+    /// backend has not closed it, else a new one with the header (never a pooled one).
+    async fn backend_connection(
+        &mut self,
+        group: usize,
+        backend: usize,
+        now: Instant,
+        trust_recent: bool,
+    ) -> Result<(BackendConn, Option<Duration>), ProxyError> {
+        let send_proxy = self.send_proxy(group);
+        if let Some(private) = self.private.take()
+            && send_proxy.is_some()
+            && private.generation == self.serving.number
+            && private.backend == backend
+            && private.conn.is_reusable()
+        {
+            // Kept, like a pooled connection (no connect).
+            return Ok((private.conn, None));
+        }
+        backend_connection(
+            &self.ctx,
+            &self.serving,
+            backend,
+            now,
+            trust_recent,
+            send_proxy,
+        )
+        .await
     }
 
     /// The PROXY header that opens a new connection to upstream `group`'s backends, when the
@@ -858,15 +903,22 @@ impl Session {
         );
         match self.relay_response(&bconn, client_keep).await {
             Ok(relayed) => {
-                // A connection that carried this client's PROXY header is not another's.
                 if rules::backend_reusable(
                     exchanged.request_complete,
                     relayed.backend_keep,
                     relayed.extra,
                     relayed.close_delimited,
-                ) && serving.groups[group].spec().send_proxy.is_none()
-                {
-                    ctx.checkin(&serving, lease.backend(), bconn, coarse_now());
+                ) {
+                    if serving.groups[group].spec().send_proxy.is_some() {
+                        // It carried this client's PROXY header: this client's alone.
+                        self.private = Some(PrivateConn {
+                            generation: serving.number,
+                            backend: lease.backend(),
+                            conn: bconn,
+                        });
+                    } else {
+                        ctx.checkin(&serving, lease.backend(), bconn, coarse_now());
+                    }
                 }
                 client_keep
             }
@@ -1120,15 +1172,9 @@ impl Session {
             self.trace.attempts += 1;
             self.trace.backend = Some(backend);
             let trust_recent = attempts.trusts_recent();
-            let bconn = match backend_connection(
-                &self.ctx,
-                &self.serving,
-                backend,
-                now,
-                trust_recent,
-                self.send_proxy(group),
-            )
-            .await
+            let bconn = match self
+                .backend_connection(group, backend, now, trust_recent)
+                .await
             {
                 Ok((bconn, connect)) => {
                     // A pooled connection took no connect.
