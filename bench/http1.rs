@@ -16,8 +16,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ringway::http1::{
-    BodyDecoder, BodyKind, Forwarding, Limits, Method, Parsed, RequestHead, ResponseHead,
-    parse_request, parse_response, write_request_head, write_response_head,
+    BodyDecoder, BodyKind, ClientCertFields, Forwarding, Limits, Method, Parsed, RequestHead,
+    ResponseHead, parse_request, parse_response, write_request_head, write_response_head,
 };
 
 /// A small API call, as curl or a service client sends it.
@@ -84,6 +84,7 @@ fn forwarding() -> Forwarding<'static> {
         proto: "https",
         // As the proxy sends with `request_id = "keep"` and no client id: a generated one.
         request_id: Some(b"0123456789abcdef0000000000000001"),
+        client_cert: ClientCertFields::Off,
     }
 }
 

@@ -130,8 +130,20 @@ pub fn class(status: u16) -> usize {
     }
 }
 
-/// TLS handshake failure reasons, in [`WorkerMetrics::tls_failures`] order.
-pub const TLS_FAILURE_REASONS: [&str; 4] = ["timeout", "closed", "refused", "other"];
+/// TLS handshake failure reasons, in [`WorkerMetrics::tls_failures`] order: the first four for
+/// every handshake, then a client certificate refused (mutual TLS): missing where required,
+/// from an unknown CA, expired or not valid yet, revoked, or otherwise invalid.
+pub const TLS_FAILURE_REASONS: [&str; 9] = [
+    "timeout",
+    "closed",
+    "refused",
+    "other",
+    "client_cert_required",
+    "client_cert_unknown_ca",
+    "client_cert_expired",
+    "client_cert_revoked",
+    "client_cert_invalid",
+];
 
 /// Why a connection to a listener that expects a PROXY header was closed before TLS, in
 /// [`WorkerMetrics::proxy_header_failures`] order: not from a trusted source, a missing or
@@ -158,7 +170,7 @@ pub struct WorkerMetrics {
     /// Handshakes by version (0: TLS 1.2, 1: TLS 1.3) and resumed (0: full, 1: resumed).
     pub tls_handshakes: [[Counter; 2]; 2],
     /// Handshake failures by reason ([`TLS_FAILURE_REASONS`]).
-    pub tls_failures: [Counter; 4],
+    pub tls_failures: [Counter; 9],
     /// Connections closed for their PROXY header, by reason ([`PROXY_HEADER_FAILURE_REASONS`]).
     pub proxy_header_failures: [Counter; 4],
     /// Bytes read from clients (TLS records included).

@@ -152,7 +152,11 @@ pub fn run_quick(quick: QuickStart) -> Result<(), AppError> {
                 .certs
                 .into_iter()
                 .zip(quick.keys)
-                .map(|(cert, key)| CertificateConfig { cert, key })
+                .map(|(cert, key)| CertificateConfig {
+                    cert,
+                    key,
+                    ocsp: None,
+                })
                 .collect(),
             default_upstream: Some(0),
             ..ListenerConfig::default()
@@ -226,6 +230,7 @@ pub fn demo(listen: SocketAddr, workers: Option<usize>) -> Result<(), AppError> 
             request_headers: Default::default(),
             response_headers: Default::default(),
             tls: Some(tls),
+            client_auth: None,
             router: Router::new(Vec::new(), Some(0)),
             proxy_protocol: None,
             routes: Vec::new(),

@@ -88,14 +88,15 @@ pub fn compile(
     let mut listening = Vec::with_capacity(config.listeners.len());
     for (index, listener) in config.listeners.iter().enumerate() {
         let id = listener_id(listener.address);
-        let tls = match &tls {
-            _ if listener.is_plain() => None,
+        let (tls, client_auth) = match &tls {
+            _ if listener.is_plain() => (None, None),
             TlsSource::Load(ticketer) => {
-                Some(listener.server_config(index, Some((*ticketer).clone()))?)
+                let (tls, client_auth) = listener.tls_config(index, Some((*ticketer).clone()))?;
+                (Some(tls), client_auth)
             }
             // Only a change of backends keeps the plan's TLS: its listeners are the same.
             TlsSource::Keep(plan) => match plan.listener(id) {
-                Some(kept) => kept.tls.clone(),
+                Some(kept) => (kept.tls.clone(), kept.client_auth),
                 None => {
                     return Err(AppError::Usage(format!(
                         "listener[{index}] ({}) is not in the plan in force",
@@ -148,6 +149,7 @@ pub fn compile(
             request_headers,
             response_headers,
             tls,
+            client_auth,
             router: listener.router(),
             proxy_protocol: listener.proxy_protocol.clone(),
             routes,

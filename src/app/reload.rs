@@ -437,16 +437,22 @@ impl Running {
     }
 }
 
-/// The certificate and key files `config` names, with their contents (a file that cannot be
-/// read is left out: compiling reports it).
+/// The certificate, key and OCSP files `config` names, and its client CA and CRL files, with
+/// their contents (a file that cannot be read is left out: compiling reports it).
 pub fn read_certificates(config: &Config) -> HashMap<PathBuf, Vec<u8>> {
     let mut files = HashMap::new();
     for listener in &config.listeners {
-        for c in &listener.certificates {
-            for path in [&c.cert, &c.key] {
-                if let Ok(bytes) = std::fs::read(path) {
-                    files.insert(path.clone(), bytes);
-                }
+        let certificates = listener
+            .certificates
+            .iter()
+            .flat_map(|c| [Some(&c.cert), Some(&c.key), c.ocsp.as_ref()]);
+        let client_auth = listener
+            .client_auth
+            .iter()
+            .flat_map(|auth| [Some(&auth.ca), auth.crl.as_ref()]);
+        for path in certificates.chain(client_auth).flatten() {
+            if let Ok(bytes) = std::fs::read(path) {
+                files.insert(path.clone(), bytes);
             }
         }
     }

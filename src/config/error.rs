@@ -54,8 +54,9 @@ pub enum ConfigError {
         reason: String,
         at: Location,
     },
-    /// A certificate or key file of `listener[i].certificate[j]` is unusable; `key` ends in
-    /// `.cert` or `.key` for the file at fault.
+    /// A certificate, key or OCSP file of `listener[i].certificate[j]` is unusable (`key` ends
+    /// in `.cert`, `.key` or `.ocsp` for the file at fault), or a client CA or CRL file
+    /// (`listener[i].client_auth.ca`, `.crl`).
     #[error("{key}: {source}")]
     Certificate { key: String, source: TlsError },
     /// A listener's TLS configuration could not be built (`key` is `listener[i]`), or the

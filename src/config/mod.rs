@@ -16,7 +16,8 @@
 //!   upstream index (a listener's default, a route's) is below `upstreams.len()`, every route
 //!   has an upstream or a valid fixed response (`respond`), never both, and every route path
 //!   prefix starts with `/`; a listener without certificates (plain HTTP) has default TLS
-//!   options; `redirect_https` only on such a listener;
+//!   options and no `client_auth`; `redirect_https` only on such a listener; certificate, key,
+//!   `ocsp` and `client_auth` (`ca`, `crl`) paths, when given, are not empty;
 //! - upstream names are distinct and made of `[A-Za-z0-9_.-]`; every upstream has at least one
 //!   backend that is not a backup, distinct backend addresses (`ip:port` or `host:port`, port
 //!   not 0, a host name following [`Name::check_host`]), weights
@@ -46,7 +47,7 @@
 //! long form `upstream[1].backend[0].address`, and one from a listener's legacy `backends`
 //! list `listener[0].backends[0]`. Certificate errors from [`Config::check`] name the key and
 //! the file instead (`listener[0].certificate[1].key: /etc/x.pem: No such file or
-//! directory`), ticket key errors the key, the file and the line (`ticket_keys:
+//! directory`, `listener[0].client_auth.ca: /etc/ca.pem: no certificate found ...`), ticket key errors the key, the file and the line (`ticket_keys:
 //! /etc/ringway/ticket.keys:3: not base64 ...`), and access log errors the key and the file
 //! (`access_log.path: /var/log/ringway/access.log does not exist and cannot be created:
 //! /var/log/ringway: No such file or directory`).
@@ -68,7 +69,8 @@
 //!   here resolves a name: a configuration checks on a machine without the DNS. A listener
 //!   port of 0 asks the kernel for a free port (tests only: each worker's SO_REUSEPORT socket
 //!   would get a different one).
-//! - Certificate, key, ticket key and access log paths that are relative are taken relative to the
+//! - Certificate, key, OCSP, client CA, CRL, ticket key and access log paths that are relative
+//!   are taken relative to the
 //!   directory of the configuration file when it is read with [`Config::load`], and to the
 //!   current directory with [`Config::from_toml_str`]. `cert` and `key` may name the same file.
 //! - `ticket_keys` names a file of session-ticket keys shared by every instance that loads it
@@ -182,6 +184,12 @@
 //! [[listener.certificate]]   # the first certificate is the default (no SNI, unknown name)
 //! cert = "certs/example.com.pem"
 //! key = "certs/example.com.key"
+//! # ocsp = "certs/example.com.ocsp" # DER OCSP response to staple; re-read at each reload
+//!
+//! # [listener.client_auth]   # client certificates (mutual TLS); off without it
+//! # ca = "certs/clients-ca.pem" # PEM CAs a client certificate must chain to
+//! # mode = "require"          # require | optional (no certificate: served, told NONE)
+//! # crl = "certs/clients.crl" # optional PEM (or DER) revocation lists
 //!
 //! [listener.tls]
 //! session_cache = 4096   # stateful resumption cache entries; 0 disables it
@@ -414,6 +422,9 @@ pub struct ListenerConfig {
     /// A listener has a default upstream, routes, or both.
     pub routes: Vec<RouteConfig>,
     pub tls: TlsOptions,
+    /// Client certificates (mutual TLS). TOML `client_auth = { ca = "ca.pem", mode =
+    /// "require" }` or a `[listener.client_auth]` table. `None`: none are asked for.
+    pub client_auth: Option<ClientAuthConfig>,
     /// Whether this listener's requests (and connections that end without one) are access
     /// logged. TOML `access_log = false`; `None` (default) follows `[access_log]`. `Some(true)`
     /// only when `[access_log]` is enabled. See [`AccessLogConfig::logs`].
@@ -676,6 +687,23 @@ pub use crate::upstream::health::OutlierPolicy as OutlierConfig;
 pub struct CertificateConfig {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// A DER OCSP response stapled to handshakes that get this certificate (TOML `ocsp`), as
+    /// `openssl ocsp -respout` writes it; re-read at each reload. `None`: nothing stapled.
+    pub ocsp: Option<PathBuf>,
+}
+
+/// Whether a listener asks for client certificates: TOML `require` or `optional`.
+pub use crate::tls::{ClientAuthMode, UnknownClientAuthMode};
+
+/// A listener's client authentication (TOML `client_auth`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAuthConfig {
+    /// PEM CA certificates a client certificate must chain to (TOML `ca`, required).
+    pub ca: PathBuf,
+    /// TOML `mode`, default `require`.
+    pub mode: ClientAuthMode,
+    /// PEM (or DER) certificate revocation lists (TOML `crl`, optional).
+    pub crl: Option<PathBuf>,
 }
 
 impl Default for Timeouts {
@@ -867,6 +895,7 @@ impl Default for ListenerConfig {
             default_upstream: None,
             routes: Vec::new(),
             tls: TlsOptions::default(),
+            client_auth: None,
             access_log: None,
             request_headers: HeaderRulesConfig::default(),
             response_headers: HeaderRulesConfig::default(),
@@ -1052,6 +1081,15 @@ impl Config {
             for certificate in &mut listener.certificates {
                 certificate.cert = base.join(&certificate.cert);
                 certificate.key = base.join(&certificate.key);
+                if let Some(ocsp) = &mut certificate.ocsp {
+                    *ocsp = base.join(&*ocsp);
+                }
+            }
+            if let Some(auth) = &mut listener.client_auth {
+                auth.ca = base.join(&auth.ca);
+                if let Some(crl) = &mut auth.crl {
+                    *crl = base.join(&*crl);
+                }
             }
         }
         Ok(config)

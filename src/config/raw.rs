@@ -16,10 +16,10 @@ use crate::proxy::RequestIds;
 
 use super::{
     AccessLogConfig, AccessLogFormat, AdminConfig, BackendConfig, CertificateConfig, CheckKind,
-    Config, ConfigError, DEFAULT_BATCH_WAIT, HashKey, HeaderRulesConfig, HealthCheckConfig,
-    LimitsConfig, ListenerConfig, LogConfig, Network, OutlierConfig, Policy, PoolConfig,
-    ProxyProtocolConfig, ProxyVersion, ResolverConfig, RespondConfig, RetryBudgetConfig,
-    RouteConfig, Timeouts, TlsOptions, UpstreamConfig,
+    ClientAuthConfig, ClientAuthMode, Config, ConfigError, DEFAULT_BATCH_WAIT, HashKey,
+    HeaderRulesConfig, HealthCheckConfig, LimitsConfig, ListenerConfig, LogConfig, Network,
+    OutlierConfig, Policy, PoolConfig, ProxyProtocolConfig, ProxyVersion, ResolverConfig,
+    RespondConfig, RetryBudgetConfig, RouteConfig, Timeouts, TlsOptions, UpstreamConfig,
 };
 use crate::route::HostPattern;
 
@@ -281,6 +281,8 @@ struct RawListener {
     #[serde(default)]
     tls: RawTlsOptions,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_auth: Option<RawClientAuth>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     proxy_protocol: Option<RawProxyProtocol>,
 }
 
@@ -317,6 +319,18 @@ struct RawRoute {
 struct RawCertificate {
     cert: PathBuf,
     key: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ocsp: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawClientAuth {
+    ca: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mode: Option<FromStrValue<ClientAuthMode>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    crl: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -425,8 +439,15 @@ pub(super) fn from_raw(raw: RawConfig) -> Result<(Config, KeyNames), ConfigError
             certificates: listener
                 .certificate
                 .into_iter()
-                .map(|RawCertificate { cert, key }| CertificateConfig { cert, key })
+                .map(|RawCertificate { cert, key, ocsp }| CertificateConfig { cert, key, ocsp })
                 .collect(),
+            client_auth: listener.client_auth.map(|auth| ClientAuthConfig {
+                ca: auth.ca,
+                mode: auth
+                    .mode
+                    .map_or(ClientAuthMode::Require, |FromStrValue(mode)| mode),
+                crl: auth.crl,
+            }),
             redirect_https: listener.redirect_https.unwrap_or(false),
             redirect_https_port: listener.redirect_https_port,
             default_upstream,
@@ -711,8 +732,14 @@ fn raw_config(config: &Config) -> Result<RawConfig, toml::ser::Error> {
                 .map(|certificate| RawCertificate {
                     cert: certificate.cert.clone(),
                     key: certificate.key.clone(),
+                    ocsp: certificate.ocsp.clone(),
                 })
                 .collect(),
+            client_auth: listener.client_auth.as_ref().map(|auth| RawClientAuth {
+                ca: auth.ca.clone(),
+                mode: Some(FromStrValue(auth.mode)),
+                crl: auth.crl.clone(),
+            }),
             redirect_https: Some(listener.redirect_https),
             redirect_https_port: listener.redirect_https_port,
             tls: RawTlsOptions {

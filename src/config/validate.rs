@@ -15,7 +15,9 @@ use super::{
     MAX_CONFIGURED_RING_BUFFERS, Policy, ResolverConfig, TlsOptions, UpstreamConfig, is_token,
 };
 use crate::access_log;
-use crate::tls::{self, CertifiedKey, FileKind, TicketKeys, TlsError};
+use crate::tls::{
+    self, CertifiedKey, ClientAuth, ClientAuthPolicy, FileKind, TicketKeys, TlsError,
+};
 
 impl Config {
     /// The invariants listed in the module doc, for a `Config` built in code (quick start,
@@ -380,6 +382,13 @@ impl ListenerConfig {
                  [[listener.certificate]] or remove [listener.tls]",
             ));
         }
+        if self.is_plain() && self.client_auth.is_some() {
+            return Err(invalid(
+                key("client_auth"),
+                "client certificates on a listener without certificates (it serves plain \
+                 HTTP): add [[listener.certificate]] or remove client_auth",
+            ));
+        }
         if self.redirect_https && !self.is_plain() {
             return Err(invalid(
                 key("redirect_https"),
@@ -398,10 +407,25 @@ impl ListenerConfig {
             _ => {}
         }
         for (position, certificate) in self.certificates.iter().enumerate() {
-            for (name, path) in [("cert", &certificate.cert), ("key", &certificate.key)] {
-                if path.as_os_str().is_empty() {
+            let paths = [
+                ("cert", Some(&certificate.cert)),
+                ("key", Some(&certificate.key)),
+                ("ocsp", certificate.ocsp.as_ref()),
+            ];
+            for (name, path) in paths {
+                if path.is_some_and(|path| path.as_os_str().is_empty()) {
                     return Err(invalid(
                         key(&format!("certificate[{position}].{name}")),
+                        "must be a file path, not empty",
+                    ));
+                }
+            }
+        }
+        if let Some(auth) = &self.client_auth {
+            for (name, path) in [("ca", Some(&auth.ca)), ("crl", auth.crl.as_ref())] {
+                if path.is_some_and(|path| path.as_os_str().is_empty()) {
+                    return Err(invalid(
+                        key(&format!("client_auth.{name}")),
                         "must be a file path, not empty",
                     ));
                 }
@@ -410,26 +434,56 @@ impl ListenerConfig {
         Ok(())
     }
 
-    /// Loads this listener's certificates, in order. `index` is the listener's position in
-    /// [`Config::listeners`], for the key path in errors.
+    /// Loads this listener's certificates, in order, each with its OCSP response when it has
+    /// one. `index` is the listener's position in [`Config::listeners`], for the key path in
+    /// errors.
     pub fn load_certificates(&self, index: usize) -> Result<Vec<Arc<CertifiedKey>>, ConfigError> {
         self.certificates
             .iter()
             .enumerate()
             .map(|(position, certificate)| {
-                tls::load_certified_key(&certificate.cert, &certificate.key).map_err(|source| {
+                let error = |source: TlsError| {
                     let file = match source.file_kind() {
                         Some(FileKind::Certificate) => ".cert",
                         Some(FileKind::PrivateKey) => ".key",
-                        None => "",
+                        Some(FileKind::Ocsp) => ".ocsp",
+                        _ => "",
                     };
                     ConfigError::Certificate {
                         key: format!("listener[{index}].certificate[{position}]{file}"),
                         source,
                     }
-                })
+                };
+                let key =
+                    tls::load_certified_key(&certificate.cert, &certificate.key).map_err(error)?;
+                let Some(ocsp) = &certificate.ocsp else {
+                    return Ok(key);
+                };
+                let mut key = Arc::unwrap_or_clone(key);
+                key.ocsp = Some(tls::load_ocsp(ocsp).map_err(error)?);
+                Ok(Arc::new(key))
             })
             .collect()
+    }
+
+    /// Loads this listener's client authentication (its CA and CRL files), when it has one.
+    /// Errors name the key (`listener[0].client_auth.ca`) and the file.
+    pub fn load_client_auth(&self, index: usize) -> Result<Option<ClientAuth>, ConfigError> {
+        let Some(auth) = &self.client_auth else {
+            return Ok(None);
+        };
+        tls::load_client_auth(&auth.ca, auth.crl.as_deref(), auth.mode)
+            .map(Some)
+            .map_err(|source| {
+                let file = match source.file_kind() {
+                    Some(FileKind::Crl) => "crl",
+                    _ => "ca",
+                };
+                ConfigError::Certificate {
+                    key: format!("listener[{index}].client_auth.{file}"),
+                    source,
+                }
+            })
     }
 
     /// Loads the certificates and builds this listener's rustls configuration with
@@ -439,11 +493,24 @@ impl ListenerConfig {
         index: usize,
         ticketer: Option<Arc<dyn rustls::server::ProducesTickets>>,
     ) -> Result<Arc<rustls::ServerConfig>, ConfigError> {
+        self.tls_config(index, ticketer).map(|(config, _)| config)
+    }
+
+    /// [`ListenerConfig::server_config`], with the client authentication policy it verifies
+    /// clients under (`None`: it asks for no certificate).
+    pub fn tls_config(
+        &self,
+        index: usize,
+        ticketer: Option<Arc<dyn rustls::server::ProducesTickets>>,
+    ) -> Result<(Arc<rustls::ServerConfig>, Option<ClientAuthPolicy>), ConfigError> {
         let keys = self.load_certificates(index)?;
-        tls::server_config(keys, &self.tls, ticketer).map_err(|source| ConfigError::Tls {
-            key: format!("listener[{index}]"),
-            source,
-        })
+        let client_auth = self.load_client_auth(index)?;
+        let config = tls::server_config_with(keys, &self.tls, ticketer, client_auth.as_ref())
+            .map_err(|source| ConfigError::Tls {
+                key: format!("listener[{index}]"),
+                source,
+            })?;
+        Ok((config, client_auth.map(|auth| auth.policy())))
     }
 }
 

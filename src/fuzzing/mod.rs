@@ -68,6 +68,7 @@ pub fn check_request_head(data: &[u8]) {
         request_id: head
             .request_id(data)
             .map(|_| &b"0123456789abcdef0123456789abcdef"[..]),
+        client_cert: crate::http1::ClientCertFields::Off,
     };
     write_request_head(data, &head, &fwd, &mut out);
     let mut again = RequestHead::new();

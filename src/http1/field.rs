@@ -51,13 +51,16 @@ pub(crate) enum FieldKind {
     XForwardedHost,
     Forwarded,
     RequestId,
+    /// One of the fields ringway writes about a client certificate
+    /// ([`super::request::CLIENT_CERT_FIELDS`]): never taken from a client.
+    ClientCert,
     Other,
 }
 
 impl FieldKind {
     /// Classifies a field name, case-insensitively (RFC 9110 §5.1).
     pub(crate) fn classify(name: &[u8]) -> Self {
-        const KINDS: [(&[u8], FieldKind); 15] = [
+        const KINDS: [(&[u8], FieldKind); 19] = [
             (b"host", FieldKind::Host),
             (b"content-length", FieldKind::ContentLength),
             (b"transfer-encoding", FieldKind::TransferEncoding),
@@ -73,6 +76,10 @@ impl FieldKind {
             (b"x-forwarded-host", FieldKind::XForwardedHost),
             (b"forwarded", FieldKind::Forwarded),
             (b"x-request-id", FieldKind::RequestId),
+            (b"x-client-verify", FieldKind::ClientCert),
+            (b"x-client-cert-subject", FieldKind::ClientCert),
+            (b"x-client-cert-san", FieldKind::ClientCert),
+            (b"x-client-cert-fingerprint", FieldKind::ClientCert),
         ];
         KINDS
             .iter()

@@ -5,7 +5,8 @@
 //! field-value bytes (no CR, LF, NUL or other control byte but tab), and no rule touches what
 //! ringway writes itself or what frames the message (`Host`, `Content-Length`,
 //! `Transfer-Encoding`, `Connection` and the other hop-by-hop fields, the `X-Forwarded-*` and
-//! `Forwarded` fields, `X-Request-Id`): a rule can never break framing or forwarding.
+//! `Forwarded` fields, `X-Request-Id`, the client-certificate fields): a rule can never break
+//! framing or forwarding, nor forge a client's identity.
 //!
 //! Invariants: applying rules is one case-insensitive comparison per field of the message
 //! against the removed and set names, then the additions; with no rules, nothing.
@@ -13,7 +14,7 @@
 use super::field::{is_field_byte, is_tchar, trim_ows, write_field};
 
 /// Fields ringway writes itself or that frame a message: no rule may name them.
-const PROTECTED: [&[u8]; 15] = [
+const PROTECTED: [&[u8]; 19] = [
     b"host",
     b"content-length",
     b"transfer-encoding",
@@ -29,6 +30,10 @@ const PROTECTED: [&[u8]; 15] = [
     b"x-forwarded-host",
     b"forwarded",
     b"x-request-id",
+    b"x-client-verify",
+    b"x-client-cert-subject",
+    b"x-client-cert-san",
+    b"x-client-cert-fingerprint",
 ];
 
 /// Why a header rule was refused.

@@ -43,7 +43,8 @@ pub(crate) use field::is_token;
 pub use fixed::{FixedResponse, FixedResponseError, redirect_host_ok, write_https_redirect};
 pub use header_rules::{HeaderRuleError, HeaderRules};
 pub use request::{
-    Forwarding, RequestHead, parse_request, write_request_head, write_request_head_with,
+    CLIENT_CERT_FIELDS, ClientCertFields, Forwarding, RequestHead, parse_request,
+    write_request_head, write_request_head_with,
 };
 pub use response::{
     ResponseHead, parse_response, parse_status, write_response_head, write_response_head_with,

@@ -9,6 +9,8 @@
 //! - The backend never receives raw head bytes from the client: the request line, Host,
 //!   Content-Length / Transfer-Encoding and the forwarding fields are written from parsed
 //!   values, whatever hop-by-hop marking the client asked for.
+//! - The client-certificate fields ([`CLIENT_CERT_FIELDS`]) a client sends are always dropped,
+//!   on every listener: only ringway's own, from the verified certificate, reach a backend.
 
 use std::net::IpAddr;
 
@@ -361,6 +363,15 @@ fn check_fields(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Result<(
     Ok(())
 }
 
+/// The fields ringway writes about a client's certificate, as it writes them. A client's own
+/// fields of these names are never forwarded.
+pub const CLIENT_CERT_FIELDS: [&str; 4] = [
+    "X-Client-Verify",
+    "X-Client-Cert-Subject",
+    "X-Client-Cert-SAN",
+    "X-Client-Cert-Fingerprint",
+];
+
 /// Who the request came from, for the forwarding fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Forwarding<'a> {
@@ -370,6 +381,74 @@ pub struct Forwarding<'a> {
     /// The `X-Request-Id` to send instead of the client's (`None`: the client's, if any, is
     /// forwarded as it came).
     pub request_id: Option<&'a [u8]>,
+    /// What the backend is told of the client's certificate.
+    pub client_cert: ClientCertFields<'a>,
+}
+
+/// What the backend is told of the client's certificate. The values are the caller's, each
+/// already a valid field value (visible ASCII and spaces).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientCertFields<'a> {
+    /// The listener asks for no certificate: no field is written.
+    #[default]
+    Off,
+    /// The listener asked; the client sent none: `X-Client-Verify: NONE`.
+    NoCertificate,
+    /// The client's certificate was verified: `X-Client-Verify: SUCCESS`, then
+    /// `X-Client-Cert-Subject` and `X-Client-Cert-SAN` (each when not empty) and
+    /// `X-Client-Cert-Fingerprint`.
+    Verified {
+        /// RFC 4514 subject.
+        subject: &'a str,
+        /// subjectAltNames, comma-separated.
+        san: &'a str,
+        /// SHA-256 of the certificate's DER, lowercase hex.
+        fingerprint: &'a str,
+    },
+}
+
+impl ClientCertFields<'_> {
+    /// Bytes these fields add to a head, at most.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Off => 0,
+            Self::NoCertificate => 24,
+            Self::Verified {
+                subject,
+                san,
+                fingerprint,
+            } => 120 + subject.len() + san.len() + fingerprint.len(),
+        }
+    }
+
+    /// True when no field is written.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::Off
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        let [verify, subject_name, san_name, fingerprint_name] = CLIENT_CERT_FIELDS;
+        match *self {
+            Self::Off => {}
+            Self::NoCertificate => write_field(out, verify.as_bytes(), b"NONE"),
+            Self::Verified {
+                subject,
+                san,
+                fingerprint,
+            } => {
+                write_field(out, verify.as_bytes(), b"SUCCESS");
+                for (name, value) in [
+                    (subject_name, subject),
+                    (san_name, san),
+                    (fingerprint_name, fingerprint),
+                ] {
+                    if !value.is_empty() {
+                        write_field(out, name.as_bytes(), value.as_bytes());
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Appends the head to send to the backend to `out`. Never copies the head verbatim:
@@ -383,7 +462,8 @@ pub struct Forwarding<'a> {
 ///    (the body is forwarded with its chunk framing), else one `Content-Length`;
 /// 5. `X-Forwarded-For` (earlier values merged into one field, then the client),
 ///    `X-Forwarded-Proto` and `X-Forwarded-Host` (replaced), and `Forwarded` (RFC 7239; earlier
-///    values merged into one field, then this hop's element).
+///    values merged into one field, then this hop's element);
+/// 6. the client-certificate fields ([`ClientCertFields`]; the client's own are never copied).
 ///
 /// No Connection field is sent: the backend connection is kept alive (HTTP/1.1 default).
 pub fn write_request_head(buf: &[u8], head: &RequestHead, fwd: &Forwarding, out: &mut Vec<u8>) {
@@ -470,7 +550,9 @@ pub fn write_request_head_with(
     }
     out.extend_from_slice(b";proto=");
     write_forwarded_value(out, fwd.proto.as_bytes());
-    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(b"\r\n");
+    fwd.client_cert.write(out);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Writes the non-empty values of every forwardable field of `kind`, each followed by ", ".

@@ -135,6 +135,7 @@ fn mutated_requests_never_panic_and_rewrites_reparse_identically() {
         client_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
         proto: "https",
         request_id: None,
+        client_cert: ClientCertFields::Off,
     };
     let limits = Limits::default();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);

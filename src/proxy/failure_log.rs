@@ -4,12 +4,14 @@
 //! backend under load fails thousands of requests a second, and one line each would flood the
 //! log and cost the worker more than the failures do. The first failure of a backend is logged
 //! at once; then at most one line per [`FAILURE_LOG_PERIOD`] per backend, carrying the count of
-//! the failures not logged since the previous line.
+//! the failures not logged since the previous line. Client certificates refused at the
+//! handshake (mutual TLS) are limited the same way, with one slot of their own: a scan of bad
+//! clients costs a line a second.
 //!
 //! Invariants: no I/O, no clock read (the caller passes `now`); one slot per backend of the
 //! table, per worker; a failure is either logged or counted, never dropped silently.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
 /// The least time between two logged failures of one backend, per worker.
@@ -19,6 +21,8 @@ pub const FAILURE_LOG_PERIOD: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct FailureLog {
     slots: RefCell<Vec<Slot>>,
+    /// Client certificates refused.
+    refusals: Cell<Slot>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -34,24 +38,40 @@ impl FailureLog {
     pub fn new(backends: usize) -> Self {
         Self {
             slots: RefCell::new(vec![Slot::default(); backends]),
+            refusals: Cell::new(Slot::default()),
         }
+    }
+
+    /// A client certificate refused at `now`: as [`FailureLog::admit`], for all refusals of
+    /// the worker together.
+    pub fn admit_refusal(&self, now: Instant) -> Option<u64> {
+        let mut slot = self.refusals.get();
+        let logged = slot.admit(now);
+        self.refusals.set(slot);
+        logged
     }
 
     /// A failure of `backend` at `now`: `Some(n)` when it is to be logged, `n` being the
     /// failures not logged since the previous line; `None` when it is only counted.
     pub fn admit(&self, backend: usize, now: Instant) -> Option<u64> {
         let mut slots = self.slots.borrow_mut();
-        let Some(slot) = slots.get_mut(backend) else {
-            return Some(0);
-        };
-        let due = slot
+        match slots.get_mut(backend) {
+            Some(slot) => slot.admit(now),
+            None => Some(0),
+        }
+    }
+}
+
+impl Slot {
+    fn admit(&mut self, now: Instant) -> Option<u64> {
+        let due = self
             .logged
             .is_none_or(|at| now.saturating_duration_since(at) >= FAILURE_LOG_PERIOD);
         if due {
-            slot.logged = Some(now);
-            Some(std::mem::take(&mut slot.suppressed))
+            self.logged = Some(now);
+            Some(std::mem::take(&mut self.suppressed))
         } else {
-            slot.suppressed += 1;
+            self.suppressed += 1;
             None
         }
     }
@@ -154,6 +174,17 @@ mod tests {
         assert_eq!(log.admit(0, t + FAILURE_LOG_PERIOD), Some(500));
         assert_eq!(log.admit(0, t + FAILURE_LOG_PERIOD + MS), None);
         assert_eq!(log.admit(0, t + 3 * FAILURE_LOG_PERIOD), Some(1));
+    }
+
+    #[test]
+    fn refused_client_certificates_share_one_line_per_period() {
+        let log = FailureLog::new(1);
+        let t = Instant::now();
+        assert_eq!(log.admit_refusal(t), Some(0));
+        assert_eq!(log.admit_refusal(t + MS), None);
+        assert_eq!(log.admit_refusal(t + 2 * MS), None);
+        assert_eq!(log.admit(0, t + 3 * MS), Some(0), "backends have their own");
+        assert_eq!(log.admit_refusal(t + FAILURE_LOG_PERIOD), Some(2));
     }
 
     #[test]

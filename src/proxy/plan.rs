@@ -89,9 +89,13 @@ pub struct ListenerPlan {
     pub request_headers: crate::http1::HeaderRules,
     /// Fields set, appended or removed on responses to the clients.
     pub response_headers: crate::http1::HeaderRules,
-    /// The TLS configuration (certificates, tickets), shared by every worker; `None`: the
-    /// listener serves plain HTTP.
+    /// The TLS configuration (certificates, tickets, client certificates), shared by every
+    /// worker; `None`: the listener serves plain HTTP.
     pub tls: Option<Arc<ServerConfig>>,
+    /// The client authentication `tls` verifies clients under; `None`: it asks for no
+    /// certificate (or serves plain HTTP). A connection follows a reload only to a listener
+    /// with the same policy.
+    pub client_auth: Option<crate::tls::ClientAuthPolicy>,
     /// Which upstream serves a request (indexes into [`Plan::upstreams`]).
     pub router: Router,
     /// Every connection starts with a PROXY header from these sources (`None`: no header).

@@ -31,10 +31,12 @@ use futures_util::future::{Either, select};
 use crate::access_log::{Record, Termination};
 use crate::buf::{self, LazyBuf};
 use crate::http1::{
-    self, BodyDecoder, BodyKind, Forwarding, Method, Parsed, RequestHead, ResponseHead, Status,
+    self, BodyDecoder, BodyKind, ClientCertFields, Forwarding, Method, Parsed, RequestHead,
+    ResponseHead, Status,
 };
 use crate::metrics::{PROXY_CLOSED, PROXY_INVALID, PROXY_TIMEOUT, PROXY_UNTRUSTED};
 use crate::proxy_protocol::{self, ProxyHeader};
+use crate::tls::ClientCert;
 use crate::upstream::group::Choice;
 use crate::upstream::{self, BackendConn, Pooled};
 
@@ -119,6 +121,7 @@ pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: Sock
         trace: Trace::default(),
         counted: (0, 0),
         began: false,
+        client_cert: None,
     };
     let metrics = session.ctx.metrics.clone();
     metrics.connections_accepted.inc();
@@ -136,6 +139,8 @@ pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: Sock
             }
         }
     }
+    // From here on, the client is the one the PROXY header named.
+    let peer = session.peer;
     let (conn, inbuf) = (&session.conn, &mut session.inbuf);
     let handshake = async move {
         if let Some(mut first) = first {
@@ -155,6 +160,9 @@ pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: Sock
                 let version = usize::from(done.version == crate::tls::engine::Version::Tls13);
                 metrics.tls_handshakes[version][usize::from(done.resumed)].inc();
             }
+            if session.listener_plan().client_auth.is_some() {
+                session.client_cert = session.conn.client_cert().map(Box::new);
+            }
             session.run().await;
             if !session.began {
                 // The client closed, or idled out, without sending a request.
@@ -163,13 +171,25 @@ pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: Sock
         }
         Ok(Err(e)) => {
             // The counter (`metrics::TLS_FAILURE_REASONS`) and the access log's reason.
-            let (counter, reason) = match e {
+            let (counter, reason) = match &e {
                 TlsIoError::HandshakeEof => (1, "handshake_eof"),
-                TlsIoError::Tls(_) => (2, "handshake_refused"),
+                // A client certificate refused: counted and logged by its own reason.
+                TlsIoError::Tls(tls) => match crate::tls::client_cert_failure(tls) {
+                    Some(reason) => (client_cert_counter(reason), reason),
+                    None => (2, "handshake_refused"),
+                },
                 _ => (3, "handshake_failed"),
             };
             metrics.tls_failures[counter].inc();
-            tracing::debug!(%peer, "TLS handshake failed: {e}");
+            if counter < CLIENT_CERT_COUNTERS {
+                tracing::debug!(%peer, "TLS handshake failed: {e}");
+            } else if let Some(suppressed) = session.serving.failures.admit_refusal(coarse_now()) {
+                // At most a line a second per worker; the counters and the access log have
+                // every one.
+                tracing::info!(%peer, reason, suppressed, "client certificate refused: {e}");
+            } else {
+                tracing::debug!(%peer, "TLS handshake failed: {e}");
+            }
             session.log_connection(accepted, reason);
         }
         Err(_) => {
@@ -180,6 +200,20 @@ pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: Sock
     }
     session.count_traffic();
     metrics.connections_closed.inc();
+}
+
+/// Where the client-certificate reasons start in `metrics::TLS_FAILURE_REASONS`.
+const CLIENT_CERT_COUNTERS: usize = 4;
+
+/// The counter of a client-certificate refusal (`tls::client_cert_failure`'s reason); the
+/// catch-all `client_cert_invalid` for a reason the counters do not list.
+fn client_cert_counter(reason: &str) -> usize {
+    let reasons = &crate::metrics::TLS_FAILURE_REASONS;
+    reasons
+        .iter()
+        .position(|r| *r == reason)
+        .or_else(|| reasons.iter().position(|r| *r == "client_cert_invalid"))
+        .unwrap_or(2)
 }
 
 /// What the request in progress came to, filled as the exchange goes: for the counters and
@@ -240,6 +274,9 @@ struct Session {
     counted: (u64, u64),
     /// A request began on the connection (one that ends without any gets a line of its own).
     began: bool,
+    /// What the client's verified certificate says, read once after the handshake on a
+    /// listener with client authentication; `None` (one word) without a certificate.
+    client_cert: Option<Box<ClientCert>>,
 }
 
 /// The access log's termination for what ended a request (`None`: it ran to its end).
@@ -714,19 +751,22 @@ impl Session {
     }
 
     /// Moves the connection to the worker's current plan, if a reload published one since its
-    /// last request; when the reload removed the connection's listener, stays on the old plan
-    /// for this request and closes the connection after it.
+    /// last request; when the reload removed the connection's listener, or changed its client
+    /// authentication (mode, CA or CRL: the handshake was verified under the old one), stays
+    /// on the old plan for this request and closes the connection after it.
     fn follow_reload(&mut self) {
         let current = self.ctx.current();
         if current.number == self.serving.number {
             return;
         }
         match current.plan.listener_position(self.listener) {
-            Some(at) => {
+            Some(at)
+                if current.plan.listeners[at].client_auth == self.listener_plan().client_auth =>
+            {
                 self.serving = current;
                 self.listener_at = at;
             }
-            None => self.listener_removed = true,
+            Some(_) | None => self.listener_removed = true,
         }
     }
 
@@ -792,9 +832,22 @@ impl Session {
         let small = rules::small_body(&self.head);
         let label = RequestLabel::new(self.inbuf.bytes());
 
+        // The handshake's client certificate (the plan's listener has the same policy).
+        let client_cert = match (
+            self.listener_plan().client_auth,
+            self.client_cert.as_deref(),
+        ) {
+            (None, _) => ClientCertFields::Off,
+            (Some(_), None) => ClientCertFields::NoCertificate,
+            (Some(_), Some(cert)) => ClientCertFields::Verified {
+                subject: cert.subject(),
+                san: cert.san(),
+                fingerprint: cert.fingerprint(),
+            },
+        };
         // The re-serialized head, then the body bytes that came with it and, for a small body,
         // the rest of it, read straight in: the request goes out in one send.
-        let mut req = buf::take(REQUEST_HEAD_SLACK + head_len + small);
+        let mut req = buf::take(REQUEST_HEAD_SLACK + head_len + small + client_cert.len());
         // X-Request-Id: a client's well-formed one is kept (`keep`), else one is generated.
         let client_id = self
             .head
@@ -817,6 +870,7 @@ impl Session {
             client_ip: self.peer.ip(),
             proto: self.listener_plan().scheme(),
             request_id: generated.as_ref().map(|id| &id[..]),
+            client_cert,
         };
         http1::write_request_head_with(
             self.inbuf.bytes(),
@@ -1639,6 +1693,7 @@ mod tests {
                     request_headers: Default::default(),
                     response_headers: Default::default(),
                     tls: Some(tls),
+                    client_auth: None,
                     router: crate::route::Router::new(Vec::new(), None),
                     proxy_protocol: None,
                     routes: Vec::new(),

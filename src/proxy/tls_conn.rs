@@ -37,8 +37,8 @@ use rustls::ServerConfig;
 use crate::buf::LazyBuf;
 use crate::runtime::recv::recv_with;
 
-use crate::tls::Layer;
 pub use crate::tls::TlsIoError;
+use crate::tls::{ClientCert, Layer};
 
 /// Where decrypted plaintext goes: the connection's lazily held input buffer, or a buffer a
 /// caller fills directly (a request body read straight into the request sent to the backend).
@@ -115,6 +115,16 @@ impl TlsConn {
         self.count_received(bytes.len() as u64);
         let mut sink = |plain: &[u8]| dst.append(plain);
         self.tls.borrow_mut().receive(bytes, &mut sink)
+    }
+
+    /// Reads the client's verified certificate, once the handshake is over: its subject, SANs
+    /// and fingerprint, for the headers of every request of the connection (the session keeps
+    /// it). `None` when the client presented none.
+    pub fn client_cert(&self) -> Option<ClientCert> {
+        self.tls
+            .borrow()
+            .peer_certificate()
+            .map(|der| ClientCert::from_der(der))
     }
 
     /// Drives the handshake to completion. Application data that arrives together with the

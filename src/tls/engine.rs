@@ -182,6 +182,13 @@ impl TlsEngine {
         self.sni.as_ref()?.as_deref()
     }
 
+    /// The client's certificate (the leaf of the chain it presented, verified by the listener's
+    /// verifier, or restored from the session a resumption continues); `None` when it sent
+    /// none or the listener asks for none.
+    pub fn peer_certificate(&self) -> Option<&rustls::pki_types::CertificateDer<'static>> {
+        self.conn.peer_certificates()?.first()
+    }
+
     /// The negotiated protocol version, once known.
     pub fn protocol_version(&self) -> Option<rustls::ProtocolVersion> {
         self.conn.protocol_version()

@@ -81,6 +81,14 @@ impl Layer {
         }
     }
 
+    /// The client's verified certificate (TLS with client authentication only).
+    pub fn peer_certificate(&self) -> Option<&rustls::pki_types::CertificateDer<'static>> {
+        match self {
+            Layer::Tls(tls) => tls.peer_certificate(),
+            Layer::Plain(_) => None,
+        }
+    }
+
     /// What the handshake came to (TLS only, once it is over).
     pub fn summary(&self) -> Option<Handshake> {
         match self {

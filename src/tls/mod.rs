@@ -6,7 +6,12 @@
 //!   key exchange groups X25519MLKEM768, X25519, P-256 and P-384;
 //! - loading certificate chains and private keys from PEM files ([`load_certified_key`]) or DER
 //!   ([`certified_key_from_der`]), checking that the key belongs to the leaf certificate;
-//! - certificate selection by SNI ([`SniResolver`]);
+//! - certificate selection by SNI ([`SniResolver`]), each certificate with its stapled OCSP
+//!   response when one is configured ([`load_ocsp`]: DER, checked to be one SEQUENCE);
+//! - client certificates ([`client_auth`]): the CA and CRL files a listener verifies clients
+//!   with, the rustls verifier, session tickets bound to that policy, and why a client's
+//!   certificate was refused; what a verified certificate says ([`ClientCert`]: subject, SANs,
+//!   fingerprint, for the headers sent to backends);
 //! - building the per-listener [`rustls::ServerConfig`] ([`server_config`]) and the process-wide
 //!   session ticketer ([`ticketer`]);
 //! - session-ticket keys read from a file and shared by a fleet ([`ticket_keys`]): the file's
@@ -18,8 +23,9 @@
 //!   process-wide default provider is never installed nor consulted, so there is exactly one
 //!   provider and it is the restricted one.
 //! - Only TLS 1.2 and TLS 1.3 are enabled, ALPN offers only `http/1.1`, client certificates are
-//!   not requested, and 0-RTT early data is never accepted (`max_early_data_size` stays 0): a
-//!   proxy must not forward replayable requests.
+//!   requested only by a listener with client authentication ([`server_config_with`]), whose
+//!   session tickets only resume under the same CA, CRL and mode, and 0-RTT early data is never
+//!   accepted (`max_early_data_size` stays 0): a proxy must not forward replayable requests.
 //! - A `CertifiedKey` produced here always has a non-empty chain whose leaf parses as X.509 and
 //!   whose public key equals the private key's (`CertifiedKey::keys_match`).
 //! - Nothing here does socket I/O; only [`load_certified_key`] and the loaders of
@@ -27,6 +33,8 @@
 //! - No key material appears in a `Debug` output or an error.
 #![forbid(unsafe_code)]
 
+pub mod client_auth;
+mod client_cert;
 pub(crate) mod client_hello;
 pub mod engine;
 mod keys;
@@ -47,6 +55,11 @@ use rustls::crypto::CryptoProvider;
 use rustls::crypto::aws_lc_rs::{self, cipher_suite, kx_group};
 use rustls::server::{NoServerSessionStorage, ProducesTickets, ServerSessionMemoryCache};
 
+pub use client_auth::{
+    ClientAuth, ClientAuthMode, ClientAuthPolicy, UnknownClientAuthMode, client_cert_failure,
+    load_client_auth, load_ocsp,
+};
+pub use client_cert::ClientCert;
 pub use engine::{TlsEngine, TlsIoError};
 pub use keys::{certified_key_from_der, load_certified_key};
 pub use layer::Layer;
@@ -76,6 +89,12 @@ pub enum FileKind {
     Certificate,
     /// The PEM private key.
     PrivateKey,
+    /// The DER OCSP response stapled with a certificate.
+    Ocsp,
+    /// The PEM CA certificates client certificates are verified with.
+    ClientCa,
+    /// The certificate revocation lists client certificates are checked against.
+    Crl,
 }
 
 impl fmt::Display for FileKind {
@@ -83,6 +102,9 @@ impl fmt::Display for FileKind {
         f.write_str(match self {
             FileKind::Certificate => "certificate",
             FileKind::PrivateKey => "private key",
+            FileKind::Ocsp => "OCSP response",
+            FileKind::ClientCa => "client CA",
+            FileKind::Crl => "CRL",
         })
     }
 }
@@ -136,6 +158,26 @@ pub enum TlsError {
         cert: Option<PathBuf>,
         key: Option<PathBuf>,
     },
+    /// The OCSP response file is not one DER structure.
+    #[error("{}: {reason}", .path.display())]
+    BadOcsp { path: PathBuf, reason: &'static str },
+    /// The client CA file holds no `CERTIFICATE` block.
+    #[error("{}: no certificate found (expected PEM `CERTIFICATE` blocks: the CAs client certificates chain to)", .path.display())]
+    NoClientCa { path: PathBuf },
+    /// A certificate of the client CA file cannot be a trust anchor.
+    #[error("{}: {reason}", .path.display())]
+    BadClientCa { path: PathBuf, reason: String },
+    /// The CRL file holds no `X509 CRL` block.
+    #[error("{}: no CRL found (expected PEM `X509 CRL` blocks or one DER CRL)", .path.display())]
+    NoCrl { path: PathBuf },
+    /// The client certificate verifier could not be built (a CRL rustls cannot read).
+    #[error("{}: {reason}", .path.display())]
+    ClientVerifier {
+        /// The CRL file when there is one (what rustls can refuse), else the CA file.
+        path: PathBuf,
+        kind: FileKind,
+        reason: String,
+    },
     /// A listener was given no certificate at all.
     #[error("no certificate configured (at least one is required; the first is the default)")]
     NoCertificates,
@@ -165,6 +207,10 @@ impl TlsError {
             TlsError::NoPrivateKey { .. }
             | TlsError::UnsupportedKey { .. }
             | TlsError::KeyMismatch { .. } => Some(FileKind::PrivateKey),
+            TlsError::BadOcsp { .. } => Some(FileKind::Ocsp),
+            TlsError::NoClientCa { .. } | TlsError::BadClientCa { .. } => Some(FileKind::ClientCa),
+            TlsError::NoCrl { .. } => Some(FileKind::Crl),
+            TlsError::ClientVerifier { kind, .. } => Some(*kind),
             TlsError::NoCertificates
             | TlsError::Build(_)
             | TlsError::Ticketer(_)
@@ -248,6 +294,15 @@ pub fn ticketer() -> Result<Arc<dyn ProducesTickets>, TlsError> {
     aws_lc_rs::Ticketer::new().map_err(TlsError::Ticketer)
 }
 
+/// Builds a listener's `ServerConfig` without client authentication: [`server_config_with`].
+pub fn server_config(
+    keys: Vec<Arc<CertifiedKey>>,
+    opts: &TlsOptions,
+    ticketer: Option<Arc<dyn ProducesTickets>>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    server_config_with(keys, opts, ticketer, None)
+}
+
 /// Builds a listener's `ServerConfig`.
 ///
 /// - `keys`: the listener's certificates in configuration order; the first is the default for
@@ -259,17 +314,29 @@ pub fn ticketer() -> Result<Arc<dyn ProducesTickets>, TlsError> {
 /// - `opts.tickets` and `ticketer`: stateless tickets (TLS 1.2 RFC 5077 and TLS 1.3) are issued
 ///   only when `opts.tickets` is true *and* a ticketer is given; pass the one [`ticketer`] to
 ///   every listener. `None` (as `ringway check` does) builds a config without tickets.
-pub fn server_config(
+/// - `client_auth`: client certificates are requested and verified as it says; its tickets
+///   are bound to it ([`ClientAuth::bind`]), so a ticket issued by another listener, or
+///   under other CA or CRL files, never resumes here (a resumption skips verification).
+///   Its stateful session cache is this configuration's own, like every listener's.
+pub fn server_config_with(
     keys: Vec<Arc<CertifiedKey>>,
     opts: &TlsOptions,
     ticketer: Option<Arc<dyn ProducesTickets>>,
+    client_auth: Option<&ClientAuth>,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let resolver = SniResolver::new(keys)?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(TlsError::Build)?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(resolver));
+        .map_err(TlsError::Build)?;
+    let builder = match client_auth {
+        Some(auth) => builder.with_client_cert_verifier(auth.verifier()),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(resolver));
+    let ticketer = match (ticketer, client_auth) {
+        (Some(ticketer), Some(auth)) => Some(auth.bind(ticketer)),
+        (ticketer, _) => ticketer,
+    };
 
     config.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
     config.ignore_client_order = false;

@@ -792,3 +792,67 @@ fn ticket_keys_from_one_file_resume_across_instances() {
         }
     }
 }
+
+#[test]
+fn client_auth_tickets_resume_only_under_the_same_policy() {
+    let dir = TempDir::new("client-auth-tickets");
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, ca().pem()).expect("write CA");
+    let other = rcgen::CertifiedIssuer::self_signed(
+        {
+            let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params
+        },
+        KeyPair::generate().expect("key"),
+    )
+    .expect("other CA");
+    let other_path = dir.path().join("other.pem");
+    std::fs::write(&other_path, other.pem()).expect("write other CA");
+
+    let key = p256(&["a.test"]);
+    let shared = ticketer().expect("ticketer");
+    // Optional: a client without a certificate completes both handshakes, so each one shows
+    // whether it resumed.
+    let config = |auth: Option<&Path>| {
+        let auth = auth.map(|path| {
+            load_client_auth(path, None, ClientAuthMode::Optional).expect("client auth")
+        });
+        server_config_with(
+            vec![key.clone()],
+            &options(0, true),
+            Some(shared.clone()),
+            auth.as_ref(),
+        )
+        .expect("config")
+    };
+    let plain = config(None);
+    let mtls = config(Some(&ca_path));
+    let reloaded = config(Some(&ca_path));
+    let other_ca = config(Some(&other_path));
+    for versions in [TLS13, TLS12] {
+        for (first, second, expected, what) in [
+            (&mtls, &reloaded, HandshakeKind::Resumed, "same CA file"),
+            (
+                &plain,
+                &mtls,
+                HandshakeKind::Full,
+                "from a listener without client_auth",
+            ),
+            (&mtls, &other_ca, HandshakeKind::Full, "another CA file"),
+            (
+                &mtls,
+                &plain,
+                HandshakeKind::Full,
+                "to a listener without client_auth",
+            ),
+        ] {
+            let client = Arc::new(verifying_client(versions, &[ALPN_HTTP11]));
+            assert_eq!(
+                second_handshake_kind(&client, first, second),
+                expected,
+                "{versions:?}: {what}"
+            );
+        }
+    }
+}

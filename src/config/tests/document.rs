@@ -59,6 +59,7 @@ fn defaults() {
         [CertificateConfig {
             cert: "a.pem".into(),
             key: "a.key".into(),
+            ocsp: None,
         }]
     );
 
@@ -196,10 +197,12 @@ fn the_example_file_parses_to_what_it_says() {
                     CertificateConfig {
                         cert: "examples/example.com.pem".into(),
                         key: "examples/example.com.key".into(),
+                        ocsp: None,
                     },
                     CertificateConfig {
                         cert: "examples/wildcard.example.net.pem".into(),
                         key: "examples/wildcard.example.net.key".into(),
+                        ocsp: None,
                     },
                 ],
                 default_upstream: Some(0),
@@ -220,6 +223,7 @@ fn the_example_file_parses_to_what_it_says() {
                     },
                 ],
                 tls: TlsOptions::default(),
+                client_auth: None,
                 access_log: None,
                 request_headers: Default::default(),
                 response_headers: Default::default(),
@@ -233,10 +237,12 @@ fn the_example_file_parses_to_what_it_says() {
                 certificates: vec![CertificateConfig {
                     cert: "examples/localhost.pem".into(),
                     key: "examples/localhost.pem".into(),
+                    ocsp: None,
                 }],
                 default_upstream: Some(2),
                 routes: Vec::new(),
                 tls: TlsOptions::default(),
+                client_auth: None,
                 access_log: None,
                 request_headers: Default::default(),
                 response_headers: Default::default(),

@@ -88,8 +88,8 @@ fn unknown_keys_are_rejected_with_key_and_line() {
     assert_one_line(&error);
     assert!(
         error.to_string().starts_with(
-            "listener[0].certificate[1].kye: unknown field `kye`, expected `cert` or `key` \
-             (line 10, column 1)"
+            "listener[0].certificate[1].kye: unknown field `kye`, expected one of `cert`, \
+             `key`, `ocsp` (line 10, column 1)"
         ),
         "{error}"
     );
@@ -214,6 +214,7 @@ fn validate_a_config_built_in_code() {
             certificates: vec![CertificateConfig {
                 cert: "a.pem".into(),
                 key: "a.key".into(),
+                ocsp: None,
             }],
             default_upstream: Some(0),
             ..ListenerConfig::default()

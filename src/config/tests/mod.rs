@@ -8,6 +8,7 @@ use super::*;
 mod access_log;
 mod admin;
 mod certificates;
+mod client_auth;
 mod document;
 mod edge;
 mod errors;

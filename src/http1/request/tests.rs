@@ -45,6 +45,7 @@ const V4: Forwarding<'static> = Forwarding {
     client_ip: IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4)),
     proto: "https",
     request_id: None,
+    client_cert: ClientCertFields::Off,
 };
 
 #[track_caller]
@@ -1031,6 +1032,7 @@ fn ipv6_clients_in_forwarding_fields() {
         client_ip: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
         proto: "https",
         request_id: None,
+        client_cert: ClientCertFields::Off,
     };
     assert_eq!(
         forward_with(buf, &fwd),
@@ -1047,6 +1049,7 @@ fn ipv6_clients_in_forwarding_fields() {
         client_ip: IpAddr::V6(Ipv4Addr::new(5, 6, 7, 8).to_ipv6_mapped()),
         proto: "https",
         request_id: None,
+        client_cert: ClientCertFields::Off,
     };
     let out = forward_with(buf, &fwd);
     assert!(out.contains("X-Forwarded-For: 5.6.7.8\r\n"), "{out}");
@@ -1109,4 +1112,58 @@ fn request_id_is_forwarded_as_sent_or_replaced_by_ours() {
     // Named in Connection: hop-by-hop, neither forwarded nor kept.
     let hop = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: x-request-id\r\nX-Request-Id: t\r\n\r\n";
     assert_eq!(complete(hop).request_id(hop), None);
+}
+
+#[test]
+fn client_certificate_fields_are_never_the_clients() {
+    let buf = b"GET / HTTP/1.1\r\nHost: a\r\nX-Client-Verify: SUCCESS\r\n\
+        x-client-cert-subject: CN=admin\r\nX-CLIENT-CERT-SAN: DNS:admin\r\n\
+        X-Client-Cert-Fingerprint: 00\r\nX-Client-Cert-Other: kept\r\n\r\n";
+    let off = forward(buf);
+    for name in ["verify", "subject", "san", "fingerprint"] {
+        assert!(
+            !off.to_ascii_lowercase()
+                .contains(&format!("x-client-{name}"))
+                && !off
+                    .to_ascii_lowercase()
+                    .contains(&format!("x-client-cert-{name}")),
+            "{name}: {off}"
+        );
+    }
+    assert!(off.contains("X-Client-Cert-Other: kept\r\n"), "{off}");
+    assert!(off.ends_with("proto=https\r\n\r\n"), "{off}");
+
+    let none = Forwarding {
+        client_cert: ClientCertFields::NoCertificate,
+        ..V4
+    };
+    let out = forward_with(buf, &none);
+    assert!(
+        out.ends_with("proto=https\r\nX-Client-Verify: NONE\r\n\r\n"),
+        "{out}"
+    );
+    assert!(!out.contains("admin"), "{out}");
+
+    let verified = Forwarding {
+        client_cert: ClientCertFields::Verified {
+            subject: "CN=client,O=Example",
+            san: "",
+            fingerprint: "ab01",
+        },
+        ..V4
+    };
+    let out = forward_with(buf, &verified);
+    assert!(
+        out.ends_with(
+            "X-Client-Verify: SUCCESS\r\nX-Client-Cert-Subject: CN=client,O=Example\r\n\
+             X-Client-Cert-Fingerprint: ab01\r\n\r\n"
+        ),
+        "{out}"
+    );
+    assert_eq!(out.matches("X-Client-Verify").count(), 1, "{out}");
+    assert!(
+        !out.contains("SAN"),
+        "an empty SAN list writes no field: {out}"
+    );
+    assert!(verified.client_cert.len() >= out.len() - forward(buf).len());
 }
