@@ -161,6 +161,7 @@ fn the_example_file_parses_to_what_it_says() {
                 outlier: OutlierConfig::default(),
                 retries: RetryBudgetConfig::default(),
                 hedge_after: None,
+                send_proxy_protocol: None,
             },
             UpstreamConfig {
                 name: "api".into(),
@@ -181,6 +182,7 @@ fn the_example_file_parses_to_what_it_says() {
                 outlier: OutlierConfig::default(),
                 retries: RetryBudgetConfig::default(),
                 hedge_after: None,
+                send_proxy_protocol: None,
             },
             UpstreamConfig::new("listener1", [addr("[::1]:8080")]),
         ]
@@ -225,6 +227,7 @@ fn the_example_file_parses_to_what_it_says() {
                 access_log: None,
                 request_headers: Default::default(),
                 response_headers: Default::default(),
+                proxy_protocol: None,
                 redirect_https: false,
                 redirect_https_port: None,
             },
@@ -243,6 +246,7 @@ fn the_example_file_parses_to_what_it_says() {
                 access_log: None,
                 request_headers: Default::default(),
                 response_headers: Default::default(),
+                proxy_protocol: None,
                 redirect_https: false,
                 redirect_https_port: None,
             },
