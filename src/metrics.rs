@@ -145,6 +145,16 @@ pub const TLS_FAILURE_REASONS: [&str; 9] = [
     "client_cert_invalid",
 ];
 
+/// Why a connection to a listener that expects a PROXY header was closed before TLS, in
+/// [`WorkerMetrics::proxy_header_failures`] order: not from a trusted source, a missing or
+/// malformed header, no whole header within the listener's timeout, closed before one.
+pub const PROXY_HEADER_FAILURE_REASONS: [&str; 4] = ["untrusted", "invalid", "timeout", "closed"];
+/// Positions in [`PROXY_HEADER_FAILURE_REASONS`].
+pub const PROXY_UNTRUSTED: usize = 0;
+pub const PROXY_INVALID: usize = 1;
+pub const PROXY_TIMEOUT: usize = 2;
+pub const PROXY_CLOSED: usize = 3;
+
 /// What one worker counts of its clients.
 #[derive(Debug, Default)]
 #[repr(align(128))]
@@ -161,6 +171,8 @@ pub struct WorkerMetrics {
     pub tls_handshakes: [[Counter; 2]; 2],
     /// Handshake failures by reason ([`TLS_FAILURE_REASONS`]).
     pub tls_failures: [Counter; 9],
+    /// Connections closed for their PROXY header, by reason ([`PROXY_HEADER_FAILURE_REASONS`]).
+    pub proxy_header_failures: [Counter; 4],
     /// Bytes read from clients (TLS records included).
     pub bytes_received: Counter,
     /// Bytes written to clients (TLS records included).

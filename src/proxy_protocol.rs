@@ -1,9 +1,9 @@
 //! The PROXY protocol header (HAProxy's `doc/proxy-protocol.txt`, versions 1 and 2) at the start
 //! of a connection: bytes in, the client's addresses (or "keep the connection's own") out.
 //!
-//! Owns reading the header only: no socket, no configuration, no clock. The caller (the
-//! connection path, on a listener configured to expect the header: the spec forbids guessing
-//! whether it is there) calls [`parse`] with every byte received so far, from the first, until
+//! Owns reading the header (and writing one, and deciding who may send one): no socket, no
+//! clock. The caller (the connection path, on a listener configured to expect the header: the
+//! spec forbids guessing whether it is there) calls [`parse`] with every byte received so far, from the first, until
 //! it answers [`Parsed::Complete`] or an error; the bytes after `header_len` belong to the
 //! protocol that follows (the TLS ClientHello). A missing or malformed header closes the
 //! connection: every error is final.
@@ -39,8 +39,20 @@
 //! IPv6), two decimal ports without sign or leading zero, then CRLF; a bare CR or LF is
 //! refused. Version 2's TLVs (after the addresses of a TCP or UNIX header) are length-checked
 //! and skipped, not interpreted; a CRC32C TLV is not verified.
+//!
+//! Also here, as plain values: who may send a header ([`Network`], [`Inbound`]: a listener's
+//! trusted sources and header timeout) and writing one ([`write`] in a [`Version`]: the header
+//! ringway sends to a backend that wants it, and the LOCAL form of its health checks). The
+//! connection path that reads the header and feeds what follows it to TLS is
+//! `proxy::session`'s.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+mod network;
+mod write;
+
+pub use network::{Inbound, Network, NetworkError};
+pub use write::{MAX_WRITTEN, UnknownVersion, Version, write};
 
 /// Longest version 1 line, CRLF included: `PROXY UNKNOWN` with two full IPv6 addresses and
 /// ports (the spec's worst case, 107 bytes).

@@ -346,6 +346,21 @@ pub fn render(snapshot: &Snapshot, process: Option<&ProcessStats>) -> String {
             .collect(),
     );
     out.family(
+        "ringway_proxy_header_failures_total",
+        Kind::Counter,
+        "Connections closed before TLS for their PROXY header, by reason.",
+        s.proxy_header_failures
+            .iter()
+            .map(|(reason, count)| {
+                sample(
+                    "ringway_proxy_header_failures_total",
+                    &[("reason", reason)],
+                    count,
+                )
+            })
+            .collect(),
+    );
+    out.family(
         "ringway_client_bytes_received_total",
         Kind::Counter,
         "Bytes received from clients.",

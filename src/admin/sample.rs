@@ -73,6 +73,12 @@ pub(crate) fn sample_at(now: SystemTime) -> Snapshot {
             // Escaped in labels, JSON and HTML.
             ("odd \"reason\" \\ <b>\nline".to_owned(), 1),
         ],
+        proxy_header_failures: vec![
+            ("untrusted".to_owned(), 2),
+            ("invalid".to_owned(), 5),
+            ("timeout".to_owned(), 1),
+            ("closed".to_owned(), 0),
+        ],
         bytes_received: 2_871_332_901,
         bytes_sent: 91_204_998_112,
         listeners: vec![

@@ -40,6 +40,10 @@ pub struct Snapshot {
     /// Failed TLS handshakes by reason (`"timeout"`, `"alert"`, `"protocol"`, `"eof"`, ...).
     #[serde(serialize_with = "reason_counts")]
     pub tls_failures: Vec<(String, u64)>,
+    /// Connections closed before TLS for their PROXY header, by reason (`"untrusted"`,
+    /// `"invalid"`, `"timeout"`, `"closed"`).
+    #[serde(serialize_with = "reason_counts")]
+    pub proxy_header_failures: Vec<(String, u64)>,
     /// Bytes read from clients (TLS records included).
     pub bytes_received: u64,
     /// Bytes written to clients.
@@ -195,6 +199,7 @@ impl Default for Snapshot {
             workers: Vec::new(),
             tls_handshakes: Vec::new(),
             tls_failures: Vec::new(),
+            proxy_header_failures: Vec::new(),
             bytes_received: 0,
             bytes_sent: 0,
             listeners: Vec::new(),

@@ -4,8 +4,8 @@
 //! `now` (the server's clock when the snapshot was taken) and `uptime_seconds`; times are
 //! seconds since the Unix epoch as numbers, addresses `ip:port` strings, health `"up"`,
 //! `"down"` or `"unchecked"`, `requests` arrays of five counts (`1xx` to `5xx`),
-//! `tls_failures` a list of `{"reason", "count"}` and a histogram's sum `null` when it is not a
-//! number. [`render`] is a pure function of its arguments.
+//! `tls_failures` and `proxy_header_failures` lists of `{"reason", "count"}` and a histogram's
+//! sum `null` when it is not a number. [`render`] is a pure function of its arguments.
 
 use std::time::SystemTime;
 
@@ -75,6 +75,10 @@ mod tests {
         assert_eq!(
             value["tls_failures"][3]["reason"],
             json!("odd \"reason\" \\ <b>\nline")
+        );
+        assert_eq!(
+            value["proxy_header_failures"][1],
+            json!({"reason": "invalid", "count": 5})
         );
         assert_eq!(
             value["listeners"][1],

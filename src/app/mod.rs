@@ -233,6 +233,7 @@ pub fn demo(listen: SocketAddr, workers: Option<usize>) -> Result<(), AppError> 
             tls: Some(tls),
             client_auth: None,
             router: Router::new(Vec::new(), Some(0)),
+            proxy_protocol: None,
             routes: Vec::new(),
             redirect: None,
         });

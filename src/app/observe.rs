@@ -16,7 +16,10 @@ use crate::admin::{
     BackendSnapshot, HandshakeCount, Health, Histogram, ListenerSnapshot, Snapshot,
     UpstreamSnapshot, WorkerSnapshot,
 };
-use crate::metrics::{self, HistogramSum, LATENCY_BOUNDS, TLS_FAILURE_REASONS, WorkerMetrics};
+use crate::metrics::{
+    self, HistogramSum, LATENCY_BOUNDS, PROXY_HEADER_FAILURE_REASONS, TLS_FAILURE_REASONS,
+    WorkerMetrics,
+};
 use crate::proxy::generation::Published;
 use crate::runtime::Control;
 
@@ -114,6 +117,10 @@ impl Sources {
             .iter()
             .map(|r| (r.to_string(), 0))
             .collect();
+        let mut proxy_header_failures: Vec<(String, u64)> = PROXY_HEADER_FAILURE_REASONS
+            .iter()
+            .map(|r| (r.to_string(), 0))
+            .collect();
         let (mut bytes_received, mut bytes_sent) = (0, 0);
         let mut workers = Vec::with_capacity(self.workers.len());
         for (index, w) in self.workers.iter().enumerate() {
@@ -133,6 +140,12 @@ impl Sources {
                 }
             }
             for (total, c) in tls_failures.iter_mut().zip(&w.tls_failures) {
+                total.1 += c.get();
+            }
+            for (total, c) in proxy_header_failures
+                .iter_mut()
+                .zip(&w.proxy_header_failures)
+            {
                 total.1 += c.get();
             }
             bytes_received += w.bytes_received.get();
@@ -156,6 +169,7 @@ impl Sources {
             workers,
             tls_handshakes,
             tls_failures,
+            proxy_header_failures,
             bytes_received,
             bytes_sent,
             listeners: plan

@@ -153,6 +153,7 @@ pub fn compile(
             tls,
             client_auth,
             router: listener.router(),
+            proxy_protocol: listener.proxy_protocol.clone(),
             routes,
             redirect: listener.redirect_https.then_some(HttpsRedirect {
                 port: listener.redirect_https_port,
@@ -256,6 +257,7 @@ fn compile_upstreams(
                     addr: b.address,
                     pool: up.name.clone(),
                     spec: spec.clone(),
+                    send_proxy: up.send_proxy_protocol,
                 });
             }
             backends.push(Listed {
@@ -282,6 +284,7 @@ fn compile_upstreams(
                 .map_or(DOWN_WITHOUT_CHECKS, |h| h.interval * h.rise),
             checked: check.is_some(),
             metrics: registry.upstream(&name),
+            send_proxy: up.send_proxy_protocol,
         }));
     }
     let (table, diff) = registry.table(backends);

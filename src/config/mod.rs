@@ -34,6 +34,8 @@
 //! - `resolver`: `0 < min_ttl <= max_ttl`, `timeout > 0`, name server ports not 0.
 //! - `access_log`: `buffer` between 1 and [`MAX_ACCESS_LOG_BUFFER`], `path`, when given, not
 //!   empty; a listener or route says `access_log = true` only when `[access_log]` is enabled.
+//! - `proxy_protocol` on a listener, when given: at least one trusted network (each an
+//!   address and a prefix with no bit set past it), a timeout greater than zero.
 //! - `admin`, when given: its address is no listener's (same port on the same or an unspecified
 //!   address), and its token, when given, is at least [`AdminConfig::MIN_TOKEN_LEN`] characters
 //!   that can be sent in an `Authorization: Bearer` header ([`crate::admin::check_token`]).
@@ -139,6 +141,7 @@
 //!                               # least_connections | peak_ewma | consistent_hash
 //! # hash = "client_ip"          # consistent_hash only: client_ip | "header:X-User" | "cookie:sid"
 //! slow_start = "0s"             # weight ramp after a backend comes back; 0 = off
+//! # send_proxy_protocol = "v2"   # "v1" | "v2": a PROXY header first on each backend connection
 //! backends = ["127.0.0.1:8080"] # short form: weight 1, unlimited, not a backup
 //!
 //! [[upstream.backend]]          # long form (after the short ones)
@@ -172,6 +175,7 @@
 //! upstream = "app"              # default route (or legacy backends = ["127.0.0.1:8080"])
 //! # access_log = false          # this listener's requests unlogged; default: [access_log]
 //! # upgrade = false             # refuse WebSocket / Upgrade requests (403); default: true
+//! # proxy_protocol = { trusted = ["10.0.0.0/8"], timeout = "5s" } # a PROXY header first
 //!
 //! [[listener.route]]            # first match wins, before the default
 //! host = "*.example.com"        # exact or "*.domain"; optional
@@ -318,7 +322,8 @@ impl fmt::Debug for AdminConfig {
 /// Timeouts. All are greater than zero except `drain`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
-    /// TLS handshake, from accept. Default 10 s.
+    /// TLS handshake, from accept (on a listener with `proxy_protocol`, from the end of the
+    /// PROXY header, which has its own timeout). Default 10 s.
     pub handshake: Duration,
     /// From the first byte of a request to the end of its head. Default 10 s.
     pub request_head: Duration,
@@ -446,7 +451,21 @@ pub struct ListenerConfig {
     /// TOML `[listener.response_headers]`: fields set, appended or removed on responses to the
     /// clients (`Strict-Transport-Security`, no `Server`, ...).
     pub response_headers: HeaderRulesConfig,
+    /// TOML `proxy_protocol = { trusted = ["10.0.0.0/8"], timeout = "5s" }`: every connection
+    /// starts with a PROXY header (v1 or v2) from one of the trusted networks, whose client
+    /// address then stands for the connection's peer. `None` (default): no header is read
+    /// (one sent anyway fails the TLS handshake).
+    pub proxy_protocol: Option<ProxyProtocolConfig>,
 }
+
+/// A listener's PROXY protocol settings: the parser's own type (`trusted`: at least one
+/// network, `"10.0.0.0/8"`, `"::1/128"` or a bare address; `timeout` from the accept to the
+/// end of the header, default 5 s, greater than zero).
+pub use crate::proxy_protocol::{Inbound as ProxyProtocolConfig, Network, NetworkError};
+
+/// Which PROXY header an upstream's backends get ([`UpstreamConfig::send_proxy_protocol`]):
+/// TOML `"v1"` or `"v2"`.
+pub use crate::proxy_protocol::{UnknownVersion as UnknownProxyVersion, Version as ProxyVersion};
 
 /// Header rules as written: `set = { "Name" = "value" }`, `append = { ... }`,
 /// `remove = ["Name"]`; checked by [`HeaderRulesConfig::rules`] (names are tokens, values have
@@ -585,6 +604,11 @@ pub struct UpstreamConfig {
     /// `budget_percent` (retries as a share of requests, 0 to 100; default 20) and
     /// `min_per_second` (retries allowed each second whatever the budget; default 10).
     pub retries: RetryBudgetConfig,
+    /// TOML `send_proxy_protocol = "v1" | "v2"`: each new connection to a backend starts with a
+    /// PROXY header carrying the client's address (and the address it connected to); such
+    /// connections serve one client connection only (never pooled), and health checks send a
+    /// LOCAL header. `None` (default): no header.
+    pub send_proxy_protocol: Option<ProxyVersion>,
 }
 
 /// A retry budget: the domain's own type (see [`UpstreamConfig::retries`]).
@@ -897,6 +921,7 @@ impl Default for ListenerConfig {
             upgrade: true,
             request_headers: HeaderRulesConfig::default(),
             response_headers: HeaderRulesConfig::default(),
+            proxy_protocol: None,
         }
     }
 }
@@ -978,6 +1003,7 @@ impl Default for UpstreamConfig {
             health_check: None,
             outlier: OutlierConfig::default(),
             retries: RetryBudgetConfig::default(),
+            send_proxy_protocol: None,
         }
     }
 }

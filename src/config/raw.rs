@@ -17,9 +17,9 @@ use crate::proxy::RequestIds;
 use super::{
     AccessLogConfig, AccessLogFormat, AdminConfig, BackendConfig, CertificateConfig, CheckKind,
     ClientAuthConfig, ClientAuthMode, Config, ConfigError, DEFAULT_BATCH_WAIT, HashKey,
-    HeaderRulesConfig, HealthCheckConfig, LimitsConfig, ListenerConfig, LogConfig, OutlierConfig,
-    Policy, PoolConfig, ResolverConfig, RespondConfig, RetryBudgetConfig, RouteConfig, Timeouts,
-    TlsOptions, UpstreamConfig,
+    HeaderRulesConfig, HealthCheckConfig, LimitsConfig, ListenerConfig, LogConfig, Network,
+    OutlierConfig, Policy, PoolConfig, ProxyProtocolConfig, ProxyVersion, ResolverConfig,
+    RespondConfig, RetryBudgetConfig, RouteConfig, Timeouts, TlsOptions, UpstreamConfig,
 };
 use crate::route::HostPattern;
 
@@ -182,6 +182,8 @@ struct RawUpstream {
     outlier: RawOutlier,
     #[serde(default)]
     retries: RawRetries,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    send_proxy_protocol: Option<FromStrValue<ProxyVersion>>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -284,6 +286,17 @@ struct RawListener {
     tls: RawTlsOptions,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     client_auth: Option<RawClientAuth>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    proxy_protocol: Option<RawProxyProtocol>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawProxyProtocol {
+    // Required: a listener that reads the header must say from whom.
+    trusted: Vec<FromStrValue<Network>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timeout: Option<DurationValue>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -454,6 +467,14 @@ pub(super) fn from_raw(raw: RawConfig) -> Result<(Config, KeyNames), ConfigError
             upgrade: listener.upgrade.unwrap_or(true),
             request_headers: listener.request_headers,
             response_headers: listener.response_headers,
+            proxy_protocol: listener.proxy_protocol.map(|raw| ProxyProtocolConfig {
+                trusted: raw
+                    .trusted
+                    .into_iter()
+                    .map(|FromStrValue(network)| network)
+                    .collect(),
+                timeout: duration(raw.timeout, ProxyProtocolConfig::DEFAULT_TIMEOUT),
+            }),
         });
     }
 
@@ -610,6 +631,7 @@ fn upstream_from_raw(index: usize, raw: RawUpstream) -> Result<UpstreamConfig, C
         backends,
         health_check,
         outlier,
+        send_proxy_protocol: raw.send_proxy_protocol.map(|FromStrValue(v)| v),
     })
 }
 
@@ -735,6 +757,13 @@ fn raw_config(config: &Config) -> Result<RawConfig, toml::ser::Error> {
                 session_cache: Some(listener.tls.session_cache),
                 tickets: Some(listener.tls.tickets),
             },
+            proxy_protocol: listener
+                .proxy_protocol
+                .as_ref()
+                .map(|inbound| RawProxyProtocol {
+                    trusted: inbound.trusted.iter().copied().map(FromStrValue).collect(),
+                    timeout: Some(DurationValue(inbound.timeout)),
+                }),
         });
     }
     Ok(RawConfig {
@@ -843,6 +872,7 @@ fn raw_upstream(upstream: &UpstreamConfig) -> RawUpstream {
             }
             raw
         }),
+        send_proxy_protocol: upstream.send_proxy_protocol.map(FromStrValue),
         retries: RawRetries {
             budget_percent: Some(upstream.retries.percent),
             min_per_second: Some(upstream.retries.min_per_second),

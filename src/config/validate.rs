@@ -335,6 +335,21 @@ impl ListenerConfig {
                 .rules()
                 .map_err(|e| invalid(key(name), e.to_string()))?;
         }
+        if let Some(inbound) = &self.proxy_protocol {
+            if inbound.trusted.is_empty() {
+                return Err(invalid(
+                    key("proxy_protocol.trusted"),
+                    "must list at least one network (\"10.0.0.0/8\", \"127.0.0.1\"): the \
+                     proxies or load balancers that send the header",
+                ));
+            }
+            if inbound.timeout.is_zero() {
+                return Err(invalid(
+                    key("proxy_protocol.timeout"),
+                    "must be greater than 0",
+                ));
+            }
+        }
         if self.default_upstream.is_none() && self.routes.is_empty() && !self.redirect_https {
             return Err(invalid(
                 key("backends"),

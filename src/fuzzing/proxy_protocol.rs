@@ -1,12 +1,10 @@
 //! The PROXY protocol header parser's invariants ([`check_proxy_protocol`]): it never panics,
 //! answers the same way twice, never reads past its header or [`MAX_HEADER_LEN`], decides at
 //! one byte and keeps that answer however many bytes follow, and the addresses it reads,
-//! written out again in either version, read back the same.
-
-use std::net::{IpAddr, SocketAddr};
+//! written out again in either version (`proxy_protocol::write`), read back the same.
 
 use crate::proxy_protocol::{
-    MAX_HEADER_LEN, Parsed, ProxyHeader, V1_MAX_LEN, V2_HEADER_LEN, parse,
+    MAX_HEADER_LEN, Parsed, ProxyHeader, V1_MAX_LEN, V2_HEADER_LEN, Version, parse, write,
 };
 
 use super::cut_points;
@@ -97,7 +95,8 @@ pub fn check_proxy_protocol(data: &[u8]) {
     }
 }
 
-/// A header's addresses written as a v1 line and as a v2 header read back the same.
+/// A header's addresses written as a v1 line and as a v2 header (with and without a TLV after
+/// the addresses) read back the same.
 fn check_written_back(header: ProxyHeader) {
     let ProxyHeader::Proxied {
         source,
@@ -106,10 +105,11 @@ fn check_written_back(header: ProxyHeader) {
     else {
         return;
     };
-    for written in [v1_line(source, destination), v2_header(source, destination)] {
-        let Some(written) = written else {
-            panic!("{source} and {destination} are not of one family");
-        };
+    let mut v1 = Vec::new();
+    write(Version::V1, &header, &mut v1);
+    let mut v2 = Vec::new();
+    write(Version::V2, &header, &mut v2);
+    for written in [v1, v2.clone(), with_authority(v2)] {
         let mut more = written.clone();
         more.extend_from_slice(b"\x16\x03\x01");
         assert_eq!(
@@ -118,43 +118,17 @@ fn check_written_back(header: ProxyHeader) {
                 header_len: written.len(),
                 header,
             }),
-            "{header:?} written as {:?} reads otherwise",
+            "{source} to {destination} written as {:?} reads otherwise",
             String::from_utf8_lossy(&written)
         );
     }
 }
 
-/// The v1 line of a TCP connection between two addresses of one family.
-fn v1_line(source: SocketAddr, destination: SocketAddr) -> Option<Vec<u8>> {
-    let family = match (source.ip(), destination.ip()) {
-        (IpAddr::V4(_), IpAddr::V4(_)) => "TCP4",
-        (IpAddr::V6(_), IpAddr::V6(_)) => "TCP6",
-        _ => return None,
-    };
-    let line = format!(
-        "PROXY {family} {} {} {} {}\r\n",
-        source.ip(),
-        destination.ip(),
-        source.port(),
-        destination.port()
-    );
-    Some(line.into_bytes())
-}
-
-/// The v2 PROXY header of a TCP connection between two addresses of one family, with an
-/// authority TLV.
-fn v2_header(source: SocketAddr, destination: SocketAddr) -> Option<Vec<u8>> {
-    let (family, mut block) = match (source.ip(), destination.ip()) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => (0x11, [s.octets(), d.octets()].concat()),
-        (IpAddr::V6(s), IpAddr::V6(d)) => (0x21, [s.octets(), d.octets()].concat()),
-        _ => return None,
-    };
-    block.extend_from_slice(&source.port().to_be_bytes());
-    block.extend_from_slice(&destination.port().to_be_bytes());
-    block.extend_from_slice(b"\x02\x00\x06a.test");
-    let mut header = b"\r\n\r\n\0\r\nQUIT\n\x21".to_vec();
-    header.push(family);
-    header.extend_from_slice(&u16::try_from(block.len()).ok()?.to_be_bytes());
-    header.extend_from_slice(&block);
-    Some(header)
+/// A v2 header with an authority TLV appended to its block.
+fn with_authority(mut header: Vec<u8>) -> Vec<u8> {
+    const TLV: &[u8] = b"\x02\x00\x06a.test";
+    header.extend_from_slice(TLV);
+    let block = u16::from_be_bytes([header[14], header[15]]) + TLV.len() as u16;
+    header[14..16].copy_from_slice(&block.to_be_bytes());
+    header
 }

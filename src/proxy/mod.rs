@@ -4,7 +4,8 @@
 //! [`Handler`]: the TLS stream ([`tls_conn`]), the request loop and the backend exchange's I/O
 //! ([`session`]), relaying bodies and heads ([`relay`]), the decisions of an exchange without
 //! I/O (retries, hedging's eligibility, keep-alive, backend reuse, local answers: [`rules`]),
-//! the hold on the chosen backend ([`lease`]), errors and whose fault they are ([`error`]),
+//! the hold on the chosen backend ([`lease`]), reading a PROXY header before the handshake
+//! ([`proxy_header`]), errors and whose fault they are ([`error`]),
 //! failure logging ([`failure_log`]), what a worker serves ([`plan`]), how a reloaded plan
 //! reaches the workers ([`generation`]), and the byte tunnels of upgraded connections
 //! ([`tunnel`]: WebSocket). Per-worker state ([`Context`]) uses `Cell`/`RefCell`:
@@ -16,6 +17,7 @@ pub mod failure_log;
 pub mod generation;
 pub mod lease;
 pub mod plan;
+mod proxy_header;
 mod relay;
 pub mod rules;
 pub mod session;

@@ -103,6 +103,8 @@ pub struct ListenerPlan {
     pub client_auth: Option<crate::tls::ClientAuthPolicy>,
     /// Which upstream serves a request (indexes into [`Plan::upstreams`]).
     pub router: Router,
+    /// Every connection starts with a PROXY header from these sources (`None`: no header).
+    pub proxy_protocol: Option<crate::proxy_protocol::Inbound>,
     /// What each route of `router` adds to the listener, by route position.
     pub routes: Vec<RoutePlan>,
     /// Every request but ACME challenges is redirected to HTTPS (plain-HTTP listeners).

@@ -35,9 +35,11 @@ use crate::http1::{
     self, BodyDecoder, BodyKind, ClientCertFields, Forwarding, Method, Parsed, RequestHead,
     ResponseError, ResponseHead, Status,
 };
+use crate::metrics::{PROXY_CLOSED, PROXY_INVALID, PROXY_TIMEOUT, PROXY_UNTRUSTED};
+use crate::proxy_protocol::{self, ProxyHeader};
 use crate::tls::ClientCert;
 use crate::upstream::group::Choice;
-use crate::upstream::{self, BackendConn};
+use crate::upstream::{self, BackendConn, Pooled};
 
 use super::Context;
 use super::access::{self, Fields, LogRule};
@@ -45,6 +47,7 @@ use super::error::{ProxyError, Side};
 use super::failure_log::RequestLabel;
 use super::generation::Generation;
 use super::lease::Lease;
+use super::proxy_header;
 use super::relay::{
     BodyRelay, HEAD_SLACK, Relayed, read_response_head, relay_interim, response_limits, upload_body,
 };
@@ -83,6 +86,17 @@ pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: Sock
     let Some(listener_at) = serving.plan.listener_position(listener) else {
         return;
     };
+    // A listener behind a PROXY protocol balancer: only the balancer may connect, and every
+    // connection starts with its header.
+    let header_timeout = match &serving.plan.listeners[listener_at].proxy_protocol {
+        Some(inbound) if !inbound.trusts(peer.ip()) => {
+            tracing::debug!(%peer, "connection refused: not from a trusted source of PROXY headers");
+            ctx.metrics.proxy_header_failures[PROXY_UNTRUSTED].inc();
+            return;
+        }
+        Some(inbound) => Some(inbound.timeout),
+        None => None,
+    };
     let tls = serving.plan.listeners[listener_at].tls.clone();
     let conn = match TlsConn::new(tcp, tls) {
         Ok(conn) => conn,
@@ -100,6 +114,8 @@ pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: Sock
         listener_removed: false,
         conn,
         peer,
+        destination: None,
+        private: None,
         inbuf: LazyBuf::new(HEAD_BUFFER),
         rbuf: LazyBuf::new(HEAD_BUFFER),
         head: RequestHead::new(),
@@ -109,10 +125,37 @@ pub async fn serve(ctx: Rc<Context>, listener: usize, tcp: TcpStream, peer: Sock
         began: false,
         client_cert: None,
     };
-    let handshake = session.conn.handshake(&mut session.inbuf);
     let metrics = session.ctx.metrics.clone();
     metrics.connections_accepted.inc();
     let accepted = Instant::now();
+    // The PROXY header, then what came after it in the same receive (for TLS).
+    let mut first = None;
+    if let Some(timeout) = header_timeout {
+        // Boxed: its state exists only until the header is read.
+        match Box::pin(session.read_proxy_header(timeout, accepted)).await {
+            Some(rest) => first = rest,
+            None => {
+                session.count_traffic();
+                metrics.connections_closed.inc();
+                return;
+            }
+        }
+    }
+    // From here on, the client is the one the PROXY header named.
+    let peer = session.peer;
+    let (conn, inbuf) = (&session.conn, &mut session.inbuf);
+    let handshake = async move {
+        if let Some(mut first) = first {
+            let fed = conn.feed(&mut first, inbuf);
+            buf::give(first);
+            if let Err(e) = fed {
+                // Send the alert rustls queued, if the socket still takes it.
+                let _ = conn.flush().await;
+                return Err(e);
+            }
+        }
+        conn.handshake(inbuf).await
+    };
     match within(session.serving.plan.timeouts.handshake, handshake).await {
         Ok(Ok(())) => {
             if let Some(done) = session.conn.handshake_summary() {
@@ -216,7 +259,15 @@ struct Session {
     /// the connection closes after it.
     listener_removed: bool,
     conn: TlsConn,
+    /// The client: the socket's peer, or the source a PROXY header gave.
     peer: SocketAddr,
+    /// The address the client connected to, as a PROXY header gave it (`None`: the socket's
+    /// own local address).
+    destination: Option<SocketAddr>,
+    /// The backend connection of this client's last request to an upstream that sends a
+    /// PROXY header: it carries this client's address, so it is kept for this client only
+    /// (never pooled), for its next request to the same backend.
+    private: Option<PrivateConn>,
     /// Plaintext from the client not yet consumed (a request head, body bytes, pipelined requests).
     inbuf: LazyBuf,
     /// The backend's response head as it arrives.
@@ -323,33 +374,66 @@ fn start_hedge(
     attempts.start(backend).then_some(lease)
 }
 
+/// A backend connection that carried a client's PROXY header, kept for that client's next
+/// request: valid for its backend in the plan generation it was chosen from.
+struct PrivateConn {
+    generation: u64,
+    backend: usize,
+    conn: BackendConn,
+}
+
+/// The PROXY header a new backend connection starts with (an upstream with
+/// `send_proxy_protocol`).
+#[derive(Clone, Copy)]
+struct SendProxy {
+    version: proxy_protocol::Version,
+    header: ProxyHeader,
+}
+
 /// A connection to `backend`: a pooled one if there is one (`trust_recent`: see
 /// `ConnPool::checkout`), else a new one within the connect timeout; and whether it was pooled.
+/// With `send_proxy`, always a new one (a connection that carries a client's PROXY header is
+/// that client's alone), the header written first.
 async fn backend_connection(
     ctx: &Context,
     serving: &Generation,
     backend: usize,
     now: Instant,
     trust_recent: bool,
+    send_proxy: Option<SendProxy>,
 ) -> Result<(BackendConn, Option<Duration>), ProxyError> {
-    if let Some(conn) = ctx.checkout(serving, backend, now, trust_recent) {
+    if send_proxy.is_none()
+        && let Some(conn) = ctx.checkout(serving, backend, now, trust_recent)
+    {
         return Ok((conn, None));
     }
     let addr = serving.plan.table.backend(backend).address;
     let connecting = Instant::now();
     let conn = upstream::connect(addr, serving.plan.timeouts.connect).await?;
+    if let Some(send) = send_proxy {
+        let mut header = buf::take(proxy_protocol::MAX_WRITTEN);
+        proxy_protocol::write(send.version, &send.header, &mut header);
+        let mut stream = &conn.stream;
+        let BufResult(res, header) = within(serving.plan.timeouts.body, stream.write_all(header))
+            .await
+            .map_err(|_| ProxyError::BackendStalled)?;
+        buf::give(header);
+        res.map_err(ProxyError::BackendWrite)?;
+    }
     Ok((conn, Some(connecting.elapsed())))
 }
 
 /// A connection to `backend` with `req` sent on it, for a hedge: a pooled one if there is
-/// one, else a new one.
+/// one (and no `send_proxy`), else a new one.
 async fn hedge_connection(
     ctx: &Context,
     serving: &Generation,
     backend: usize,
     req: &[u8],
+    send_proxy: Option<SendProxy>,
 ) -> Result<BackendConn, ProxyError> {
-    let (conn, _) = backend_connection(ctx, serving, backend, coarse_now(), false).await?;
+    let (conn, _) =
+        backend_connection(ctx, serving, backend, coarse_now(), false, send_proxy).await?;
     let mut copy = buf::take(req.len());
     copy.extend_from_slice(req);
     let mut stream = &conn.stream;
@@ -389,6 +473,103 @@ struct Exchanged {
 }
 
 impl Session {
+    /// Reads the connection's PROXY header within `timeout` (a listener with
+    /// `proxy_protocol`); a header that relays a client makes its address the connection's
+    /// peer (LOCAL keeps the socket's). `Some`: read, with the bytes that came after it (the
+    /// start of the ClientHello, for TLS). `None`: missing, malformed, too slow or cut short;
+    /// counted and logged, the caller closes the connection.
+    async fn read_proxy_header(
+        &mut self,
+        timeout: Duration,
+        accepted: Instant,
+    ) -> Option<Option<Vec<u8>>> {
+        let mut read = 0;
+        let outcome = within(
+            timeout,
+            proxy_header::read_header(self.conn.tcp(), &mut read),
+        )
+        .await;
+        self.conn.count_received(read);
+        let (counter, reason) = match outcome {
+            Ok(Ok(received)) => {
+                if let ProxyHeader::Proxied {
+                    source,
+                    destination,
+                } = received.header
+                {
+                    self.peer = source;
+                    self.destination = Some(destination);
+                }
+                return Some(received.rest);
+            }
+            Ok(Err(failure)) => {
+                tracing::debug!(peer = %self.peer, "PROXY header refused: {}", failure.detail());
+                let counter = match failure {
+                    proxy_header::HeaderFailure::Invalid(_) => PROXY_INVALID,
+                    _ => PROXY_CLOSED,
+                };
+                (counter, failure.reason())
+            }
+            Err(_) => {
+                tracing::debug!(peer = %self.peer, "no PROXY header within {timeout:?}");
+                (PROXY_TIMEOUT, proxy_header::TIMEOUT_REASON)
+            }
+        };
+        self.ctx.metrics.proxy_header_failures[counter].inc();
+        self.log_connection(accepted, reason);
+        None
+    }
+
+    /// A connection to `backend` of upstream `group` for an attempt (see
+    /// [`backend_connection`]); for an upstream that sends a PROXY header, the connection kept
+    /// from this client's previous request to the same backend on the same plan, when the
+    /// backend has not closed it, else a new one with the header (never a pooled one).
+    async fn backend_connection(
+        &mut self,
+        group: usize,
+        backend: usize,
+        now: Instant,
+        trust_recent: bool,
+    ) -> Result<(BackendConn, Option<Duration>), ProxyError> {
+        let send_proxy = self.send_proxy(group);
+        if let Some(private) = self.private.take()
+            && send_proxy.is_some()
+            && private.generation == self.serving.number
+            && private.backend == backend
+            && private.conn.is_reusable()
+        {
+            // Kept, like a pooled connection (no connect).
+            return Ok((private.conn, None));
+        }
+        backend_connection(
+            &self.ctx,
+            &self.serving,
+            backend,
+            now,
+            trust_recent,
+            send_proxy,
+        )
+        .await
+    }
+
+    /// The PROXY header that opens a new connection to upstream `group`'s backends, when the
+    /// upstream sends one: the client's address, and the address it connected to (the PROXY
+    /// header's destination, else the socket's local address).
+    fn send_proxy(&self, group: usize) -> Option<SendProxy> {
+        let version = self.serving.groups[group].spec().send_proxy?;
+        let destination = self
+            .destination
+            .or_else(|| self.conn.tcp().local_addr().ok());
+        let header = match destination {
+            Some(destination) => ProxyHeader::Proxied {
+                source: self.peer,
+                destination,
+            },
+            None => ProxyHeader::Local,
+        };
+        Some(SendProxy { version, header })
+    }
+
     async fn run(&mut self) {
         loop {
             match self.read_head().await {
@@ -812,7 +993,16 @@ impl Session {
                     relayed.extra,
                     relayed.close_delimited,
                 ) {
-                    ctx.checkin(&serving, lease.backend(), bconn, coarse_now());
+                    if serving.groups[group].spec().send_proxy.is_some() {
+                        // It carried this client's PROXY header: this client's alone.
+                        self.private = Some(PrivateConn {
+                            generation: serving.number,
+                            backend: lease.backend(),
+                            conn: bconn,
+                        });
+                    } else {
+                        ctx.checkin(&serving, lease.backend(), bconn, coarse_now());
+                    }
                 }
                 client_keep
             }
@@ -1099,14 +1289,9 @@ impl Session {
             self.trace.attempts += 1;
             self.trace.backend = Some(backend);
             let trust_recent = attempts.trusts_recent();
-            let bconn = match backend_connection(
-                &self.ctx,
-                &self.serving,
-                backend,
-                now,
-                trust_recent,
-            )
-            .await
+            let bconn = match self
+                .backend_connection(group, backend, now, trust_recent)
+                .await
             {
                 Ok((bconn, connect)) => {
                     // A pooled connection took no connect.
@@ -1275,6 +1460,7 @@ impl Session {
         let mut rhead_b = ResponseHead::new();
         let (answered_a, answered_b) = (Cell::new(false), Cell::new(false));
         let peer = self.peer;
+        let send_proxy = self.send_proxy(group);
         let outcome = {
             let Session { rbuf, rhead, .. } = self;
             let stream_a = &hedge.first.stream;
@@ -1311,7 +1497,8 @@ impl Session {
                 &ctx,
                 &serving,
                 lease_b.backend(),
-                hedge.req
+                hedge.req,
+                send_proxy
             ));
             let conn_b = match until(response_at, select(head_a.as_mut(), setup)).await {
                 Err(_) => return Err(ProxyError::ResponseTimeout),
@@ -1586,6 +1773,7 @@ mod tests {
                     tls: Some(tls),
                     client_auth: None,
                     router: crate::route::Router::new(Vec::new(), None),
+                    proxy_protocol: None,
                     routes: Vec::new(),
                     redirect: None,
                 }],

@@ -96,6 +96,27 @@ impl TlsConn {
         })
     }
 
+    /// The client socket (to read a PROXY header before the session reads it).
+    pub fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+
+    /// Counts `n` bytes received from the client outside the session (a PROXY header).
+    pub fn count_received(&self, n: u64) {
+        self.received.set(self.received.get() + n);
+    }
+
+    /// Feeds `bytes` received before the session first read the socket (what followed a PROXY
+    /// header in the same receive: the start of the ClientHello), as if they had come in its
+    /// first receive: rustls may rewrite them in place; plaintext (none can come before the
+    /// handshake ends) goes to `dst`. Call before [`TlsConn::handshake`], which then sends
+    /// what they produced; on an error, [`TlsConn::flush`] sends the alert rustls queued.
+    pub fn feed(&self, bytes: &mut [u8], dst: &mut impl PlainSink) -> Result<(), TlsIoError> {
+        self.count_received(bytes.len() as u64);
+        let mut sink = |plain: &[u8]| dst.append(plain);
+        self.tls.borrow_mut().receive(bytes, &mut sink)
+    }
+
     /// Reads the client's verified certificate, once the handshake is over: its subject, SANs
     /// and fingerprint, for the headers of every request of the connection (the session keeps
     /// it). `None` when the client presented none.

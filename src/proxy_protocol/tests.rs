@@ -558,3 +558,171 @@ fn error_names_are_short_distinct_snake_case() {
     assert_eq!(NotProxyProtocol.name(), "not_proxy_protocol");
     assert_eq!(TooLong.name(), "too_long");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Writing, and who may send a header
+
+/// `header` written in `version`, parsed back.
+fn written(version: Version, header: &ProxyHeader) -> (Vec<u8>, Result<Parsed, ProxyHeaderError>) {
+    let mut out = Vec::new();
+    write(version, header, &mut out);
+    assert!(out.len() <= MAX_WRITTEN, "{} bytes", out.len());
+    let mut more = out.clone();
+    more.extend_from_slice(AFTER[0]);
+    let parsed = parse(&more);
+    (out, parsed)
+}
+
+#[test]
+fn written_headers_read_back_the_same() {
+    for (source, destination) in [
+        ("203.0.113.7:51234", "10.0.0.1:443"),
+        ("0.0.0.0:0", "255.255.255.255:65535"),
+        ("[2001:db8::7]:51234", "[2001:db8::1]:443"),
+        ("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535", "[::]:1"),
+        ("[::ffff:192.0.2.1]:8", "[::1]:443"),
+    ] {
+        let header = proxied(source, destination);
+        for version in [Version::V1, Version::V2] {
+            let (out, parsed) = written(version, &header);
+            assert_eq!(
+                parsed,
+                Ok(Parsed::Complete {
+                    header_len: out.len(),
+                    header
+                }),
+                "{version} {source} {destination}: {:?}",
+                String::from_utf8_lossy(&out)
+            );
+        }
+    }
+    let (out, _) = written(Version::V1, &proxied("203.0.113.7:51234", "10.0.0.1:443"));
+    assert_eq!(out, b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 443\r\n");
+}
+
+#[test]
+fn written_local_headers_read_back_as_local() {
+    for version in [Version::V1, Version::V2] {
+        let (out, parsed) = written(version, &ProxyHeader::Local);
+        assert_eq!(
+            parsed,
+            Ok(Parsed::Complete {
+                header_len: out.len(),
+                header: ProxyHeader::Local
+            }),
+            "{version}"
+        );
+    }
+    assert_eq!(
+        written(Version::V1, &ProxyHeader::Local).0,
+        b"PROXY UNKNOWN\r\n"
+    );
+    assert_eq!(
+        written(Version::V2, &ProxyHeader::Local).0.len(),
+        V2_HEADER_LEN
+    );
+}
+
+#[test]
+fn mixed_families_are_written_ipv4_mapped() {
+    let header = proxied("203.0.113.7:51234", "[2001:db8::1]:443");
+    let mapped = proxied("[::ffff:203.0.113.7]:51234", "[2001:db8::1]:443");
+    for version in [Version::V1, Version::V2] {
+        let (out, parsed) = written(version, &header);
+        assert_eq!(
+            parsed,
+            Ok(Parsed::Complete {
+                header_len: out.len(),
+                header: mapped
+            }),
+            "{version}"
+        );
+    }
+}
+
+#[test]
+fn versions_read_and_write_as_in_the_configuration() {
+    for version in [Version::V1, Version::V2] {
+        assert_eq!(version.to_string().parse(), Ok(version));
+    }
+    let e = "V1".parse::<Version>().unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "\"V1\" is not a PROXY protocol version (expected \"v1\" or \"v2\")"
+    );
+}
+
+fn network(text: &str) -> Network {
+    text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().expect("test ip")
+}
+
+#[test]
+fn networks_contain_their_addresses_only() {
+    let ten = network("10.0.0.0/8");
+    assert!(ten.contains(ip("10.0.0.0")));
+    assert!(ten.contains(ip("10.255.255.255")));
+    assert!(!ten.contains(ip("11.0.0.0")));
+    assert!(!ten.contains(ip("9.255.255.255")));
+    // A dual-stack socket shows an IPv4 peer IPv4-mapped.
+    assert!(ten.contains(ip("::ffff:10.1.2.3")));
+    assert!(!ten.contains(ip("::a01:203")));
+    let host = network("127.0.0.1");
+    assert_eq!(host.to_string(), "127.0.0.1/32");
+    assert!(host.contains(ip("127.0.0.1")));
+    assert!(!host.contains(ip("127.0.0.2")));
+    let loopback6 = network("::1/128");
+    assert!(loopback6.contains(ip("::1")));
+    assert!(!loopback6.contains(ip("127.0.0.1")));
+    let all4 = network("0.0.0.0/0");
+    assert!(all4.contains(ip("192.0.2.1")));
+    assert!(!all4.contains(ip("2001:db8::1")));
+    let doc = network("2001:db8::/32");
+    assert!(doc.contains(ip("2001:db8:ffff::1")));
+    assert!(!doc.contains(ip("2001:db9::1")));
+    assert_eq!(network("::/0").to_string(), "::/0");
+    let inbound = Inbound {
+        trusted: vec![ten, loopback6],
+        timeout: Inbound::DEFAULT_TIMEOUT,
+    };
+    assert!(inbound.trusts(ip("10.9.8.7")));
+    assert!(inbound.trusts(ip("::1")));
+    assert!(!inbound.trusts(ip("127.0.0.1")));
+}
+
+#[test]
+fn malformed_networks_are_refused_with_the_reason() {
+    for text in [
+        "",
+        "10.0.0.0/",
+        "/8",
+        "10.0.0.0/+8",
+        "10.0.0.0/08",
+        "10.0.0.0/ 8",
+        "10.0.0/8",
+        "10.0.0.0/8/8",
+        "example.com/8",
+        "10.0.0.0/1000",
+    ] {
+        assert_eq!(
+            text.parse::<Network>(),
+            Err(NetworkError::Syntax(text.to_owned())),
+            "{text:?}"
+        );
+    }
+    assert_eq!(
+        "10.0.0.0/33".parse::<Network>().unwrap_err().to_string(),
+        "\"10.0.0.0/33\": the prefix length is more than 32 bits for this family"
+    );
+    assert!(matches!(
+        "::/129".parse::<Network>(),
+        Err(NetworkError::Prefix { max: 128, .. })
+    ));
+    assert_eq!(
+        "10.0.0.1/8".parse::<Network>().unwrap_err().to_string(),
+        "\"10.0.0.1/8\" has bits set past its prefix length: did you mean \"10.0.0.0/8\"?"
+    );
+}

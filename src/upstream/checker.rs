@@ -30,6 +30,7 @@ use compio::io::{AsyncRead, AsyncWriteExt};
 use compio::net::TcpStream;
 
 use crate::http1;
+use crate::proxy_protocol::{self, ProxyHeader, Version};
 
 use super::board::HealthBoard;
 use super::health::RiseFall;
@@ -124,6 +125,10 @@ pub struct CheckTarget {
     pub pool: String,
     /// How to check it (shared by the pool's backends).
     pub spec: Arc<CheckSpec>,
+    /// The upstream sends its backends a PROXY header in this version: each check connection
+    /// starts with the LOCAL form (v1 `PROXY UNKNOWN`, v2 LOCAL), as HAProxy's
+    /// `check-send-proxy` does, so a backend that requires the header passes its checks.
+    pub send_proxy: Option<crate::proxy_protocol::Version>,
 }
 
 /// Why one check failed. The messages are written to follow "backend down: " in a log line.
@@ -241,6 +246,7 @@ async fn check_loop(board: Arc<HealthBoard>, target: CheckTarget) {
         addr,
         pool,
         spec,
+        send_proxy,
     } = target;
     let pool = pool.as_str();
     // A health thread restarted by a reload goes on from what the board says.
@@ -248,7 +254,7 @@ async fn check_loop(board: Arc<HealthBoard>, target: CheckTarget) {
     let mut rng = fastrand::Rng::new();
     loop {
         let started = Instant::now();
-        let result = check_once(addr, &spec).await;
+        let result = check_once(addr, &spec, send_proxy).await;
         let now = Instant::now();
         if result.is_ok() {
             board.record_pass(index);
@@ -298,18 +304,33 @@ fn next_delay(interval: Duration, jitter: Duration, rng: &mut fastrand::Rng) -> 
         .saturating_add(Duration::from_nanos(rng.u64(0..=jitter_ns)))
 }
 
-/// Runs one check of the backend at `addr`, within `spec.timeout`.
-pub async fn check_once(addr: SocketAddr, spec: &CheckSpec) -> Result<(), CheckFailure> {
-    match compio::time::timeout(spec.timeout, probe(addr, &spec.kind)).await {
+/// Runs one check of the backend at `addr`, within `spec.timeout`; with `send_proxy`, the
+/// connection starts with a LOCAL PROXY header of that version.
+pub async fn check_once(
+    addr: SocketAddr,
+    spec: &CheckSpec,
+    send_proxy: Option<Version>,
+) -> Result<(), CheckFailure> {
+    match compio::time::timeout(spec.timeout, probe(addr, &spec.kind, send_proxy)).await {
         Ok(result) => result,
         Err(_) => Err(CheckFailure::Timeout(spec.timeout)),
     }
 }
 
-async fn probe(addr: SocketAddr, kind: &CheckKind) -> Result<(), CheckFailure> {
+async fn probe(
+    addr: SocketAddr,
+    kind: &CheckKind,
+    send_proxy: Option<Version>,
+) -> Result<(), CheckFailure> {
     let mut stream = TcpStream::connect(addr)
         .await
         .map_err(CheckFailure::Connect)?;
+    // The LOCAL form: the backend keeps the connection's own addresses (HAProxy's
+    // `check-send-proxy`). Alone for a TCP check, in one write with the request for HTTP.
+    let mut header = Vec::new();
+    if let Some(version) = send_proxy {
+        proxy_protocol::write(version, &ProxyHeader::Local, &mut header);
+    }
     let CheckKind::Http {
         method,
         path,
@@ -317,6 +338,10 @@ async fn probe(addr: SocketAddr, kind: &CheckKind) -> Result<(), CheckFailure> {
         expect_status,
     } = kind
     else {
+        if !header.is_empty() {
+            let BufResult(written, _) = stream.write_all(header).await;
+            written.map_err(CheckFailure::Io)?;
+        }
         return Ok(());
     };
     let request = match host {
@@ -327,7 +352,8 @@ async fn probe(addr: SocketAddr, kind: &CheckKind) -> Result<(), CheckFailure> {
             "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: ringway-health\r\nConnection: close\r\n\r\n"
         ),
     };
-    let BufResult(written, _) = stream.write_all(request.into_bytes()).await;
+    header.extend_from_slice(request.as_bytes());
+    let BufResult(written, _) = stream.write_all(header).await;
     written.map_err(CheckFailure::Io)?;
     let status = read_status(&mut stream).await?;
     if expect_status.contains(&status) {
@@ -531,7 +557,7 @@ mod tests {
     }
 
     fn check(addr: SocketAddr, spec: &CheckSpec) -> Result<(), CheckFailure> {
-        block_on(check_once(addr, spec))
+        block_on(check_once(addr, spec, None))
     }
 
     fn answering(answer: &'static [u8]) -> TestBackend {
@@ -675,6 +701,31 @@ mod tests {
     }
 
     #[test]
+    fn checks_of_a_send_proxy_upstream_start_with_a_local_header() {
+        let spec = http_spec(Duration::from_secs(2));
+        for (version, header) in [
+            (Version::V1, &b"PROXY UNKNOWN\r\n"[..]),
+            (Version::V2, &b"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00"[..]),
+        ] {
+            let backend = TestBackend::start(move |req| {
+                let passes = req.starts_with(header)
+                    && req[header.len()..].starts_with(b"GET /health HTTP/1.1\r\n");
+                Some(if passes {
+                    b"HTTP/1.1 200 OK\r\n\r\n".to_vec()
+                } else {
+                    b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec()
+                })
+            });
+            let checked = block_on(check_once(backend.addr, &spec, Some(version)));
+            assert!(checked.is_ok(), "{version}: {checked:?}");
+            assert!(matches!(
+                check(backend.addr, &spec),
+                Err(CheckFailure::Status(400))
+            ));
+        }
+    }
+
+    #[test]
     fn no_targets_no_thread() {
         let started = Checker::spawn(HealthBoard::new(1), Vec::new()).expect("spawn");
         assert!(started.is_none());
@@ -702,6 +753,7 @@ mod tests {
             addr: backend.addr,
             pool: "web".into(),
             spec: Arc::new(spec),
+            send_proxy: None,
         };
         let checker = Checker::spawn(board.clone(), vec![target])
             .expect("spawn")
@@ -751,6 +803,7 @@ mod tests {
             addr: backend.addr,
             pool: "api".into(),
             spec: Arc::new(spec),
+            send_proxy: None,
         };
         let checker = Checker::spawn(board.clone(), vec![target])
             .expect("spawn")

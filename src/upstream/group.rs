@@ -276,6 +276,9 @@ pub struct UpstreamSpec {
     pub checked: bool,
     /// Its counters, a slot per worker.
     pub metrics: Arc<UpstreamMetrics>,
+    /// Each new backend connection starts with a PROXY header in this version carrying the
+    /// client's address; such a connection serves one client connection only (never pooled).
+    pub send_proxy: Option<crate::proxy_protocol::Version>,
 }
 
 /// The outcome of [`Group::choose`].
@@ -686,6 +689,7 @@ mod tests {
             down_for: Duration::from_secs(4),
             checked: false,
             metrics: Arc::new(UpstreamMetrics::new(1)),
+            send_proxy: None,
         });
         (Group::new(spec, table.clone(), 0), table)
     }

@@ -668,6 +668,28 @@ impl Client {
         })
     }
 
+    /// A TLS client (SNI `localhost`) over `tcp`, a socket the caller may already have
+    /// written to (a PROXY header), `conn` its session, whose first flight the caller may
+    /// have sent too: finishes the handshake; an error when it fails.
+    pub fn over(mut conn: ClientConnection, tcp: TcpStream) -> io::Result<Client> {
+        tcp.set_read_timeout(Some(Duration::from_secs(20)))?;
+        tcp.set_nodelay(true)?;
+        let mut tcp = tcp;
+        while conn.is_handshaking() {
+            conn.complete_io(&mut tcp)?;
+        }
+        Ok(Client {
+            tls: StreamOwned::new(conn, tcp),
+            buf: Vec::new(),
+        })
+    }
+
+    /// A client session with SNI `localhost` (for [`Client::over`]).
+    pub fn session() -> ClientConnection {
+        let name = ServerName::try_from("localhost").expect("name");
+        ClientConnection::new(client_config(rustls::ALL_VERSIONS), name).expect("session")
+    }
+
     /// Connects with a given client configuration.
     pub fn connect_with(addr: SocketAddr, sni: Option<&str>, config: Arc<ClientConfig>) -> Client {
         let tcp = TcpStream::connect(addr).expect("connect to proxy");

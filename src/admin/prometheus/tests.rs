@@ -331,7 +331,7 @@ fn every_family_has_help_and_type_and_counters_end_in_total() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), typed.len(), "a family written twice");
-    assert_eq!(typed.len(), 35, "{typed:?}");
+    assert_eq!(typed.len(), 36, "{typed:?}");
 }
 
 /// `promtool check metrics` (from the `prometheus` package) on the sample with process

@@ -162,6 +162,7 @@ fn the_example_file_parses_to_what_it_says() {
                 outlier: OutlierConfig::default(),
                 retries: RetryBudgetConfig::default(),
                 hedge_after: None,
+                send_proxy_protocol: None,
             },
             UpstreamConfig {
                 name: "api".into(),
@@ -182,6 +183,7 @@ fn the_example_file_parses_to_what_it_says() {
                 outlier: OutlierConfig::default(),
                 retries: RetryBudgetConfig::default(),
                 hedge_after: None,
+                send_proxy_protocol: None,
             },
             UpstreamConfig::new("listener1", [addr("[::1]:8080")]),
         ]
@@ -227,6 +229,7 @@ fn the_example_file_parses_to_what_it_says() {
                 upgrade: true,
                 request_headers: Default::default(),
                 response_headers: Default::default(),
+                proxy_protocol: None,
                 redirect_https: false,
                 redirect_https_port: None,
             },
@@ -246,6 +249,7 @@ fn the_example_file_parses_to_what_it_says() {
                 upgrade: true,
                 request_headers: Default::default(),
                 response_headers: Default::default(),
+                proxy_protocol: None,
                 redirect_https: false,
                 redirect_https_port: None,
             },

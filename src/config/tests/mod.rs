@@ -14,6 +14,7 @@ mod edge;
 mod errors;
 mod names;
 mod policies_checks_routes;
+mod proxy_protocol;
 mod ticket_keys;
 mod upstreams;
 

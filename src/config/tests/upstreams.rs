@@ -15,6 +15,7 @@ name = "app.v2_blue-1"
 policy = "peak_ewma"
 slow_start = "1m"
 hedge_after = "40ms"
+send_proxy_protocol = "v2"
 backends = ["10.0.0.1:80"]
 [[upstream.backend]]
 address = "[fd00::1]:8080"
@@ -104,6 +105,7 @@ upstream = "app"
                 min_per_second: 0,
             },
             hedge_after: Some(Duration::from_millis(40)),
+            send_proxy_protocol: Some(ProxyVersion::V2),
         }
     );
     assert_eq!(config.upstreams[1].policy, Policy::ConsistentHash);
