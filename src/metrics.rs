@@ -177,6 +177,10 @@ pub struct WorkerMetrics {
     pub bytes_received: Counter,
     /// Bytes written to clients (TLS records included).
     pub bytes_sent: Counter,
+    /// Tunnels (upgraded connections, after a 101) opened.
+    pub tunnels_opened: Counter,
+    /// Tunnels ended.
+    pub tunnels_closed: Counter,
 }
 
 /// One worker's counts of one upstream.

@@ -357,22 +357,27 @@ fn nothing_after_a_400_is_processed() {
 
 #[test]
 fn upgrade_is_not_tunnelled() {
-    // The backend tries to switch protocols although ringway never forwards Upgrade.
+    // An Upgrade without `Connection: upgrade` is no upgrade: it is dropped, and a backend
+    // that switches protocols anyway is a 502 whose tunnel bytes never reach the client.
+    // (Real upgrades: tests/websocket.rs.)
     let b = Backend::with_handler(
         "switch",
         Arc::new(|_, s| {
             use std::io::Write;
-            s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")?;
+            s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\ntunnel bytes")?;
             Ok(Keep::Open)
         }),
     );
     let proxy = Proxy::start(&[b.addr]);
     let mut c = proxy.client();
-    c.send(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+    c.send(b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n");
     let r = c.read_response("GET").unwrap();
     assert_eq!(r.status, 502);
+    assert!(c.is_closed());
+    assert!(find(c.pending(), b"tunnel bytes").is_none());
     let got = &b.received()[0];
     assert_eq!(got.header("upgrade"), None);
+    assert_eq!(got.header("connection"), None);
 }
 
 #[test]

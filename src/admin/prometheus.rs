@@ -274,7 +274,7 @@ pub fn render(snapshot: &Snapshot, process: Option<&ProcessStats>) -> String {
     let workers: Vec<(String, &WorkerSnapshot)> =
         s.workers.iter().map(|w| (w.index.to_string(), w)).collect();
     type WorkerField = fn(&WorkerSnapshot) -> u64;
-    let worker_families: [(&str, Kind, &str, WorkerField); 4] = [
+    let worker_families: [(&str, Kind, &str, WorkerField); 5] = [
         (
             "ringway_worker_connections_open",
             Kind::Gauge,
@@ -298,6 +298,12 @@ pub fn render(snapshot: &Snapshot, process: Option<&ProcessStats>) -> String {
             Kind::Counter,
             "Requests served, per worker.",
             |w| w.requests,
+        ),
+        (
+            "ringway_worker_tunnels_open",
+            Kind::Gauge,
+            "Tunnels (WebSocket and other upgraded connections) open, per worker.",
+            |w| w.tunnels_open,
         ),
     ];
     for (name, kind, help, value) in worker_families {

@@ -38,6 +38,7 @@ pub(crate) fn sample_at(now: SystemTime) -> Snapshot {
                 connections_accepted: 90_211,
                 requests_in_flight: 17,
                 requests: 1_204_332,
+                tunnels_open: 5,
             },
             WorkerSnapshot {
                 index: 1,
@@ -45,6 +46,7 @@ pub(crate) fn sample_at(now: SystemTime) -> Snapshot {
                 connections_accepted: 89_870,
                 requests_in_flight: 12,
                 requests: 1_198_016,
+                tunnels_open: 3,
             },
         ],
         tls_handshakes: vec![

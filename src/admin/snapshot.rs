@@ -65,6 +65,8 @@ pub struct WorkerSnapshot {
     pub connections_accepted: u64,
     pub requests_in_flight: u64,
     pub requests: u64,
+    /// Tunnels (WebSocket, after a 101) open now; they are requests in flight too.
+    pub tunnels_open: u64,
 }
 
 /// Completed handshakes of one TLS version, resumed or not.

@@ -227,6 +227,7 @@ pub fn demo(listen: SocketAddr, workers: Option<usize>) -> Result<(), AppError> 
             id,
             address: listen,
             log: proxy::access::LogRule::Off,
+            upgrade: true,
             request_headers: Default::default(),
             response_headers: Default::default(),
             tls: Some(tls),

@@ -158,6 +158,7 @@ impl Sources {
                 connections_accepted: accepted,
                 requests_in_flight: requests.saturating_sub(w.requests_done.get()),
                 requests,
+                tunnels_open: (w.tunnels_opened.get()).saturating_sub(w.tunnels_closed.get()),
             });
         }
         Snapshot {

@@ -140,12 +140,14 @@ pub fn compile(
                 response_headers: response_headers
                     .then(&headers(&key("response_headers"), &route.response_headers)?),
                 respond,
+                upgrade: route.upgrade.unwrap_or(listener.upgrade),
             });
         }
         listeners.push(ListenerPlan {
             id,
             address: listener.address,
             log,
+            upgrade: listener.upgrade,
             request_headers,
             response_headers,
             tls,
@@ -187,6 +189,7 @@ pub fn compile(
             connect: t.connect,
             response: t.response,
             per_try: t.per_try,
+            tunnel: t.tunnel,
         },
         pool: PoolSettings {
             max_idle: config.pool.max_idle_per_backend,

@@ -101,6 +101,7 @@
 //! connect = "3s"         # connecting to a backend
 //! response = "30s"       # request sent to the backend's response head
 //! drain = "30s"          # graceful stop: time for in-flight requests (0 = stop at once)
+//! tunnel = "1h"          # inactivity of an upgraded connection (WebSocket) after its 101
 //!
 //! [limits]
 //! request_line = 8192    # bytes
@@ -173,6 +174,7 @@
 //! backlog = 4096
 //! upstream = "app"              # default route (or legacy backends = ["127.0.0.1:8080"])
 //! # access_log = false          # this listener's requests unlogged; default: [access_log]
+//! # upgrade = false             # refuse WebSocket / Upgrade requests (403); default: true
 //! # proxy_protocol = { trusted = ["10.0.0.0/8"], timeout = "5s" } # a PROXY header first
 //!
 //! [[listener.route]]            # first match wins, before the default
@@ -180,6 +182,7 @@
 //! path_prefix = "/api/"         # plain byte prefix; optional
 //! upstream = "app"
 //! # access_log = false          # this route's requests unlogged; default: the listener's
+//! # upgrade = false             # this route's upgrades refused (403); default: the listener's
 //!
 //! [[listener.certificate]]   # the first certificate is the default (no SNI, unknown name)
 //! cert = "certs/example.com.pem"
@@ -235,6 +238,10 @@ pub const MAX_BATCH_WAIT: Duration = Duration::from_millis(1);
 pub const DEFAULT_MAX_IDLE_PER_BACKEND: usize = 1024;
 /// The largest [`Config::ring_buffers`] accepted.
 pub use crate::runtime::MAX_CONFIGURED_RING_BUFFERS;
+/// Default of [`Timeouts::tunnel`]: an hour, what proxies in front of WebSocket applications
+/// are usually given (nginx's `proxy_read_timeout`, HAProxy's `timeout tunnel`); applications
+/// that ping more often than that never see it.
+pub const DEFAULT_TUNNEL_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Default of [`AccessLogConfig::buffer`].
 pub const DEFAULT_ACCESS_LOG_BUFFER: usize = 256;
 /// The largest [`AccessLogConfig::buffer`] accepted: a batch is about 64 KiB, so the queue
@@ -335,7 +342,11 @@ pub struct Timeouts {
     /// waits the whole `response`. Default 10 s, or `response` when that is shorter.
     pub per_try: Duration,
     /// Graceful stop: how long in-flight requests may finish. 0 stops at once. Default 30 s.
+    /// Open tunnels count as in flight: they are closed when it ends.
     pub drain: Duration,
+    /// Inactivity of a tunnel (a WebSocket or other upgraded connection, after the backend's
+    /// 101): no byte either way this long closes both sides. Default 1 h.
+    pub tunnel: Duration,
 }
 
 /// Request size limits. The caller converts these into `http1::Limits`.
@@ -429,6 +440,11 @@ pub struct ListenerConfig {
     /// logged. TOML `access_log = false`; `None` (default) follows `[access_log]`. `Some(true)`
     /// only when `[access_log]` is enabled. See [`AccessLogConfig::logs`].
     pub access_log: Option<bool>,
+    /// Whether requests to switch protocols (`Connection: upgrade` with `Upgrade`, a WebSocket
+    /// handshake) are forwarded, and the connection tunnelled after the backend's 101. TOML
+    /// `upgrade = false` refuses them with 403 (and closes the connection); a route's
+    /// `upgrade` overrides it. Default true.
+    pub upgrade: bool,
     /// TOML `[listener.request_headers]`: fields set, appended or removed on requests to the
     /// backends.
     pub request_headers: HeaderRulesConfig,
@@ -488,7 +504,8 @@ impl HeaderRulesConfig {
 /// given) go to `upstream`, an index into [`Config::upstreams`], or are answered by ringway
 /// with `respond`. TOML: `[[listener.route]]` with `host`, `path_prefix`, `upstream = "name"`
 /// or `respond = { status, body, content_type }`, `access_log` (`false` leaves the route's
-/// requests out of the access log; default: the listener's setting), and
+/// requests out of the access log; default: the listener's setting), `upgrade` (`false`
+/// refuses its WebSocket handshakes with 403, `true` allows them; default: the listener's), and
 /// `[listener.route.request_headers]` / `[listener.route.response_headers]` (applied after the
 /// listener's). Its matching part feeds [`Router::new`] ([`RouteConfig::route`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -503,6 +520,9 @@ pub struct RouteConfig {
     pub access_log: Option<bool>,
     /// The response ringway answers with itself, instead of an upstream.
     pub respond: Option<RespondConfig>,
+    /// Whether its requests may switch protocols (WebSocket): TOML `upgrade`; `None` follows
+    /// the listener's [`ListenerConfig::upgrade`].
+    pub upgrade: Option<bool>,
     /// Fields set, appended or removed on its requests, after the listener's rules.
     pub request_headers: HeaderRulesConfig,
     /// Fields set, appended or removed on its responses, after the listener's rules.
@@ -717,6 +737,7 @@ impl Default for Timeouts {
             response: Duration::from_secs(30),
             per_try: Duration::from_secs(10),
             drain: Duration::from_secs(30),
+            tunnel: DEFAULT_TUNNEL_TIMEOUT,
         }
     }
 }
@@ -897,6 +918,7 @@ impl Default for ListenerConfig {
             tls: TlsOptions::default(),
             client_auth: None,
             access_log: None,
+            upgrade: true,
             request_headers: HeaderRulesConfig::default(),
             response_headers: HeaderRulesConfig::default(),
             proxy_protocol: None,

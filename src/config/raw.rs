@@ -78,6 +78,8 @@ struct RawTimeouts {
     per_try: Option<DurationValue>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     drain: Option<DurationValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tunnel: Option<DurationValue>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -266,6 +268,8 @@ struct RawListener {
     backends: Option<Vec<BackendAddressValue>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     access_log: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    upgrade: Option<bool>,
     #[serde(default, skip_serializing_if = "HeaderRulesConfig::is_empty")]
     request_headers: HeaderRulesConfig,
     #[serde(default, skip_serializing_if = "HeaderRulesConfig::is_empty")]
@@ -308,6 +312,8 @@ struct RawRoute {
     respond: Option<RespondConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     access_log: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    upgrade: Option<bool>,
     #[serde(default, skip_serializing_if = "HeaderRulesConfig::is_empty")]
     request_headers: HeaderRulesConfig,
     #[serde(default, skip_serializing_if = "HeaderRulesConfig::is_empty")]
@@ -426,6 +432,7 @@ pub(super) fn from_raw(raw: RawConfig) -> Result<(Config, KeyNames), ConfigError
                     path_prefix: route.path_prefix,
                     upstream,
                     access_log: route.access_log,
+                    upgrade: route.upgrade,
                     respond: route.respond,
                     request_headers: route.request_headers,
                     response_headers: route.response_headers,
@@ -457,6 +464,7 @@ pub(super) fn from_raw(raw: RawConfig) -> Result<(Config, KeyNames), ConfigError
                 tickets: listener.tls.tickets.unwrap_or(tls.tickets),
             },
             access_log: listener.access_log,
+            upgrade: listener.upgrade.unwrap_or(true),
             request_headers: listener.request_headers,
             response_headers: listener.response_headers,
             proxy_protocol: listener.proxy_protocol.map(|raw| ProxyProtocolConfig {
@@ -489,6 +497,7 @@ pub(super) fn from_raw(raw: RawConfig) -> Result<(Config, KeyNames), ConfigError
                 t.per_try.min(duration(raw.timeouts.response, t.response)),
             ),
             drain: duration(raw.timeouts.drain, t.drain),
+            tunnel: duration(raw.timeouts.tunnel, t.tunnel),
         },
         limits: LimitsConfig {
             request_line: raw.limits.request_line.unwrap_or(l.request_line),
@@ -709,6 +718,7 @@ fn raw_config(config: &Config) -> Result<RawConfig, toml::ser::Error> {
             upstream: listener.default_upstream.map(name_of).transpose()?,
             backends: None,
             access_log: listener.access_log,
+            upgrade: Some(listener.upgrade),
             request_headers: listener.request_headers.clone(),
             response_headers: listener.response_headers.clone(),
             route: listener
@@ -721,6 +731,7 @@ fn raw_config(config: &Config) -> Result<RawConfig, toml::ser::Error> {
                         upstream: route.upstream.map(name_of).transpose()?,
                         respond: route.respond.clone(),
                         access_log: route.access_log,
+                        upgrade: route.upgrade,
                         request_headers: route.request_headers.clone(),
                         response_headers: route.response_headers.clone(),
                     })
@@ -770,6 +781,7 @@ fn raw_config(config: &Config) -> Result<RawConfig, toml::ser::Error> {
             response: Some(DurationValue(t.response)),
             per_try: Some(DurationValue(t.per_try)),
             drain: Some(DurationValue(t.drain)),
+            tunnel: Some(DurationValue(t.tunnel)),
         },
         limits: RawLimits {
             request_line: Some(l.request_line),

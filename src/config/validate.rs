@@ -76,6 +76,7 @@ impl Config {
             ("timeouts.connect", t.connect),
             ("timeouts.response", t.response),
             ("timeouts.try", t.per_try),
+            ("timeouts.tunnel", t.tunnel),
             ("pool.idle_timeout", self.pool.idle_timeout),
         ] {
             if value.is_zero() {

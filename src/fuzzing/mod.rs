@@ -27,7 +27,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crate::http1::{
     Advance, BodyDecoder, BodyError, BodyKind, Forwarding, Limits, Method, Parsed, RequestHead,
-    ResponseHead, parse_request, parse_response, write_request_head, write_response_head,
+    ResponseHead, parse_request, parse_response_with, write_request_head, write_response_head,
 };
 
 pub use client_hello::check_client_hello;
@@ -102,6 +102,7 @@ pub fn check_request_head(data: &[u8]) {
         "host changed"
     );
     assert_eq!(again.body, head.body, "framing changed");
+    assert_eq!(again.upgrade, head.upgrade, "an upgrade gained or lost");
     // The body after the head decodes without panicking.
     let _ = run_body(head.body, &limits, &[&data[head.head_len..]]);
 }
@@ -116,13 +117,16 @@ pub fn check_response_head(data: &[u8]) {
     } else {
         Method::Head
     };
+    // The answer to a request that asked to switch protocols (a 101 is then a head too).
+    let upgrade = selector & 4 != 0;
     let limits = Limits::default();
     let mut head = ResponseHead::new();
-    let whole = parse_response(data, &limits, method, &mut head);
+    let whole = parse_response_with(data, &limits, method, upgrade, &mut head);
     let complete = matches!(whole, Ok(Parsed::Complete));
     let mut prefix = ResponseHead::new();
     for cut in cut_points(data.len()) {
-        if let Ok(Parsed::Complete) = parse_response(&data[..cut], &limits, method, &mut prefix) {
+        let parsed = parse_response_with(&data[..cut], &limits, method, upgrade, &mut prefix);
+        if let Ok(Parsed::Complete) = parsed {
             assert!(
                 complete,
                 "a prefix of {cut} bytes is a complete head but the whole is not"
@@ -132,7 +136,7 @@ pub fn check_response_head(data: &[u8]) {
             assert_eq!(prefix.status, head.status);
         }
     }
-    if !complete || head.status < 200 {
+    if !complete || (head.status < 200 && !head.switches_protocols()) {
         return;
     }
     let mut out = Vec::new();
@@ -145,7 +149,8 @@ pub fn check_response_head(data: &[u8]) {
         max_headers: crate::http1::MAX_STACK_HEADERS,
         ..limits
     };
-    match parse_response(&out, &relaxed, method, &mut again) {
+    // A 101 is relayed with its Upgrade fields: it reads back as a switch.
+    match parse_response_with(&out, &relaxed, method, upgrade, &mut again) {
         Ok(Parsed::Complete) => {}
         other => panic!(
             "re-serialized head does not parse: {other:?}\n{}",

@@ -118,6 +118,10 @@ pub enum ResponseError {
     StatusLineTooLong,
     #[error("101 Switching Protocols, but no upgrade was requested")]
     SwitchingProtocols,
+    #[error("101 Switching Protocols without an Upgrade field (RFC 9110 §15.2.2)")]
+    SwitchingWithoutUpgrade,
+    #[error("101 Switching Protocols before the whole request body was sent")]
+    SwitchingBeforeRequestEnd,
     #[error("2xx answer to CONNECT (a tunnel), but ringway never sends CONNECT")]
     ConnectTunnel,
     #[error(transparent)]
@@ -229,6 +233,8 @@ impl ResponseError {
             Self::InvalidStatus => "invalid_status",
             Self::StatusLineTooLong => "status_line_too_long",
             Self::SwitchingProtocols => "switching_protocols",
+            Self::SwitchingWithoutUpgrade => "switching_without_upgrade",
+            Self::SwitchingBeforeRequestEnd => "switching_before_request_end",
             Self::ConnectTunnel => "connect_tunnel",
             Self::Head(e) => e.name(),
         }

@@ -137,6 +137,15 @@ pub(crate) fn is_token(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(|&b| is_tchar(b))
 }
 
+/// An element of an Upgrade field (RFC 9110 §7.8): `protocol-name [ "/" protocol-version ]`,
+/// both tokens.
+pub(crate) fn is_protocol(s: &[u8]) -> bool {
+    match s.iter().position(|&b| b == b'/') {
+        Some(slash) => is_token(&s[..slash]) && is_token(&s[slash + 1..]),
+        None => is_token(s),
+    }
+}
+
 /// A byte allowed in a field value: VCHAR, obs-text, SP, HTAB (RFC 9110 §5.5).
 pub(crate) fn is_field_byte(b: u8) -> bool {
     b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80
@@ -478,10 +487,12 @@ pub(crate) fn write_transfer_encoding(value: &[u8], out: &mut Vec<u8>) {
 pub(crate) struct ConnectionOptions {
     pub(crate) close: bool,
     pub(crate) keep_alive: bool,
+    /// The `upgrade` option (RFC 9110 §7.8): the Upgrade field is meant for this hop.
+    pub(crate) upgrade: bool,
 }
 
-/// Reads every Connection field: records `close` / `keep-alive`, and marks each field named by
-/// another option as hop-by-hop. Elements that are not tokens cannot name a field and are
+/// Reads every Connection field: records `close`, `keep-alive` and `upgrade`, and marks each
+/// field named by another option (`upgrade` included) as hop-by-hop. Elements that are not tokens cannot name a field and are
 /// ignored; more than [`MAX_CONNECTION_OPTIONS`] options is an error.
 pub(crate) fn apply_connection(
     buf: &[u8],
@@ -507,6 +518,7 @@ pub(crate) fn apply_connection(
             } else if option.eq_ignore_ascii_case(b"keep-alive") {
                 opts.keep_alive = true;
             } else {
+                opts.upgrade |= option.eq_ignore_ascii_case(b"upgrade");
                 for f in fields.iter_mut() {
                     let name = f.name.get(buf);
                     if name.len() == option.len() && name.eq_ignore_ascii_case(option) {

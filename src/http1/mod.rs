@@ -47,7 +47,8 @@ pub use request::{
     write_request_head, write_request_head_with,
 };
 pub use response::{
-    ResponseHead, parse_response, parse_status, write_response_head, write_response_head_with,
+    ResponseHead, parse_response, parse_response_with, parse_status, write_response_head,
+    write_response_head_with,
 };
 pub use responses::{CONTINUE_100, Status, error_response, local_response};
 

@@ -15,8 +15,8 @@
 use std::net::IpAddr;
 
 use super::field::{
-    self, Field, FieldKind, LineError, MAX_STACK_HEADERS, Span, is_tchar, is_valid_authority,
-    list_elements, parse_version, write_field, write_u64,
+    self, Field, FieldKind, LineError, MAX_STACK_HEADERS, Span, is_protocol, is_tchar,
+    is_valid_authority, list_elements, parse_version, write_field, write_u64,
 };
 use super::header_rules::HeaderRules;
 use super::{BodyKind, HeadError, Limits, Method, Parsed, RequestError};
@@ -37,6 +37,13 @@ pub struct RequestHead {
     pub expect_continue: bool,
     /// The request is HTTP/1.0 (anything else accepted is treated as HTTP/1.1).
     pub http10: bool,
+    /// The client asks to switch protocols on this connection (RFC 9110 §7.8; a WebSocket
+    /// handshake): an HTTP/1.1 request with the `upgrade` Connection option and at least one
+    /// Upgrade field, every element of which is a `protocol` (`name[/version]`). The Upgrade
+    /// fields and `Connection: upgrade` are then forwarded; otherwise Upgrade is dropped like
+    /// any hop-by-hop field (an Upgrade without `Connection: upgrade`, on HTTP/1.0, or
+    /// malformed, is no upgrade).
+    pub upgrade: bool,
     method_span: Span,
     /// The origin-form (or asterisk-form) target to forward; see `path_override`.
     path: Span,
@@ -66,6 +73,7 @@ impl RequestHead {
             keep_alive: false,
             expect_continue: false,
             http10: false,
+            upgrade: false,
             method_span: Span::default(),
             path: Span::default(),
             path_override: None,
@@ -82,6 +90,7 @@ impl RequestHead {
         self.keep_alive = false;
         self.expect_continue = false;
         self.http10 = false;
+        self.upgrade = false;
         self.method_span = Span::default();
         self.path = Span::default();
         self.path_override = None;
@@ -300,6 +309,8 @@ fn check_fields(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Result<(
     let mut content_length: Option<u64> = None;
     let mut te_value: Option<&[u8]> = None;
     let mut expect_continue = false;
+    // Upgrade fields seen, and whether every element of them is a protocol.
+    let (mut upgrade_fields, mut upgrade_valid) = (false, true);
     for f in &head.fields {
         let value = f.value.get(buf);
         match f.kind {
@@ -324,6 +335,11 @@ fn check_fields(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Result<(
             FieldKind::Expect => {
                 expect_continue |=
                     list_elements(value).any(|e| e.eq_ignore_ascii_case(b"100-continue"));
+            }
+            FieldKind::Upgrade => {
+                upgrade_fields = true;
+                upgrade_valid &= list_elements(value).all(|e| e.is_empty() || is_protocol(e))
+                    && list_elements(value).any(|e| !e.is_empty());
             }
             _ => {}
         }
@@ -360,6 +376,9 @@ fn check_fields(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Result<(
     let opts = field::apply_connection(buf, &mut head.fields)?;
     head.keep_alive = !opts.close && (!head.http10 || opts.keep_alive);
     head.expect_continue = expect_continue && !head.http10;
+    // RFC 9110 §7.8: an Upgrade on HTTP/1.0 is ignored; one not named by Connection was not
+    // meant for this hop.
+    head.upgrade = opts.upgrade && upgrade_fields && upgrade_valid && !head.http10;
     Ok(())
 }
 
@@ -458,6 +477,8 @@ impl ClientCertFields<'_> {
 /// 3. every other field in order, except hop-by-hop ones — Connection, Keep-Alive,
 ///    Proxy-Connection, TE, Trailer, Upgrade and any field named in Connection (RFC 9110
 ///    §7.6.1) — and except the fields rewritten below (and Expect on HTTP/1.0, which is ignored);
+///    the Upgrade fields of an [upgrade](RequestHead::upgrade) request are kept, and
+///    `Connection: upgrade` is written after the framing;
 /// 4. the framing, from the parsed [`BodyKind`]: `Transfer-Encoding` (normalized) for chunked
 ///    (the body is forwarded with its chunk framing), else one `Content-Length`;
 /// 5. `X-Forwarded-For` (earlier values merged into one field, then the client),
@@ -465,7 +486,8 @@ impl ClientCertFields<'_> {
 ///    values merged into one field, then this hop's element);
 /// 6. the client-certificate fields ([`ClientCertFields`]; the client's own are never copied).
 ///
-/// No Connection field is sent: the backend connection is kept alive (HTTP/1.1 default).
+/// No other Connection field is sent: the backend connection is kept alive (HTTP/1.1 default)
+/// unless it switches protocols.
 pub fn write_request_head(buf: &[u8], head: &RequestHead, fwd: &Forwarding, out: &mut Vec<u8>) {
     write_request_head_with(buf, head, fwd, &HeaderRules::default(), out);
 }
@@ -501,6 +523,11 @@ pub fn write_request_head_with(
             FieldKind::RequestId if !f.hop && fwd.request_id.is_none() => {
                 write_field(out, f.name.get(buf), f.value.get(buf));
             }
+            // Named by `Connection: upgrade`, so hop-by-hop, and meant for this hop and the
+            // next alike: the backend decides whether to switch.
+            FieldKind::Upgrade if head.upgrade => {
+                write_field(out, f.name.get(buf), f.value.get(buf));
+            }
             // Host, framing and forwarding fields are written below from parsed values;
             // hop-by-hop fields are never forwarded.
             _ => {}
@@ -518,6 +545,9 @@ pub fn write_request_head_with(
             out.extend_from_slice(b"\r\n");
         }
         BodyKind::Empty | BodyKind::CloseDelimited => {}
+    }
+    if head.upgrade {
+        out.extend_from_slice(b"Connection: upgrade\r\n");
     }
 
     let ip = fwd.client_ip.to_canonical();

@@ -67,9 +67,17 @@ impl ResponseHead {
         self.fields.clear();
     }
 
-    /// 1xx: an interim response; the final response follows it on the same connection.
+    /// 1xx: an interim response; the final response follows it on the same connection
+    /// (except after a 101: see [`ResponseHead::switches_protocols`]).
     pub fn is_informational(&self) -> bool {
         (100..200).contains(&self.status)
+    }
+
+    /// 101 Switching Protocols (parsed only for a request that asked for it, see
+    /// [`parse_response_with`]): the last HTTP/1.1 message of the connection; the bytes after
+    /// its head are the new protocol's.
+    pub fn switches_protocols(&self) -> bool {
+        self.status == 101
     }
 
     /// The reason phrase as received (may be empty).
@@ -97,12 +105,28 @@ impl ResponseHead {
 ///
 /// `request_method` decides bodilessness (RFC 9112 §6.3). 1xx other than 101 parse as
 /// `Complete` with an empty body: skip or relay them, then parse the next head at
-/// `buf[head.head_len..]`. 101 is an error (ringway never forwards Upgrade), as is a 2xx to
-/// CONNECT (ringway never sends CONNECT). `Limits::max_body` is not applied here.
+/// `buf[head.head_len..]`. 101 is an error (the request asked for no upgrade: see
+/// [`parse_response_with`]), as is a 2xx to CONNECT (ringway never sends CONNECT).
+/// `Limits::max_body` is not applied here.
 pub fn parse_response(
     buf: &[u8],
     limits: &Limits,
     request_method: Method,
+    head: &mut ResponseHead,
+) -> Result<Parsed, ResponseError> {
+    parse_response_with(buf, limits, request_method, false, head)
+}
+
+/// [`parse_response`] of the answer to a request that asked to switch protocols or not
+/// (`upgrade_requested`, [`super::RequestHead::upgrade`]). With it, a 101 is a complete head
+/// ([`ResponseHead::switches_protocols`]): it must carry an Upgrade field (RFC 9110 §15.2.2),
+/// and whatever follows its head belongs to the new protocol. Without it a 101 is
+/// [`ResponseError::SwitchingProtocols`].
+pub fn parse_response_with(
+    buf: &[u8],
+    limits: &Limits,
+    request_method: Method,
+    upgrade_requested: bool,
     head: &mut ResponseHead,
 ) -> Result<Parsed, ResponseError> {
     head.reset();
@@ -114,7 +138,7 @@ pub fn parse_response(
     };
     let line = buf.get(..line_end - 2).unwrap_or(&[]);
     parse_status_line(line, head)?;
-    if head.status == 101 {
+    if head.status == 101 && !upgrade_requested {
         return Err(ResponseError::SwitchingProtocols);
     }
 
@@ -126,6 +150,9 @@ pub fn parse_response(
     field::collect_fields(buf, line_end, head_len, max_fields, count, &mut head.fields)?;
     head.head_len = head_len;
     check_fields(buf, request_method, head)?;
+    if head.status == 101 && !head.fields.iter().any(|f| f.kind == FieldKind::Upgrade) {
+        return Err(ResponseError::SwitchingWithoutUpgrade);
+    }
     Ok(Parsed::Complete)
 }
 
@@ -241,7 +268,8 @@ fn check_fields(
 ///
 /// - `HTTP/1.1 <code> <reason>` (the backend's reason, or the standard one when it sent none);
 /// - every field except Connection, Keep-Alive, Proxy-Connection, Upgrade, TE and those named
-///   in Connection (RFC 9110 §7.6.1);
+///   in Connection (RFC 9110 §7.6.1); a 101 keeps its Upgrade fields and is followed by
+///   `Connection: upgrade` (the switch concerns the client's hop too);
 /// - the framing fields written from parsed values: one normalized Content-Length; no
 ///   Content-Length or Transfer-Encoding on 1xx and 204 (RFC 9110 §8.6, RFC 9112 §6.1); no
 ///   Transfer-Encoding to an HTTP/1.0 client;
@@ -302,6 +330,9 @@ pub fn write_response_head_with(
                     out.extend_from_slice(b"\r\n");
                 }
             }
+            FieldKind::Upgrade if head.switches_protocols() => {
+                field::write_field(out, f.name.get(buf), f.value.get(buf));
+            }
             FieldKind::Connection
             | FieldKind::KeepAlive
             | FieldKind::ProxyConnection
@@ -313,6 +344,9 @@ pub fn write_response_head_with(
                 }
             }
         }
+    }
+    if head.switches_protocols() {
+        out.extend_from_slice(b"Connection: upgrade\r\n");
     }
     if !head.is_informational() {
         rules.write_added(out);

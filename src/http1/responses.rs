@@ -23,6 +23,15 @@ Connection: close\r\n\
 \r\n\
 400 Bad Request\n";
 
+/// `403 Forbidden`: a request to switch protocols (WebSocket) where the configuration turns
+/// upgrades off.
+pub const FORBIDDEN_403: &[u8] = b"HTTP/1.1 403 Forbidden\r\n\
+Content-Type: text/plain\r\n\
+Content-Length: 14\r\n\
+Connection: close\r\n\
+\r\n\
+403 Forbidden\n";
+
 /// `404 Not Found`.
 pub const NOT_FOUND_404: &[u8] = b"HTTP/1.1 404 Not Found\r\n\
 Content-Type: text/plain\r\n\
@@ -125,6 +134,8 @@ Connection: close\r\n\
 pub enum Status {
     /// 400.
     BadRequest = 400,
+    /// 403: a protocol upgrade (WebSocket) the configuration refuses.
+    Forbidden = 403,
     /// 404: no route takes the request.
     NotFound = 404,
     /// 408: the request (its head or body) did not arrive in time.
@@ -153,8 +164,9 @@ pub enum Status {
 
 impl Status {
     /// Every status, in code order.
-    pub const ALL: [Status; 13] = [
+    pub const ALL: [Status; 14] = [
         Status::BadRequest,
+        Status::Forbidden,
         Status::NotFound,
         Status::RequestTimeout,
         Status::ContentTooLarge,
@@ -191,6 +203,7 @@ impl std::fmt::Display for Status {
 pub fn error_response(status: Status) -> &'static [u8] {
     match status {
         Status::BadRequest => BAD_REQUEST_400,
+        Status::Forbidden => FORBIDDEN_403,
         Status::NotFound => NOT_FOUND_404,
         Status::RequestTimeout => REQUEST_TIMEOUT_408,
         Status::ContentTooLarge => CONTENT_TOO_LARGE_413,

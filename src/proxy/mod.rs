@@ -6,8 +6,9 @@
 //! I/O (retries, hedging's eligibility, keep-alive, backend reuse, local answers: [`rules`]),
 //! the hold on the chosen backend ([`lease`]), reading a PROXY header before the handshake
 //! ([`proxy_header`]), errors and whose fault they are ([`error`]),
-//! failure logging ([`failure_log`]), what a worker serves ([`plan`]), and how a reloaded plan
-//! reaches the workers ([`generation`]). Per-worker state ([`Context`]) uses `Cell`/`RefCell`:
+//! failure logging ([`failure_log`]), what a worker serves ([`plan`]), how a reloaded plan
+//! reaches the workers ([`generation`]), and the byte tunnels of upgraded connections
+//! ([`tunnel`]: WebSocket). Per-worker state ([`Context`]) uses `Cell`/`RefCell`:
 //! it is never shared across cores.
 
 pub mod access;
@@ -21,6 +22,7 @@ mod relay;
 pub mod rules;
 pub mod session;
 pub mod tls_conn;
+mod tunnel;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -59,6 +61,8 @@ pub struct Context {
     pub load: Rc<Load>,
     /// Set when the worker is draining: responses say `Connection: close`.
     pub draining: Cell<bool>,
+    /// The worker's open tunnels (upgraded connections), closed before a drain ends.
+    pub tunnels: tunnel::Tunnels,
     /// What the worker counts of its clients (read by the admin thread).
     pub metrics: Arc<WorkerMetrics>,
     /// The worker's access-log lines not yet handed to the writer; `None` when the log is off.
@@ -91,6 +95,7 @@ impl Context {
             worker: worker.index,
             load: worker.load,
             draining: Cell::new(false),
+            tunnels: tunnel::Tunnels::default(),
             metrics,
             access_log: access_log.map(RefCell::new),
             request_ids: access::RequestIdSource::new(),
@@ -196,8 +201,9 @@ impl Handler for Context {
         }
     }
 
-    fn drain(&self) {
+    fn drain(&self, deadline: Instant) {
         self.draining.set(true);
+        self.tunnels.close_all_at(deadline);
     }
 
     fn stop(&self) {

@@ -40,6 +40,8 @@ pub struct Timeouts {
     /// Waiting for the first byte of a response when the attempt may be retried (at most
     /// `response`).
     pub per_try: Duration,
+    /// Inactivity of a tunnel (after a 101), both directions together.
+    pub tunnel: Duration,
 }
 
 /// What ringway does with `X-Request-Id` (TOML `request_id`).
@@ -85,6 +87,9 @@ pub struct ListenerPlan {
     pub address: std::net::SocketAddr,
     /// Which of its requests are written to the access log.
     pub log: super::access::LogRule,
+    /// Whether the requests no route takes (the default upstream) may switch protocols
+    /// (WebSocket); refused ones are answered 403. See [`ListenerPlan::upgrades`].
+    pub upgrade: bool,
     /// Fields set, appended or removed on requests to the backends.
     pub request_headers: crate::http1::HeaderRules,
     /// Fields set, appended or removed on responses to the clients.
@@ -125,6 +130,15 @@ impl ListenerPlan {
         }
     }
 
+    /// Whether a request the route at `route` took (`None`: the default upstream) may switch
+    /// protocols: the route's switch, which defaults to the listener's.
+    pub fn upgrades(&self, route: Option<usize>) -> bool {
+        match route.and_then(|at| self.routes.get(at)) {
+            Some(route) => route.upgrade,
+            None => self.upgrade,
+        }
+    }
+
     /// The scheme its requests came with, for `X-Forwarded-Proto` and `Forwarded`.
     pub fn scheme(&self) -> &'static str {
         if self.tls.is_some() { "https" } else { "http" }
@@ -140,6 +154,9 @@ pub struct RoutePlan {
     pub response_headers: crate::http1::HeaderRules,
     /// The route's own answer, for a route without upstream.
     pub respond: Option<crate::http1::FixedResponse>,
+    /// Its requests may switch protocols (WebSocket): the route's `upgrade`, else the
+    /// listener's.
+    pub upgrade: bool,
 }
 
 /// The redirect of a plain-HTTP listener to HTTPS.

@@ -184,19 +184,19 @@ pub(super) async fn flush(conn: &TlsConn, idle: Duration) -> Result<bool, ProxyE
     }
 }
 
-/// Reads from the backend until `rhead` holds a complete response head (interim or final);
-/// sets `answered` when the first bytes arrive.
+/// Reads from the backend until `rhead` holds a complete response head (interim or final, or a
+/// 101 when the request asked to `upgrade`); sets `answered` when the first bytes arrive.
 pub(super) async fn read_response_head(
     stream: &TcpStream,
     rbuf: &mut LazyBuf,
     rhead: &mut ResponseHead,
-    method: Method,
+    (method, upgrade): (Method, bool),
     limits: &Limits,
     answered: &Cell<bool>,
 ) -> Result<(), ProxyError> {
     loop {
         if !rbuf.is_empty() {
-            match http1::parse_response(rbuf.bytes(), limits, method, rhead)? {
+            match http1::parse_response_with(rbuf.bytes(), limits, method, upgrade, rhead)? {
                 Parsed::Complete => return Ok(()),
                 Parsed::Partial => {}
             }

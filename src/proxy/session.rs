@@ -3,7 +3,8 @@
 //! Owns the request loop of a client connection: read and validate a request head (under the
 //! keep-alive and request-head timeouts), pick a backend, send the re-serialized head and stream
 //! the body, read the response head, stream the response back, and decide whether both
-//! connections stay open.
+//! connections stay open; after a `101` to a request that asked to switch protocols, hand both
+//! connections to a tunnel ([`super::tunnel`]) until it ends, then close them.
 //!
 //! Invariants:
 //! - a request rejected while reading its head or its first body bytes sends nothing to any
@@ -32,7 +33,7 @@ use crate::access_log::{Record, Termination};
 use crate::buf::{self, LazyBuf};
 use crate::http1::{
     self, BodyDecoder, BodyKind, ClientCertFields, Forwarding, Method, Parsed, RequestHead,
-    ResponseHead, Status,
+    ResponseError, ResponseHead, Status,
 };
 use crate::metrics::{PROXY_CLOSED, PROXY_INVALID, PROXY_TIMEOUT, PROXY_UNTRUSTED};
 use crate::proxy_protocol::{self, ProxyHeader};
@@ -55,6 +56,7 @@ use super::rules::{
     NO_BACKEND_RETRY_AFTER, SLOW_READ,
 };
 use super::tls_conn::{TlsConn, TlsIoError};
+use super::tunnel::Tunnel;
 use super::{ListenerPlan, RequestIds};
 
 /// Bytes the re-serialized request head may add to the client's (forwarding fields).
@@ -240,6 +242,9 @@ struct Trace {
     ended_by: Option<(Side, &'static str)>,
     /// Its fields for the access log, when it is logged.
     fields: Option<Fields>,
+    /// When its 101 went to the client and its tunnel began: the request's latency ends
+    /// there (the access log's duration covers the tunnel).
+    switched: Option<Instant>,
 }
 
 struct Session {
@@ -741,9 +746,11 @@ impl Session {
             .retries
             .add(u64::from(trace.attempts.saturating_sub(1)));
         if let Some(started) = trace.started {
+            // A tunnel's hours are not a request's latency.
+            let answered = trace.switched.unwrap_or(end);
             counters
                 .request_seconds
-                .record(end.saturating_duration_since(started));
+                .record(answered.saturating_duration_since(started));
         }
         if let Some(first_byte) = trace.first_byte {
             counters.backend_seconds.record(first_byte);
@@ -907,13 +914,30 @@ impl Session {
             Destination::Redirect => Some(self.redirect_target()),
             _ => None,
         };
+        // A request to switch protocols where the configuration turns upgrades off: 403
+        // before anything reaches a backend, and the connection closed (what follows the
+        // request may be the new protocol's bytes, never to be read as HTTP).
+        let upgrade_refused = match routed {
+            Destination::Upstream { route, .. } => !self.listener_plan().upgrades(route),
+            // Answered by ringway itself: nothing to switch to.
+            _ => false,
+        };
+        if self.head.upgrade && upgrade_refused {
+            buf::give(req);
+            self.trace.ended_by = Some((Side::Internal, "upgrade_refused"));
+            self.reject(Status::Forbidden).await;
+            return false;
+        }
         req.extend_from_slice(&self.inbuf.bytes()[head_len..head_len + early]);
         self.inbuf.consume(head_len + early);
         if small > 0 && !self.read_small_body(&mut req, &mut body).await {
             buf::give(req);
             return false;
         }
-        let local_keep = keep.after_local_answer(body.is_done());
+        // Bytes the client sent after an upgrade request may be the new protocol's: never
+        // read as a request, whoever answers.
+        let pipelined_after_upgrade = self.head.upgrade && !self.inbuf.is_empty();
+        let local_keep = keep.after_local_answer(body.is_done()) && !pipelined_after_upgrade;
 
         let group = match routed {
             Destination::Upstream { group, .. } => group,
@@ -950,11 +974,17 @@ impl Session {
             }
         };
 
+        if self.rhead.switches_protocols() {
+            // The lease holds the backend until the tunnel ends.
+            return self.tunnel(lease, bconn).await;
+        }
+        // An upgrade the backend declined is an ordinary exchange, but not followed by what
+        // the client sent after it before seeing the answer.
         let client_keep = keep.after_response(
             exchanged.request_complete,
             self.closing(),
             self.rhead.forces_client_close(self.head.http10),
-        );
+        ) && !pipelined_after_upgrade;
         match self.relay_response(&bconn, client_keep).await {
             Ok(relayed) => {
                 if rules::backend_reusable(
@@ -1021,6 +1051,39 @@ impl Session {
             }
         }
         true
+    }
+
+    /// After a 101: sends its head (with what the backend sent after it) to the client and
+    /// what the client sent after its request to the backend, then relays both ways until the
+    /// tunnel ends ([`Tunnel::run`]). Returns false: the client connection closes after it,
+    /// the backend connection is dropped (never pooled) and the lease ends with it.
+    async fn tunnel(&mut self, lease: Lease, bconn: BackendConn) -> bool {
+        let rhead = &self.rhead;
+        let rest = &self.rbuf.bytes()[rhead.head_len..];
+        let mut plain = buf::take(HEAD_SLACK + rhead.head_len + rest.len());
+        self.trace.status = rhead.status;
+        // The route's, not through `listener_plan`: `rhead` borrows `self`.
+        let rules = self.serving.plan.listeners[self.listener_at].response_rules(self.trace.route);
+        http1::write_response_head_with(self.rbuf.bytes(), rhead, true, false, rules, &mut plain);
+        plain.extend_from_slice(rest);
+        self.rbuf.clear();
+        self.rbuf.release_if_empty();
+        let tunnel = Tunnel {
+            conn: &self.conn,
+            backend: &bconn.stream,
+            idle: self.serving.plan.timeouts.tunnel,
+            tunnels: &self.ctx.tunnels,
+        };
+        self.trace.switched = Some(Instant::now());
+        self.ctx.metrics.tunnels_opened.inc();
+        let end = tunnel.run(&mut self.inbuf, plain).await;
+        self.ctx.metrics.tunnels_closed.inc();
+        let open = self.ctx.tunnels.open();
+        tracing::debug!(peer = %self.peer, open, "tunnel ended: {end:?}");
+        self.trace.ended_by = Some(end.termination());
+        drop(bconn);
+        drop(lease);
+        false
     }
 
     /// Where the request in `self.head` goes: a redirect to HTTPS (a listener that redirects,
@@ -1283,7 +1346,9 @@ impl Session {
                     let hedge_after = self.serving.groups[group].spec().hedge_after;
                     let mut winner = None;
                     let mut per_try = may_retry.then_some(self.serving.plan.timeouts.per_try);
-                    if let Some(delay) = hedge_after.filter(|_| may_retry) {
+                    // An upgrade is never hedged: the losing backend would have switched too.
+                    let hedged = hedge_after.filter(|_| may_retry && !self.head.upgrade);
+                    if let Some(delay) = hedged {
                         // The hedge replaces the per-try timeout: the first attempt is not
                         // abandoned, it races the second.
                         per_try = None;
@@ -1399,11 +1464,12 @@ impl Session {
         let outcome = {
             let Session { rbuf, rhead, .. } = self;
             let stream_a = &hedge.first.stream;
+            // Never an upgrade: those are not hedged.
             let mut head_a = pin!(read_response_head(
                 stream_a,
                 rbuf,
                 rhead,
-                method,
+                (method, false),
                 &limits,
                 &answered_a
             ));
@@ -1454,7 +1520,7 @@ impl Session {
                     &conn_b.stream,
                     &mut rbuf_b,
                     &mut rhead_b,
-                    method,
+                    (method, false),
                     &limits,
                     &answered_b
                 ));
@@ -1515,6 +1581,7 @@ impl Session {
         let timeouts = self.serving.plan.timeouts;
         let limits = &self.serving.plan.limits;
         let expect_continue = self.head.expect_continue;
+        let upgrade = self.head.upgrade;
         let Session {
             conn,
             inbuf,
@@ -1537,7 +1604,7 @@ impl Session {
                     &bconn.stream,
                     rbuf,
                     rhead,
-                    method,
+                    (method, upgrade),
                     limits,
                     &answered,
                 ));
@@ -1570,6 +1637,16 @@ impl Session {
                 }
             };
             head_read?;
+            if rhead.switches_protocols() {
+                // The new protocol's bytes follow the 101: a request body not sent whole by
+                // then would be read two ways.
+                if !upload_done {
+                    return Err(ResponseError::SwitchingBeforeRequestEnd.into());
+                }
+                return Ok(Exchanged {
+                    request_complete: true,
+                });
+            }
             if rhead.status >= 200 {
                 // A final answer before the whole body means the rest is never read: the
                 // caller then closes both connections.
@@ -1690,6 +1767,7 @@ mod tests {
                     id: 0,
                     address: peer,
                     log: crate::proxy::access::LogRule::Off,
+                    upgrade: true,
                     request_headers: Default::default(),
                     response_headers: Default::default(),
                     tls: Some(tls),
@@ -1710,6 +1788,7 @@ mod tests {
                     connect: second,
                     response: second,
                     per_try: second,
+                    tunnel: second,
                 },
                 pool: crate::proxy::PoolSettings {
                     max_idle: 0,

@@ -253,6 +253,16 @@ impl TlsConn {
         let _ = tcp.shutdown().await;
     }
 
+    /// Ends our half of the session (a tunnel whose backend finished sending): close_notify,
+    /// then the socket's write side shut down (TCP FIN); the client is still read.
+    pub async fn close_write(&self) -> Result<(), TlsIoError> {
+        self.tls.borrow_mut().close_write();
+        self.flush().await?;
+        let mut tcp = &self.tcp;
+        tcp.shutdown().await?;
+        Ok(())
+    }
+
     /// Encrypted bytes queued for the next flush.
     pub fn queued(&self) -> usize {
         self.tls.borrow().outgoing_len()

@@ -155,7 +155,9 @@ pub trait Handler: 'static {
     fn housekeeping(self: Rc<Self>) -> impl Future<Output = ()> + 'static;
 
     /// The worker stopped accepting: requests in flight finish, then their connections close.
-    fn drain(&self);
+    /// At `deadline` the worker stops whatever is left (long-lived requests such as tunnels
+    /// should end themselves just before it).
+    fn drain(&self, deadline: std::time::Instant);
 
     /// The drain is over (every request answered, or the drain timeout passed): release what
     /// is idle before the worker exits.

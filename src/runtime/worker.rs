@@ -161,9 +161,9 @@ async fn serve<H: Handler>(start: Start, handler: Rc<H>, load: Rc<Load>) {
 
     // Graceful stop: no more accepts; let in-flight requests finish, and give open
     // connections a moment to send the request they may be about to send.
-    handler.drain();
     let start = Instant::now();
     let deadline = start + settings.drain;
+    handler.drain(deadline);
     let grace = start + DRAIN_IDLE_GRACE.min(settings.drain);
     loop {
         let now = Instant::now();

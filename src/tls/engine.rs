@@ -23,7 +23,8 @@
 //! - after an error no more bytes reach rustls and nothing more is encrypted, but the alert
 //!   rustls queued for the error is in the send buffer;
 //! - bytes after the client's close_notify are ignored; after our own close_notify nothing is
-//!   read or sent;
+//!   read or sent, except after a half-close ([`TlsEngine::close_write`]: a tunnel whose
+//!   backend finished sending), which still reads what the client sends;
 //! - 0-RTT data is never accepted (the server config keeps `max_early_data_size` at 0).
 
 use std::io;
@@ -151,6 +152,8 @@ pub struct TlsEngine {
     failed: bool,
     /// We queued close_notify: nothing more is read or sent.
     closed: bool,
+    /// We queued close_notify as a half-close: nothing more is sent, the client is still read.
+    write_closed: bool,
 }
 
 impl TlsEngine {
@@ -164,6 +167,7 @@ impl TlsEngine {
             peer_closed: false,
             failed: false,
             closed: false,
+            write_closed: false,
         })
     }
 
@@ -420,6 +424,16 @@ impl TlsEngine {
         self.closed = true;
     }
 
+    /// Queues a close_notify alert (when the session can still send one) and sends nothing
+    /// more, but goes on reading: our half of the session is over, the client may still send
+    /// (TLS 1.3 allows it, RFC 8446 §6.1; a TLS 1.2 client answers with its own close_notify).
+    pub fn close_write(&mut self) {
+        if !self.write_closed {
+            let _ = self.send(Send::CloseNotify);
+            self.write_closed = true;
+        }
+    }
+
     /// Refuses any further work once the session failed or was closed: rustls must not see
     /// input after it sent an alert (a second one would break its invariants).
     fn usable(&self) -> Result<(), TlsIoError> {
@@ -434,6 +448,9 @@ impl TlsEngine {
 
     fn send(&mut self, what: Send<'_>) -> Result<(), TlsIoError> {
         self.usable()?;
+        if self.write_closed {
+            return Err(TlsIoError::Closed);
+        }
         // rustls must see the bytes it may be holding on to (a handshake fragment); it
         // processed every complete record already, so it only looks at them.
         let mut pending = self.pending.take();

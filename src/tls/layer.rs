@@ -8,7 +8,8 @@
 //! send: it has no handshake, no server name and no close_notify.
 //!
 //! Invariants: the identity layer holds no buffer while nothing is queued and its buffers are
-//! released; after [`Layer::close_notify`] nothing more is read or queued on either variant.
+//! released; after [`Layer::close_notify`] nothing more is read or queued on either variant;
+//! after [`Layer::close_write`] (a tunnel's half-close) nothing more is queued, reads go on.
 
 use std::sync::Arc;
 
@@ -24,6 +25,8 @@ pub struct Plain {
     out: Option<Vec<u8>>,
     /// Closed by us: nothing more is queued.
     closed: bool,
+    /// Our half closed (a tunnel's half-close): nothing more is queued, reads go on.
+    write_closed: bool,
 }
 
 impl Drop for Plain {
@@ -119,7 +122,7 @@ impl Layer {
     pub fn write(&mut self, data: &[u8]) -> Result<(), TlsIoError> {
         match self {
             Layer::Tls(tls) => tls.write(data),
-            Layer::Plain(plain) if plain.closed => Err(TlsIoError::Closed),
+            Layer::Plain(plain) if plain.closed || plain.write_closed => Err(TlsIoError::Closed),
             Layer::Plain(plain) => {
                 if !data.is_empty() {
                     plain
@@ -137,6 +140,15 @@ impl Layer {
         match self {
             Layer::Tls(tls) => tls.close_notify(),
             Layer::Plain(plain) => plain.closed = true,
+        }
+    }
+
+    /// Ends our sending half only (a tunnel whose backend finished sending): close_notify for
+    /// TLS; nothing more is queued, but the client is still read.
+    pub fn close_write(&mut self) {
+        match self {
+            Layer::Tls(tls) => tls.close_write(),
+            Layer::Plain(plain) => plain.write_closed = true,
         }
     }
 
@@ -228,6 +240,15 @@ mod tests {
         assert!(!layer.has_outgoing());
         layer.release_buffers();
         assert_eq!(layer.buffered_capacity(), 0);
+
+        // A half-close stops the writes only.
+        layer.close_write();
+        assert!(layer.write(b"x").is_err());
+        got.clear();
+        layer
+            .receive(&mut [7], &mut |plain| got.extend_from_slice(plain))
+            .unwrap();
+        assert_eq!(got, [7]);
 
         layer.close_notify();
         assert!(layer.write(b"x").is_err());

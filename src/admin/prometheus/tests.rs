@@ -82,6 +82,7 @@ fn worker_and_backend_families_exactly() {
                 connections_accepted: 10,
                 requests_in_flight: 1,
                 requests: 99,
+                tunnels_open: 1,
             },
             WorkerSnapshot {
                 index: 1,
@@ -109,6 +110,13 @@ fn worker_and_backend_families_exactly() {
         ..Snapshot::default()
     };
     let text = render(&snapshot, None);
+    assert_eq!(
+        family(&text, "ringway_worker_tunnels_open"),
+        "# HELP ringway_worker_tunnels_open Tunnels (WebSocket and other upgraded connections) open, per worker.\n\
+         # TYPE ringway_worker_tunnels_open gauge\n\
+         ringway_worker_tunnels_open{worker=\"0\"} 1\n\
+         ringway_worker_tunnels_open{worker=\"1\"} 0\n"
+    );
     assert_eq!(
         family(&text, "ringway_worker_requests_total"),
         "# HELP ringway_worker_requests_total Requests served, per worker.\n\
@@ -323,7 +331,7 @@ fn every_family_has_help_and_type_and_counters_end_in_total() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), typed.len(), "a family written twice");
-    assert_eq!(typed.len(), 35, "{typed:?}");
+    assert_eq!(typed.len(), 36, "{typed:?}");
 }
 
 /// `promtool check metrics` (from the `prometheus` package) on the sample with process

@@ -24,6 +24,7 @@ fn defaults() {
             response: Duration::from_secs(30),
             per_try: Duration::from_secs(10),
             drain: Duration::from_secs(30),
+            tunnel: Duration::from_secs(3600),
         }
     );
     assert_eq!(
@@ -225,6 +226,7 @@ fn the_example_file_parses_to_what_it_says() {
                 tls: TlsOptions::default(),
                 client_auth: None,
                 access_log: None,
+                upgrade: true,
                 request_headers: Default::default(),
                 response_headers: Default::default(),
                 proxy_protocol: None,
@@ -244,6 +246,7 @@ fn the_example_file_parses_to_what_it_says() {
                 tls: TlsOptions::default(),
                 client_auth: None,
                 access_log: None,
+                upgrade: true,
                 request_headers: Default::default(),
                 response_headers: Default::default(),
                 proxy_protocol: None,

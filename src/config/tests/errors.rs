@@ -319,3 +319,67 @@ fn the_per_try_timeout_is_read_as_try_and_bounded_by_the_response_timeout() {
         ("timeouts.try", "must be greater than 0")
     );
 }
+
+#[test]
+fn the_tunnel_timeout_and_the_upgrade_switches() {
+    let config = Config::from_toml_str(MINIMAL).expect("minimal");
+    assert_eq!(config.timeouts.tunnel, Duration::from_secs(3600));
+    assert!(config.listeners[0].upgrade, "upgrades are on by default");
+    let config = Config::from_toml_str(&with("[timeouts]\ntunnel = \"90s\"")).expect("90s");
+    assert_eq!(config.timeouts.tunnel, Duration::from_secs(90));
+    let (key, reason, _) = invalid(&with("[timeouts]\ntunnel = \"0s\""));
+    assert_eq!(
+        (key.as_str(), reason.as_str()),
+        ("timeouts.tunnel", "must be greater than 0")
+    );
+    let (key, _, at) = invalid(&with("[timeouts]\ntunnel = \"soon\""));
+    assert_eq!(key, "timeouts.tunnel");
+    assert_eq!(at.line_column, Some((2, 10)));
+
+    let switched = |listener: &str, route: &str| {
+        format!(
+            "[[upstream]]\nname = \"app\"\nbackends = [\"127.0.0.1:8080\"]\n\
+             [[listener]]\naddress = \"127.0.0.1:8443\"\nupstream = \"app\"\n{listener}\n\
+             [[listener.route]]\npath_prefix = \"/ws/\"\nupstream = \"app\"\n{route}\n\
+             [[listener.route]]\npath_prefix = \"/api/\"\nupstream = \"app\"\n\
+             [[listener.certificate]]\ncert = \"a.pem\"\nkey = \"a.key\"\n"
+        )
+    };
+    let config =
+        Config::from_toml_str(&switched("upgrade = false", "upgrade = true")).expect("switches");
+    let listener = &config.listeners[0];
+    assert!(!listener.upgrade);
+    assert_eq!(listener.routes[0].upgrade, Some(true));
+    assert_eq!(listener.routes[1].upgrade, None);
+    // They survive a round trip through TOML.
+    let again = Config::from_toml_str(&config.to_toml_string().expect("to toml")).expect("parses");
+    assert!(!again.listeners[0].upgrade);
+    assert_eq!(again.listeners[0].routes[0].upgrade, Some(true));
+    assert_eq!(again.timeouts.tunnel, config.timeouts.tunnel);
+
+    for (doc, expected) in [
+        (switched("upgrade = \"no\"", ""), "listener[0].upgrade"),
+        (switched("", "upgrade = 0"), "listener[0].route[0].upgrade"),
+        (switched("websocket = false", ""), "listener[0].websocket"),
+    ] {
+        let (key, _, _) = invalid(&doc);
+        assert_eq!(key, expected, "{doc}");
+    }
+}
+
+#[test]
+fn the_readme_websocket_example_parses() {
+    let readme = include_str!("../../../README.md");
+    let section = &readme[readme
+        .find("### WebSocket and other upgrades")
+        .expect("the WebSocket section")..];
+    let block = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("its example");
+    let config = Config::from_toml_str(block).unwrap_or_else(|e| panic!("{e}\n{block}"));
+    assert_eq!(config.timeouts.tunnel, Duration::from_secs(3600));
+    assert!(!config.listeners[0].upgrade);
+    assert_eq!(config.listeners[0].routes[0].upgrade, Some(true));
+}

@@ -345,7 +345,7 @@ fn route_keys() {
             "hots = \"a.com\"",
             "listener[0].route[0].hots",
             "unknown field `hots`, expected one of `host`, `path_prefix`, `upstream`, \
-             `respond`, `access_log`, `request_headers`, `response_headers`",
+             `respond`, `access_log`, `upgrade`, `request_headers`, `response_headers`",
         ),
     ];
     for (route, key, reason) in cases {

@@ -1114,6 +1114,111 @@ fn request_id_is_forwarded_as_sent_or_replaced_by_ours() {
     assert_eq!(complete(hop).request_id(hop), None);
 }
 
+// ---- protocol upgrades (RFC 9110 §7.8) -------------------------------------------------------
+
+#[test]
+fn an_upgrade_needs_connection_upgrade_an_upgrade_field_and_http11() {
+    let cases: [(&[u8], bool); 9] = [
+        (
+            b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            true,
+        ),
+        (
+            b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, upgrade\r\nUpgrade: WebSocket\r\n\r\n",
+            true,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c, foo/1.1\r\n\r\n",
+            true,
+        ),
+        // Upgrade without the Connection option: not meant for this hop.
+        (
+            b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n",
+            false,
+        ),
+        // The option without a field.
+        (
+            b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n",
+            false,
+        ),
+        // HTTP/1.0: ignored (RFC 9110 §7.8).
+        (
+            b"GET /ws HTTP/1.0\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+            false,
+        ),
+        // Not a protocol list.
+        (
+            b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: web socket\r\n\r\n",
+            false,
+        ),
+        (
+            b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: a/\r\n\r\n",
+            false,
+        ),
+        (
+            b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: ,\r\n\r\n",
+            false,
+        ),
+    ];
+    for (buf, upgrade) in cases {
+        assert_eq!(
+            complete(buf).upgrade,
+            upgrade,
+            "{:?}",
+            String::from_utf8_lossy(buf)
+        );
+    }
+}
+
+#[test]
+fn an_upgrade_request_is_forwarded_with_upgrade_and_connection_upgrade() {
+    let buf = b"GET /chat HTTP/1.1\r\n\
+        Host: a\r\n\
+        Connection: keep-alive, Upgrade, X-Hop\r\n\
+        Upgrade: websocket\r\n\
+        X-Hop: 1\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Version: 13\r\n\
+        \r\n";
+    assert_eq!(
+        forward(buf),
+        "GET /chat HTTP/1.1\r\n\
+         Host: a\r\n\
+         Upgrade: websocket\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\
+         Connection: upgrade\r\n\
+         X-Forwarded-For: 1.2.3.4\r\n\
+         X-Forwarded-Proto: https\r\n\
+         X-Forwarded-Host: a\r\n\
+         Forwarded: for=1.2.3.4;host=a;proto=https\r\n\
+         \r\n"
+    );
+    // Without `Connection: upgrade` the Upgrade field is dropped, as any hop-by-hop field.
+    let plain = forward(b"GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n");
+    assert!(!plain.contains("Upgrade"), "{plain}");
+    assert!(!plain.contains("Connection"), "{plain}");
+    let old = forward(
+        b"GET /chat HTTP/1.0\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+    );
+    assert!(!old.contains("Upgrade"), "{old}");
+    assert!(!old.contains("Connection"), "{old}");
+}
+
+#[test]
+fn an_upgrade_request_with_a_body_keeps_its_framing() {
+    let buf = b"POST / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\
+        Content-Length: 3\r\n\r\nabc";
+    let head = complete(buf);
+    assert!(head.upgrade);
+    assert_eq!(head.body, BodyKind::Length(3));
+    let out = forward(buf);
+    assert!(
+        out.contains("Upgrade: h2c\r\nContent-Length: 3\r\nConnection: upgrade\r\n"),
+        "{out}"
+    );
+}
+
 #[test]
 fn client_certificate_fields_are_never_the_clients() {
     let buf = b"GET / HTTP/1.1\r\nHost: a\r\nX-Client-Verify: SUCCESS\r\n\

@@ -547,3 +547,63 @@ fn no_framing_fields_on_1xx_and_204_and_no_connection_on_1xx() {
         "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"
     );
 }
+
+// ---- protocol upgrades -----------------------------------------------------------------------
+
+fn parse_upgrade(buf: &[u8]) -> Result<(Parsed, ResponseHead), ResponseError> {
+    let mut head = ResponseHead::new();
+    parse_response_with(buf, &Limits::default(), Method::Get, true, &mut head).map(|p| (p, head))
+}
+
+#[test]
+fn switching_protocols_completes_when_an_upgrade_was_requested() {
+    let buf = b"HTTP/1.1 101 Switching Protocols\r\n\
+        Upgrade: websocket\r\n\
+        Connection: Upgrade\r\n\
+        Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
+        \r\n\x81\x05hello";
+    let (parsed, head) = parse_upgrade(buf).unwrap();
+    assert_eq!(parsed, Parsed::Complete);
+    assert!(head.switches_protocols());
+    assert_eq!(head.body, BodyKind::Empty);
+    // The new protocol's bytes start right after the head.
+    assert_eq!(&buf[head.head_len..], b"\x81\x05hello");
+    // Not a 101: an ordinary response.
+    let (_, head) =
+        parse_upgrade(b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\n\r\n").unwrap();
+    assert!(!head.switches_protocols());
+    assert_eq!(
+        parse_upgrade(b"HTTP/1.1 101 Sw").unwrap().0,
+        Parsed::Partial
+    );
+}
+
+#[test]
+fn switching_protocols_needs_an_upgrade_field() {
+    assert_eq!(
+        parse_upgrade(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n\r\n")
+            .unwrap_err(),
+        ResponseError::SwitchingWithoutUpgrade
+    );
+}
+
+#[test]
+fn a_switch_is_relayed_with_upgrade_and_connection_upgrade() {
+    let buf = b"HTTP/1.1 101 Switching Protocols\r\n\
+        Upgrade: websocket\r\n\
+        Connection: Upgrade, X-Hop\r\n\
+        X-Hop: 1\r\n\
+        Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
+        \r\n";
+    let (_, head) = parse_upgrade(buf).unwrap();
+    let mut out = Vec::new();
+    write_response_head(buf, &head, true, false, &mut out);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "HTTP/1.1 101 Switching Protocols\r\n\
+         Upgrade: websocket\r\n\
+         Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
+         Connection: upgrade\r\n\
+         \r\n"
+    );
+}
