@@ -1167,19 +1167,7 @@ impl Session {
                 self.trace.status = fixed.status();
             }
         }
-        let written = self.conn.write_plain(&out);
-        buf::give(out);
-        if written.is_err() {
-            return false;
-        }
-        if !keep {
-            let _ = within(self.serving.plan.timeouts.body, self.conn.close()).await;
-            return false;
-        }
-        matches!(
-            within(self.serving.plan.timeouts.body, self.conn.flush()).await,
-            Ok(Ok(()))
-        )
+        self.send_local(out, keep).await
     }
 
     /// The consistent-hashing key of the request in `self.head` for upstream `group` (see
@@ -1213,6 +1201,12 @@ impl Session {
         self.trace.status = status as u16;
         let mut out = buf::take(LOCAL_RESPONSE_LEN);
         http1::local_response(status, retry_after, keep, self.head.method, &mut out);
+        self.send_local(out, keep).await
+    }
+
+    /// Sends `out`, a whole response ringway wrote itself, then closes the connection or
+    /// flushes it (`keep`); returns whether it stays open.
+    async fn send_local(&mut self, out: Vec<u8>, keep: bool) -> bool {
         let written = self.conn.write_plain(&out);
         buf::give(out);
         if written.is_err() {
