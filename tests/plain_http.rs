@@ -256,3 +256,43 @@ fn a_routes_header_rules_follow_the_listeners_on_that_route_only() {
     assert_eq!(got[1].header("cookie"), Some("session=1"));
     assert_eq!(got[1].header("x-tier"), Some("edge"));
 }
+
+#[test]
+fn a_fixed_body_file_is_read_again_at_each_reload() {
+    let dir = temp_dir("respond-file");
+    let page = dir.join("maintenance.html");
+    std::fs::write(&page, "<h1>one</h1>").unwrap();
+    let proxy = plain_proxy(
+        "",
+        format!(
+            "[[listener.route]]\nrespond = {{ status = 503, body_file = \"{}\", \
+             content_type = \"text/html\" }}\n",
+            page.display()
+        ),
+    );
+    let mut c = PlainClient::connect(proxy.addr);
+    let mut get = |c: &mut PlainClient| {
+        c.send(b"GET /any HTTP/1.1\r\nHost: example.com\r\n\r\n");
+        let r = c.read_response("GET").unwrap();
+        assert_eq!(r.status, 503);
+        r.text()
+    };
+    assert_eq!(get(&mut c), "<h1>one</h1>");
+    std::fs::write(&page, "<h1>two</h1>").unwrap();
+    let outcome = proxy.reload();
+    assert!(outcome.contains("configuration reloaded"), "{outcome}");
+    assert_eq!(
+        get(&mut c),
+        "<h1>two</h1>",
+        "the kept connection follows the reload"
+    );
+
+    // A file that went away fails the reload, naming it; the page in force stays.
+    std::fs::remove_file(&page).unwrap();
+    let outcome = proxy.reload();
+    assert!(
+        outcome.contains("reload failed") && outcome.contains("maintenance.html"),
+        "{outcome}"
+    );
+    assert_eq!(get(&mut c), "<h1>two</h1>");
+}

@@ -542,7 +542,10 @@ impl RouteConfig {
 }
 
 /// A fixed response a route answers with (a maintenance page, a blocked path). TOML:
-/// `respond = { status = 503, body = "...", content_type = "text/html" }`.
+/// `respond = { status = 503, body = "...", content_type = "text/html" }`, or the body read
+/// from a file: `body_file = "maintenance.html"` (relative to the configuration file's
+/// directory once read with [`Config::load`]; read at startup, by `ringway check` and at each
+/// reload).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RespondConfig {
@@ -551,25 +554,79 @@ pub struct RespondConfig {
     /// The body, sent as is (default: none).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub body: String,
+    /// A file whose bytes are the body, instead of `body`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_file: Option<PathBuf>,
     /// Its Content-Type (default `text/plain; charset=utf-8` when there is a body).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
+}
+
+/// Why a route's fixed response cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RespondError {
+    /// The status, content type or body is refused.
+    #[error(transparent)]
+    Response(#[from] crate::http1::FixedResponseError),
+    /// `body` and `body_file` both given.
+    #[error("body and body_file cannot both be given")]
+    BothBodies,
+    /// `body_file` is an empty path.
+    #[error("body_file must be a file path, not empty")]
+    EmptyPath,
+    /// `body_file` cannot be read.
+    #[error("body_file {}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
 }
 
 impl RespondConfig {
     /// The longest body a fixed response may have.
     pub const MAX_BODY: usize = 1024 * 1024;
 
-    /// The response, checked (status, content type, body size).
-    pub fn response(
-        &self,
-    ) -> Result<crate::http1::FixedResponse, crate::http1::FixedResponseError> {
-        crate::http1::FixedResponse::new(
+    /// Checks what can be checked without reading `body_file`: status, content type, the
+    /// inline body, not both bodies.
+    pub fn check(&self) -> Result<(), RespondError> {
+        match &self.body_file {
+            Some(_) if !self.body.is_empty() => Err(RespondError::BothBodies),
+            Some(path) if path.as_os_str().is_empty() => Err(RespondError::EmptyPath),
+            _ => self.build(self.body.as_bytes()).map(|_| ()),
+        }
+    }
+
+    /// The response, checked (status, content type, body size); `body_file` is read now.
+    pub fn response(&self) -> Result<crate::http1::FixedResponse, RespondError> {
+        self.check()?;
+        let Some(path) = &self.body_file else {
+            return self.build(self.body.as_bytes());
+        };
+        let file = |source| RespondError::File {
+            path: path.clone(),
+            source,
+        };
+        let len = std::fs::metadata(path).map_err(file)?.len();
+        if len > Self::MAX_BODY as u64 {
+            return Err(crate::http1::FixedResponseError::BodyTooLarge {
+                len: usize::try_from(len).unwrap_or(usize::MAX),
+                max: Self::MAX_BODY,
+            }
+            .into());
+        }
+        let body = std::fs::read(path).map_err(file)?;
+        self.build(&body)
+    }
+
+    fn build(&self, body: &[u8]) -> Result<crate::http1::FixedResponse, RespondError> {
+        Ok(crate::http1::FixedResponse::new(
             self.status,
             self.content_type.as_deref(),
-            self.body.as_bytes(),
+            body,
             Self::MAX_BODY,
-        )
+        )?)
     }
 }
 
@@ -1084,8 +1141,8 @@ impl Config {
     }
 
     /// Reads `path` and parses it with [`Config::from_toml_str`]; errors name the file.
-    /// Relative certificate, key, ticket key and access log paths are resolved against the
-    /// file's directory.
+    /// Relative certificate, key, OCSP, client CA and CRL, ticket key, access log and fixed
+    /// response body paths are resolved against the file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -1105,6 +1162,11 @@ impl Config {
                 certificate.key = base.join(&certificate.key);
                 if let Some(ocsp) = &mut certificate.ocsp {
                     *ocsp = base.join(&*ocsp);
+                }
+            }
+            for route in &mut listener.routes {
+                if let Some(file) = route.respond.as_mut().and_then(|r| r.body_file.as_mut()) {
+                    *file = base.join(&*file);
                 }
             }
             if let Some(auth) = &mut listener.client_auth {

@@ -267,7 +267,8 @@ impl Config {
         Ok(())
     }
 
-    /// Everything `run` would refuse at startup: [`Config::validate`], then every certificate
+    /// Everything `run` would refuse at startup: [`Config::validate`], then every fixed
+    /// response's `body_file` is read (an error names the route and the file), every certificate
     /// and key is loaded (a missing file, a file without a key, an unsupported key or a
     /// key/certificate mismatch is reported naming the key path and the file), each
     /// listener's rustls configuration is built, and the ticket key file, when there is one,
@@ -279,6 +280,16 @@ impl Config {
     pub fn check(&self) -> Result<(), ConfigError> {
         self.validate()?;
         for (index, listener) in self.listeners.iter().enumerate() {
+            for (position, route) in listener.routes.iter().enumerate() {
+                if let Some(respond) = &route.respond {
+                    respond.response().map_err(|e| {
+                        invalid(
+                            format!("listener[{index}].route[{position}].respond"),
+                            e.to_string(),
+                        )
+                    })?;
+                }
+            }
             if !listener.is_plain() {
                 listener.server_config(index, None)?;
             }
@@ -364,7 +375,7 @@ impl ListenerConfig {
             }
             if let Some(respond) = &route.respond {
                 respond
-                    .response()
+                    .check()
                     .map_err(|e| invalid(key("respond"), e.to_string()))?;
             }
             for (name, rules) in [

@@ -88,6 +88,16 @@ fn routes_answer_by_themselves() {
             "content_type \"a\\nb\" is not a header field value",
         ),
         (
+            "respond = { status = 200, body = \"x\", body_file = \"x.html\" }",
+            "listener[0].route[0].respond",
+            "body and body_file cannot both be given",
+        ),
+        (
+            "respond = { status = 200, body_file = \"\" }",
+            "listener[0].route[0].respond",
+            "body_file must be a file path, not empty",
+        ),
+        (
             "respond = { status = 200 }\nupstream = \"app\"",
             "listener[0].route[0].respond",
             "cannot be given with upstream: a route sends to an upstream or answers by itself, \
@@ -96,7 +106,7 @@ fn routes_answer_by_themselves() {
         (
             "respond = { status = 200, bdy = \"x\" }",
             "listener[0].route[0].respond.bdy",
-            "unknown field `bdy`, expected one of `status`, `body`, `content_type`",
+            "unknown field `bdy`, expected one of `status`, `body`, `body_file`, `content_type`",
         ),
     ];
     for (route, key, reason) in cases {
@@ -135,4 +145,55 @@ fn routes_have_header_rules() {
     ));
     assert_eq!(key, "listener[0].route[0].request_headers");
     assert!(reason.contains("Host cannot be changed"), "{reason}");
+}
+
+#[test]
+fn a_fixed_body_is_read_from_its_file_relative_to_the_config() {
+    let dir = std::env::temp_dir().join(format!("ringway-respond-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("down.html"), "<h1>down</h1>").unwrap();
+    let path = dir.join("ringway.toml");
+    std::fs::write(
+        &path,
+        plain(
+            "upstream = \"app\"\n[[listener.route]]\n\
+             respond = { status = 503, body_file = \"down.html\", content_type = \"text/html\" }",
+        ),
+    )
+    .unwrap();
+    let config = Config::load(&path).expect("load");
+    let respond = config.listeners[0].routes[0].respond.as_ref().unwrap();
+    assert_eq!(
+        respond.body_file.as_deref(),
+        Some(dir.join("down.html").as_path())
+    );
+    config.check().expect("the file is there");
+    let mut out = Vec::new();
+    respond.response().unwrap().write(
+        crate::http1::Method::Get,
+        true,
+        &Default::default(),
+        &mut out,
+    );
+    assert!(out.ends_with(b"\r\n\r\n<h1>down</h1>"));
+
+    std::fs::remove_file(dir.join("down.html")).unwrap();
+    match config.check() {
+        Err(ConfigError::Invalid { key, reason, .. }) => {
+            assert_eq!(key, "listener[0].route[0].respond");
+            assert!(
+                reason.starts_with("body_file ") && reason.contains("down.html"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected the missing file, got {other:?}"),
+    }
+    std::fs::write(
+        dir.join("down.html"),
+        vec![b'x'; RespondConfig::MAX_BODY + 1],
+    )
+    .unwrap();
+    let error = config.check().expect_err("too large");
+    assert!(error.to_string().contains("over the limit"), "{error}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
