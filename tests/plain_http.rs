@@ -271,7 +271,7 @@ fn a_fixed_body_file_is_read_again_at_each_reload() {
         ),
     );
     let mut c = PlainClient::connect(proxy.addr);
-    let mut get = |c: &mut PlainClient| {
+    let get = |c: &mut PlainClient| {
         c.send(b"GET /any HTTP/1.1\r\nHost: example.com\r\n\r\n");
         let r = c.read_response("GET").unwrap();
         assert_eq!(r.status, 503);
