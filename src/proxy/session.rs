@@ -59,6 +59,15 @@ use super::tls_conn::{TlsConn, TlsIoError};
 use super::tunnel::Tunnel;
 use super::{ListenerPlan, RequestIds};
 
+mod hedge;
+mod local;
+mod send_proxy;
+mod trace;
+
+use hedge::Hedge;
+use send_proxy::{PrivateConn, SendProxy};
+use trace::Trace;
+
 /// Bytes the re-serialized request head may add to the client's (forwarding fields).
 const REQUEST_HEAD_SLACK: usize = 1024;
 
@@ -218,35 +227,6 @@ fn client_cert_counter(reason: &str) -> usize {
         .unwrap_or(2)
 }
 
-/// What the request in progress came to, filled as the exchange goes: for the counters and
-/// the access log at its end. Plain values, no allocation.
-#[derive(Default)]
-struct Trace {
-    /// When its head was complete.
-    started: Option<Instant>,
-    /// Its upstream, once routed.
-    group: Option<usize>,
-    /// The route that took it (its position in the listener's router), for its header rules.
-    route: Option<usize>,
-    /// The backend of its last attempt.
-    backend: Option<usize>,
-    /// Attempts sent to backends (retries and hedges included).
-    attempts: u32,
-    /// The status of the response head sent to the client; 0 when none was.
-    status: u16,
-    /// Getting the last attempt's backend connection (0 when one was pooled).
-    connect: Option<Duration>,
-    /// From the last attempt's request sent to its response head.
-    first_byte: Option<Duration>,
-    /// What ended it, when not a complete exchange: the side and a short reason.
-    ended_by: Option<(Side, &'static str)>,
-    /// Its fields for the access log, when it is logged.
-    fields: Option<Fields>,
-    /// When its 101 went to the client and its tunnel began: the request's latency ends
-    /// there (the access log's duration covers the tunnel).
-    switched: Option<Instant>,
-}
-
 struct Session {
     ctx: Rc<Context>,
     /// The generation of the plan the current (or last) request runs on.
@@ -282,16 +262,6 @@ struct Session {
     /// What the client's verified certificate says, read once after the handshake on a
     /// listener with client authentication; `None` (one word) without a certificate.
     client_cert: Option<Box<ClientCert>>,
-}
-
-/// The access log's termination for what ended a request (`None`: it ran to its end).
-fn termination(ended_by: Option<(Side, &'static str)>) -> Termination {
-    match ended_by {
-        None => Termination::COMPLETE,
-        Some((Side::Client, reason)) => Termination::client(reason),
-        Some((Side::Backend, reason)) => Termination::backend(reason),
-        Some((Side::Internal, reason)) => Termination::proxy(reason),
-    }
 }
 
 /// What a failure's log line says when the request is not retried although the rules would
@@ -335,61 +305,6 @@ fn log_failure(
     }
 }
 
-/// A first attempt that may be hedged: its connection and backend, the request (to send
-/// again), and how long it may go without a byte of answer.
-struct Hedge<'a> {
-    first: &'a BackendConn,
-    first_backend: usize,
-    req: &'a [u8],
-    delay: Duration,
-}
-
-/// A hedge's second attempt that answered first: its lease and connection, and the first
-/// attempt's failure if it failed before.
-struct HedgeWon {
-    lease: Lease,
-    conn: BackendConn,
-    first_failed: Option<ProxyError>,
-}
-
-/// The second attempt of a hedged request, when it can be had: a backend other than
-/// `first`, an attempt left, and the retry budget paying for it.
-fn start_hedge(
-    serving: &Rc<Generation>,
-    group: usize,
-    key: u64,
-    first: usize,
-    attempts: &mut Attempts,
-) -> Option<Lease> {
-    let now = coarse_now();
-    let backend = match serving.groups[group].choose(key, Some(first), now) {
-        Choice::Backend(i) => i,
-        Choice::Unavailable { .. } => return None,
-    };
-    let lease = Lease::new(serving.clone(), group, backend);
-    if backend == first || !serving.groups[group].retry_budget().withdraw(now) {
-        return None;
-    }
-    attempts.uses_pooled(false);
-    attempts.start(backend).then_some(lease)
-}
-
-/// A backend connection that carried a client's PROXY header, kept for that client's next
-/// request: valid for its backend in the plan generation it was chosen from.
-struct PrivateConn {
-    generation: u64,
-    backend: usize,
-    conn: BackendConn,
-}
-
-/// The PROXY header a new backend connection starts with (an upstream with
-/// `send_proxy_protocol`).
-#[derive(Clone, Copy)]
-struct SendProxy {
-    version: proxy_protocol::Version,
-    header: ProxyHeader,
-}
-
 /// A connection to `backend`: a pooled one if there is one (`trust_recent`: see
 /// `ConnPool::checkout`), else a new one within the connect timeout; and whether it was pooled.
 /// With `send_proxy`, always a new one (a connection that carries a client's PROXY header is
@@ -423,28 +338,6 @@ async fn backend_connection(
     Ok((conn, Some(connecting.elapsed())))
 }
 
-/// A connection to `backend` with `req` sent on it, for a hedge: a pooled one if there is
-/// one (and no `send_proxy`), else a new one.
-async fn hedge_connection(
-    ctx: &Context,
-    serving: &Generation,
-    backend: usize,
-    req: &[u8],
-    send_proxy: Option<SendProxy>,
-) -> Result<BackendConn, ProxyError> {
-    let (conn, _) =
-        backend_connection(ctx, serving, backend, coarse_now(), false, send_proxy).await?;
-    let mut copy = buf::take(req.len());
-    copy.extend_from_slice(req);
-    let mut stream = &conn.stream;
-    let BufResult(res, copy) = within(serving.plan.timeouts.body, stream.write_all(copy))
-        .await
-        .map_err(|_| ProxyError::BackendStalled)?;
-    buf::give(copy);
-    res.map_err(ProxyError::BackendWrite)?;
-    Ok(conn)
-}
-
 /// Where a request goes: its upstream, its hashing key, and its label for the logs.
 #[derive(Clone, Copy)]
 struct Target<'a> {
@@ -473,103 +366,6 @@ struct Exchanged {
 }
 
 impl Session {
-    /// Reads the connection's PROXY header within `timeout` (a listener with
-    /// `proxy_protocol`); a header that relays a client makes its address the connection's
-    /// peer (LOCAL keeps the socket's). `Some`: read, with the bytes that came after it (the
-    /// start of the ClientHello, for TLS). `None`: missing, malformed, too slow or cut short;
-    /// counted and logged, the caller closes the connection.
-    async fn read_proxy_header(
-        &mut self,
-        timeout: Duration,
-        accepted: Instant,
-    ) -> Option<Option<Vec<u8>>> {
-        let mut read = 0;
-        let outcome = within(
-            timeout,
-            proxy_header::read_header(self.conn.tcp(), &mut read),
-        )
-        .await;
-        self.conn.count_received(read);
-        let (counter, reason) = match outcome {
-            Ok(Ok(received)) => {
-                if let ProxyHeader::Proxied {
-                    source,
-                    destination,
-                } = received.header
-                {
-                    self.peer = source;
-                    self.destination = Some(destination);
-                }
-                return Some(received.rest);
-            }
-            Ok(Err(failure)) => {
-                tracing::debug!(peer = %self.peer, "PROXY header refused: {}", failure.detail());
-                let counter = match failure {
-                    proxy_header::HeaderFailure::Invalid(_) => PROXY_INVALID,
-                    _ => PROXY_CLOSED,
-                };
-                (counter, failure.reason())
-            }
-            Err(_) => {
-                tracing::debug!(peer = %self.peer, "no PROXY header within {timeout:?}");
-                (PROXY_TIMEOUT, proxy_header::TIMEOUT_REASON)
-            }
-        };
-        self.ctx.metrics.proxy_header_failures[counter].inc();
-        self.log_connection(accepted, reason);
-        None
-    }
-
-    /// A connection to `backend` of upstream `group` for an attempt (see
-    /// [`backend_connection`]); for an upstream that sends a PROXY header, the connection kept
-    /// from this client's previous request to the same backend on the same plan, when the
-    /// backend has not closed it, else a new one with the header (never a pooled one).
-    async fn backend_connection(
-        &mut self,
-        group: usize,
-        backend: usize,
-        now: Instant,
-        trust_recent: bool,
-    ) -> Result<(BackendConn, Option<Duration>), ProxyError> {
-        let send_proxy = self.send_proxy(group);
-        if let Some(private) = self.private.take()
-            && send_proxy.is_some()
-            && private.generation == self.serving.number
-            && private.backend == backend
-            && private.conn.is_reusable()
-        {
-            // Kept, like a pooled connection (no connect).
-            return Ok((private.conn, None));
-        }
-        backend_connection(
-            &self.ctx,
-            &self.serving,
-            backend,
-            now,
-            trust_recent,
-            send_proxy,
-        )
-        .await
-    }
-
-    /// The PROXY header that opens a new connection to upstream `group`'s backends, when the
-    /// upstream sends one: the client's address, and the address it connected to (the PROXY
-    /// header's destination, else the socket's local address).
-    fn send_proxy(&self, group: usize) -> Option<SendProxy> {
-        let version = self.serving.groups[group].spec().send_proxy?;
-        let destination = self
-            .destination
-            .or_else(|| self.conn.tcp().local_addr().ok());
-        let header = match destination {
-            Some(destination) => ProxyHeader::Proxied {
-                source: self.peer,
-                destination,
-            },
-            None => ProxyHeader::Local,
-        };
-        Some(SendProxy { version, header })
-    }
-
     async fn run(&mut self) {
         loop {
             match self.read_head().await {
@@ -600,161 +396,10 @@ impl Session {
         }
     }
 
-    /// Starts the trace of a request whose head is complete.
-    fn begin_request(&mut self) {
-        self.trace = Trace {
-            started: Some(Instant::now()),
-            ..Trace::default()
-        };
-        self.began = true;
-        self.ctx.metrics.requests.inc();
-    }
-
-    /// Adds the client traffic since the last call to the worker's counters.
-    fn count_traffic(&mut self) {
-        let (received, sent) = self.conn.traffic();
-        let metrics = &self.ctx.metrics;
-        metrics.bytes_received.add(received - self.counted.0);
-        metrics.bytes_sent.add(sent - self.counted.1);
-        self.counted = (received, sent);
-    }
-
     /// The connection's listener in the plan it is served on.
     fn listener_plan(&self) -> &ListenerPlan {
         // `listener_at` is always found in `serving`'s plan: both change together.
         &self.serving.plan.listeners[self.listener_at]
-    }
-
-    /// The listener's access-log rule.
-    fn log_rule(&self) -> LogRule {
-        self.listener_plan().log
-    }
-
-    /// Whether the request in `self.head` is written to the access log.
-    fn logs_request(&self) -> bool {
-        match self.log_rule() {
-            LogRule::Off => false,
-            LogRule::On => true,
-            LogRule::Routes { default } => {
-                let buf = self.inbuf.bytes();
-                let (host, path) = (self.head.host(buf), self.head.path(buf));
-                self.listener_plan()
-                    .router
-                    .logs(host, path)
-                    .unwrap_or(default)
-            }
-        }
-    }
-
-    /// Writes the access-log line of the request that ended at `end` (logged requests, and
-    /// refused heads on a logged listener).
-    fn log_request(&mut self, end: Instant) {
-        let fields = self.trace.fields.take();
-        let refused = fields.is_none() && self.trace.group.is_none() && self.trace.status != 0;
-        if fields.is_none() && !(refused && self.log_rule() != LogRule::Off) {
-            return;
-        }
-        let Some(log) = &self.ctx.access_log else {
-            if let Some(fields) = fields {
-                fields.release();
-            }
-            return;
-        };
-        let trace = &self.trace;
-        let (received, sent) = self.conn.traffic();
-        let handshake = self.conn.handshake_summary();
-        let upstream = trace
-            .group
-            .map(|g| self.serving.groups[g].spec().name.as_str());
-        let backend = trace
-            .backend
-            .map(|b| self.serving.plan.table.backend(b).address);
-        self.conn.with_server_name(|sni| {
-            let mut record = Record::new(self.ctx.wall_time(end), self.peer);
-            record.tls_version = handshake.map(|h| h.version.name());
-            record.cipher = handshake.map(|h| h.cipher);
-            record.resumed = handshake.is_some_and(|h| h.resumed);
-            record.sni = sni;
-            if let Some(fields) = &fields {
-                record.method = fields.method();
-                record.host = fields.host();
-                record.target = fields.target();
-                record.user_agent = fields.agent();
-                record.request_id = fields.request_id();
-            }
-            record.status = trace.status;
-            // Since the previous request ended (the first: since the accept, handshake included).
-            record.bytes_in = received - self.counted.0;
-            record.bytes_out = sent - self.counted.1;
-            record.upstream = upstream;
-            record.backend = backend;
-            record.attempts = trace.attempts;
-            record.total = trace
-                .started
-                .map_or(Duration::ZERO, |s| end.saturating_duration_since(s));
-            record.connect = trace.connect;
-            record.first_byte = trace.first_byte;
-            record.termination = termination(trace.ended_by);
-            log.borrow_mut().push(&record);
-        });
-        if let Some(fields) = fields {
-            fields.release();
-        }
-    }
-
-    /// Writes the access-log line of a connection that ended without a request.
-    fn log_connection(&self, accepted: Instant, reason: &'static str) {
-        let (Some(log), true) = (&self.ctx.access_log, self.log_rule() != LogRule::Off) else {
-            return;
-        };
-        let (received, sent) = self.conn.traffic();
-        let handshake = self.conn.handshake_summary();
-        self.conn.with_server_name(|sni| {
-            let mut record = Record::connection(
-                SystemTime::now(),
-                self.peer,
-                accepted.elapsed(),
-                Termination::client(reason),
-            );
-            (record.bytes_in, record.bytes_out) = (received, sent);
-            record.tls_version = handshake.map(|h| h.version.name());
-            record.cipher = handshake.map(|h| h.cipher);
-            record.resumed = handshake.is_some_and(|h| h.resumed);
-            record.sni = sni;
-            log.borrow_mut().push(&record);
-        });
-    }
-
-    /// Counts the request that ended: the worker's and its upstream's counters.
-    fn finish_request(&mut self) {
-        let end = Instant::now();
-        self.log_request(end);
-        self.count_traffic();
-        let trace = &self.trace;
-        self.ctx.metrics.requests_done.inc();
-        let Some(group) = trace.group else {
-            return;
-        };
-        let counters = self.serving.groups[group].upstream_counters();
-        if trace.status != 0 {
-            counters.requests[crate::metrics::class(trace.status)].inc();
-        }
-        if let Some((_, "no_backend")) = trace.ended_by {
-            counters.no_backend.inc();
-        }
-        counters
-            .retries
-            .add(u64::from(trace.attempts.saturating_sub(1)));
-        if let Some(started) = trace.started {
-            // A tunnel's hours are not a request's latency.
-            let answered = trace.switched.unwrap_or(end);
-            counters
-                .request_seconds
-                .record(answered.saturating_duration_since(started));
-        }
-        if let Some(first_byte) = trace.first_byte {
-            counters.backend_seconds.record(first_byte);
-        }
     }
 
     /// Moves the connection to the worker's current plan, if a reload published one since its
@@ -818,14 +463,6 @@ impl Session {
                 }
                 Err(_) => return HeadRead::Closed,
             }
-        }
-    }
-
-    /// Sends a pre-built error response; the caller closes the connection.
-    async fn reject(&mut self, status: Status) {
-        self.trace.status = status as u16;
-        if self.conn.write_plain(http1::error_response(status)).is_ok() {
-            let _ = within(self.serving.plan.timeouts.body, self.conn.close()).await;
         }
     }
 
@@ -1086,90 +723,6 @@ impl Session {
         false
     }
 
-    /// Where the request in `self.head` goes: a redirect to HTTPS (a listener that redirects,
-    /// but not an ACME challenge), else what its router decides (see [`rules::destination`]).
-    fn route(&self) -> Destination {
-        let buf = self.inbuf.bytes();
-        let (host, path) = (self.head.host(buf), self.head.path(buf));
-        let listener = self.listener_plan();
-        if listener.redirect.is_some_and(|r| r.applies(path)) {
-            return Destination::Redirect;
-        }
-        let router = &listener.router;
-        let routed = self
-            .conn
-            .with_server_name(|sni| router.route(host, path, sni));
-        rules::destination(routed)
-    }
-
-    /// The host (without its port) and the target of the request in `self.head`, copied for
-    /// its redirect: `(bytes, where the target starts)`; `None` when the host cannot be
-    /// written into a `Location` (the request is answered 400).
-    fn redirect_target(&self) -> Option<(Vec<u8>, usize)> {
-        let buf = self.inbuf.bytes();
-        let host = crate::route::normalize_host(self.head.host(buf));
-        if !http1::redirect_host_ok(host) {
-            return None;
-        }
-        let path = self.head.path(buf);
-        let mut copy = buf::take(host.len() + path.len());
-        copy.extend_from_slice(host);
-        copy.extend_from_slice(path);
-        Some((copy, host.len()))
-    }
-
-    /// Answers with what the configuration says instead of a backend: the route's fixed
-    /// response (`self.trace.route`), or the redirect to HTTPS of `redirect` (a host and target
-    /// from [`Session::redirect_target`]; `Some(None)`: a host no `Location` can name, 400).
-    /// Returns whether the connection stays open.
-    async fn answer_configured(
-        &mut self,
-        redirect: Option<Option<(Vec<u8>, usize)>>,
-        method: Method,
-        keep: bool,
-    ) -> bool {
-        let listener = &self.serving.plan.listeners[self.listener_at];
-        let rules = listener.response_rules(self.trace.route);
-        let mut out;
-        match redirect {
-            Some(Some((target, at))) => {
-                out = buf::take(LOCAL_RESPONSE_LEN + target.len());
-                let port = listener.redirect.and_then(|r| r.port);
-                http1::write_https_redirect(
-                    &target[..at],
-                    port,
-                    &target[at..],
-                    keep,
-                    rules,
-                    &mut out,
-                );
-                buf::give(target);
-                self.trace.status = 308;
-            }
-            Some(None) => {
-                self.trace.ended_by = Some((Side::Client, "redirect_host"));
-                self.reject(Status::BadRequest).await;
-                return false;
-            }
-            None => {
-                let fixed = self
-                    .trace
-                    .route
-                    .and_then(|at| listener.routes.get(at))
-                    .and_then(|route| route.respond.as_ref());
-                let Some(fixed) = fixed else {
-                    // A plan always has the response of a route without upstream.
-                    self.reject(Status::InternalServerError).await;
-                    return false;
-                };
-                out = buf::take(fixed.len() + LOCAL_RESPONSE_LEN);
-                fixed.write(method, keep, rules, &mut out);
-                self.trace.status = fixed.status();
-            }
-        }
-        self.send_local(out, keep).await
-    }
-
     /// The consistent-hashing key of the request in `self.head` for upstream `group` (see
     /// [`rules::hash_key`]).
     fn hash_key(&self, group: usize) -> u64 {
@@ -1177,49 +730,6 @@ impl Session {
             Some(source) => rules::hash_key(source, &self.head, self.inbuf.bytes(), self.peer.ip()),
             None => 0,
         }
-    }
-
-    /// Sends what ringway answers itself, then keeps or closes the connection; returns whether
-    /// it stays open.
-    async fn respond(&mut self, answer: Answer) -> bool {
-        match answer {
-            Answer::Local {
-                status,
-                retry_after,
-                keep,
-            } => self.answer(status, retry_after, keep).await,
-            Answer::Reject(status) => {
-                self.reject(status).await;
-                false
-            }
-            Answer::Close => false,
-        }
-    }
-
-    /// Answers a request ringway handles itself (no route, no backend available).
-    async fn answer(&mut self, status: Status, retry_after: Option<u64>, keep: bool) -> bool {
-        self.trace.status = status as u16;
-        let mut out = buf::take(LOCAL_RESPONSE_LEN);
-        http1::local_response(status, retry_after, keep, self.head.method, &mut out);
-        self.send_local(out, keep).await
-    }
-
-    /// Sends `out`, a whole response ringway wrote itself, then closes the connection or
-    /// flushes it (`keep`); returns whether it stays open.
-    async fn send_local(&mut self, out: Vec<u8>, keep: bool) -> bool {
-        let written = self.conn.write_plain(&out);
-        buf::give(out);
-        if written.is_err() {
-            return false;
-        }
-        if !keep {
-            let _ = within(self.serving.plan.timeouts.body, self.conn.close()).await;
-            return false;
-        }
-        matches!(
-            within(self.serving.plan.timeouts.body, self.conn.flush()).await,
-            Ok(Ok(()))
-        )
     }
 
     /// Logs the failure `e` of `label` on `backend` of upstream `group`, `then` saying what
@@ -1430,133 +940,6 @@ impl Session {
         Err(last_error.unwrap_or(ProxyError::NoBackend {
             retry_after: NO_BACKEND_RETRY_AFTER,
         }))
-    }
-
-    /// Waits for the first response head on `hedge.first`; if none has started after
-    /// `hedge.delay`, sends the request to a second backend (when one is usable and the retry
-    /// budget allows) and waits for both: the first head to arrive wins. `Ok(None)`: the first
-    /// attempt's head is in `self.rbuf`; `Ok(Some(..))`: the second's is, and its lease and
-    /// connection replace the first's (which is closed). Either attempt failing leaves the
-    /// other; both failing, or the response timeout, is the error.
-    async fn race_hedge(
-        &mut self,
-        hedge: Hedge<'_>,
-        method: Method,
-        target: &Target<'_>,
-        attempts: &mut Attempts,
-    ) -> Result<Option<HedgeWon>, ProxyError> {
-        let ctx = self.ctx.clone();
-        let serving = self.serving.clone();
-        let limits = serving.plan.limits;
-        let response_at = after(serving.plan.timeouts.response);
-        let (group, label) = (target.group, target.label);
-        let mut rbuf_b = LazyBuf::new(HEAD_BUFFER);
-        let mut rhead_b = ResponseHead::new();
-        let (answered_a, answered_b) = (Cell::new(false), Cell::new(false));
-        let peer = self.peer;
-        let send_proxy = self.send_proxy(group);
-        let outcome = {
-            let Session { rbuf, rhead, .. } = self;
-            let stream_a = &hedge.first.stream;
-            // Never an upgrade: those are not hedged.
-            let mut head_a = pin!(read_response_head(
-                stream_a,
-                rbuf,
-                rhead,
-                (method, false),
-                &limits,
-                &answered_a
-            ));
-            let hedge_at = after(hedge.delay).min(response_at);
-            if let Ok(read) = until(hedge_at, head_a.as_mut()).await {
-                return read.map(|()| None);
-            }
-            // Not one byte from the first backend: a second attempt, if it can be had.
-            let second = if answered_a.get() {
-                None
-            } else {
-                start_hedge(&serving, group, target.key, hedge.first_backend, attempts)
-            };
-            let Some(lease_b) = second else {
-                return match until(response_at, head_a.as_mut()).await {
-                    Ok(read) => read.map(|()| None),
-                    Err(_) => Err(ProxyError::ResponseTimeout),
-                };
-            };
-            tracing::debug!(upstream = %serving.groups[group].spec().name, request = %label,
-                backend = %serving.plan.table.backend(lease_b.backend()).address,
-                "no answer yet: hedging");
-            // The second attempt is set up while the first may still answer.
-            let setup = pin!(hedge_connection(
-                &ctx,
-                &serving,
-                lease_b.backend(),
-                hedge.req,
-                send_proxy
-            ));
-            let conn_b = match until(response_at, select(head_a.as_mut(), setup)).await {
-                Err(_) => return Err(ProxyError::ResponseTimeout),
-                Ok(Either::Left((read, _))) => return read.map(|()| None),
-                Ok(Either::Right((Err(e), _))) => {
-                    lease_b.report_error(&e);
-                    log_failure(&serving, peer, &e, group, lease_b.backend(), label, "");
-                    return match until(response_at, head_a.as_mut()).await {
-                        Ok(read) => read.map(|()| None),
-                        Err(_) => Err(ProxyError::ResponseTimeout),
-                    };
-                }
-                Ok(Either::Right((Ok(conn), _))) => conn,
-            };
-            // Which attempt's head came first (`Some`: the second's, with the first's failure
-            // if it failed first), or the error.
-            let second_won: Result<Option<Option<ProxyError>>, ProxyError> = {
-                let head_b = pin!(read_response_head(
-                    &conn_b.stream,
-                    &mut rbuf_b,
-                    &mut rhead_b,
-                    (method, false),
-                    &limits,
-                    &answered_b
-                ));
-                match until(response_at, select(head_a.as_mut(), head_b)).await {
-                    Err(_) => Err(ProxyError::ResponseTimeout),
-                    Ok(Either::Left((Ok(()), _))) => Ok(None),
-                    Ok(Either::Right((Ok(()), _))) => Ok(Some(None)),
-                    Ok(Either::Left((Err(e), head_b))) => {
-                        // The first failed: the second alone.
-                        match until(response_at, head_b).await {
-                            Ok(Ok(())) => Ok(Some(Some(e))),
-                            Ok(Err(second)) => {
-                                lease_b.report_error(&second);
-                                Err(e)
-                            }
-                            Err(_) => Err(ProxyError::ResponseTimeout),
-                        }
-                    }
-                    Ok(Either::Right((Err(e), _))) => {
-                        lease_b.report_error(&e);
-                        log_failure(&serving, peer, &e, group, lease_b.backend(), label, "");
-                        match until(response_at, head_a.as_mut()).await {
-                            Ok(read) => read.map(|()| None),
-                            Err(_) => Err(ProxyError::ResponseTimeout),
-                        }
-                    }
-                }
-            };
-            second_won.map(|won| {
-                won.map(|first_failed| HedgeWon {
-                    lease: lease_b,
-                    conn: conn_b,
-                    first_failed,
-                })
-            })
-        };
-        if let Ok(Some(_)) = &outcome {
-            // The second attempt won: its head is the response.
-            std::mem::swap(&mut self.rbuf, &mut rbuf_b);
-            std::mem::swap(&mut self.rhead, &mut rhead_b);
-        }
-        outcome
     }
 
     /// Streams the rest of the request body (if any) while waiting for the backend's final
