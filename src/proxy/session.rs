@@ -241,8 +241,8 @@ struct Session {
     conn: TlsConn,
     /// The client: the socket's peer, or the source a PROXY header gave.
     peer: SocketAddr,
-    /// The address the client connected to, as a PROXY header gave it (`None`: the socket's
-    /// own local address).
+    /// The address the client connected to: a PROXY header's, or the socket's own local
+    /// address once a PROXY header to a backend needed it (`None`: neither yet).
     destination: Option<SocketAddr>,
     /// The backend connection of this client's last request to an upstream that sends a
     /// PROXY header: it carries this client's address, so it is kept for this client only
@@ -554,12 +554,13 @@ impl Session {
         // A request to switch protocols where the configuration turns upgrades off: 403
         // before anything reaches a backend, and the connection closed (what follows the
         // request may be the new protocol's bytes, never to be read as HTTP).
-        let upgrade_refused = match routed {
-            Destination::Upstream { route, .. } => !self.listener_plan().upgrades(route),
-            // Answered by ringway itself: nothing to switch to.
-            _ => false,
-        };
-        if self.head.upgrade && upgrade_refused {
+        let upgrade_refused = self.head.upgrade
+            && match routed {
+                Destination::Upstream { route, .. } => !self.listener_plan().upgrades(route),
+                // Answered by ringway itself: nothing to switch to.
+                _ => false,
+            };
+        if upgrade_refused {
             buf::give(req);
             self.trace.ended_by = Some((Side::Internal, "upgrade_refused"));
             self.reject(Status::Forbidden).await;

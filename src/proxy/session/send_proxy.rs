@@ -83,16 +83,17 @@ impl Session {
         now: Instant,
         trust_recent: bool,
     ) -> Result<(BackendConn, Option<Duration>), ProxyError> {
-        let send_proxy = self.send_proxy(group);
+        let sends_proxy = self.serving.groups[group].spec().send_proxy.is_some();
         if let Some(private) = self.private.take()
-            && send_proxy.is_some()
+            && sends_proxy
             && private.generation == self.serving.number
             && private.backend == backend
             && private.conn.is_reusable()
         {
-            // Kept, like a pooled connection (no connect).
+            // Kept, like a pooled connection (no connect, no header to write).
             return Ok((private.conn, None));
         }
+        let send_proxy = self.send_proxy(group);
         backend_connection(
             &self.ctx,
             &self.serving,
@@ -106,12 +107,13 @@ impl Session {
 
     /// The PROXY header that opens a new connection to upstream `group`'s backends, when the
     /// upstream sends one: the client's address, and the address it connected to (the PROXY
-    /// header's destination, else the socket's local address).
-    pub(super) fn send_proxy(&self, group: usize) -> Option<SendProxy> {
+    /// header's destination, else the socket's local address, read once per connection).
+    pub(super) fn send_proxy(&mut self, group: usize) -> Option<SendProxy> {
         let version = self.serving.groups[group].spec().send_proxy?;
-        let destination = self
-            .destination
-            .or_else(|| self.conn.tcp().local_addr().ok());
+        if self.destination.is_none() {
+            self.destination = self.conn.tcp().local_addr().ok();
+        }
+        let destination = self.destination;
         let header = match destination {
             Some(destination) => ProxyHeader::Proxied {
                 source: self.peer,
