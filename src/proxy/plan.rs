@@ -112,31 +112,29 @@ pub struct ListenerPlan {
 }
 
 impl ListenerPlan {
+    /// What the route at `route` adds (`None`: no route, or the default upstream).
+    pub fn route_plan(&self, route: Option<usize>) -> Option<&RoutePlan> {
+        route.and_then(|at| self.routes.get(at))
+    }
+
     /// The request header rules of a request the route at `route` took (`None`: no route,
     /// or the default upstream): the route's, which include the listener's, or the
     /// listener's.
     pub fn request_rules(&self, route: Option<usize>) -> &crate::http1::HeaderRules {
-        match route.and_then(|at| self.routes.get(at)) {
-            Some(route) => &route.request_headers,
-            None => &self.request_headers,
-        }
+        self.route_plan(route)
+            .map_or(&self.request_headers, |r| &r.request_headers)
     }
 
     /// The response header rules, as [`ListenerPlan::request_rules`].
     pub fn response_rules(&self, route: Option<usize>) -> &crate::http1::HeaderRules {
-        match route.and_then(|at| self.routes.get(at)) {
-            Some(route) => &route.response_headers,
-            None => &self.response_headers,
-        }
+        self.route_plan(route)
+            .map_or(&self.response_headers, |r| &r.response_headers)
     }
 
     /// Whether a request the route at `route` took (`None`: the default upstream) may switch
     /// protocols: the route's switch, which defaults to the listener's.
     pub fn upgrades(&self, route: Option<usize>) -> bool {
-        match route.and_then(|at| self.routes.get(at)) {
-            Some(route) => route.upgrade,
-            None => self.upgrade,
-        }
+        self.route_plan(route).map_or(self.upgrade, |r| r.upgrade)
     }
 
     /// The scheme its requests came with, for `X-Forwarded-Proto` and `Forwarded`.

@@ -75,10 +75,8 @@ impl Session {
                 return false;
             }
             None => {
-                let fixed = self
-                    .trace
-                    .route
-                    .and_then(|at| listener.routes.get(at))
+                let fixed = listener
+                    .route_plan(self.trace.route)
                     .and_then(|route| route.respond.as_ref());
                 let Some(fixed) = fixed else {
                     // A plan always has the response of a route without upstream.
