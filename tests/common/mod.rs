@@ -469,17 +469,8 @@ pub fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Rece
     let mut parts = first.split(' ');
     let method = parts.next().unwrap_or_default().to_string();
     let path = parts.next().unwrap_or_default().to_string();
-    let headers: Vec<(String, String)> = head_lines[1..]
-        .iter()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let find = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    };
+    let headers = header_lines(head_lines[1..].iter().map(String::as_str));
+    let find = |name: &str| header_value(&headers, name);
     let mut body = Vec::new();
     if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         loop {
@@ -799,16 +790,8 @@ pub fn read_response(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, head.clone()))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let get = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    };
+    let headers = header_lines(lines);
+    let get = |name: &str| header_value(&headers, name);
     let mut body = Vec::new();
     if method == "HEAD" || status < 200 || status == 204 || status == 304 {
     } else if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
@@ -904,6 +887,22 @@ impl PlainClient {
             ),
         }
     }
+}
+
+/// The `name: value` pairs of head lines, trimmed.
+fn header_lines<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
+    lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// The value of the first header named `name`, in any case.
+fn header_value(headers: &[(String, String)], name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.clone())
 }
 
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
