@@ -63,7 +63,9 @@ was), the other load on the proxy's core (busy time not spent in the proxy: soft
 processes; high values flag a noisy run on a shared machine), and new TCP connections accepted
 per request (Tcp PassiveOpens; ~1.0 in handshake, ~0 with keep-alive).
 
-Summary = median over rounds (errors: sum). Written to the output directory:
+Summary = median over rounds (errors: sum), and ringway's CPU per request and requests/s
+relative to each other proxy, round by round (median of the per-round ratios and their range).
+Written to the output directory:
   summary.md    the markdown tables (also printed at the end)
   summary.csv   one row per scenario and proxy
   raw.csv       one row per run (every round)

@@ -40,6 +40,24 @@ def fmt(v, spec, suffix=""):
     return "-" if v is None else format(v, spec) + suffix
 
 
+def per_round_ratios(rows, scen, other, key):
+    """ringway's value of `key` over `other`'s, one ratio per round in which both ran."""
+    ratios = []
+    for rnd in sorted({r["round"] for r in rows if r["scenario"] == scen}, key=int):
+        v = {r["proxy"]: num(r[key]) for r in rows
+             if r["scenario"] == scen and r["round"] == rnd}
+        if v.get("ringway") and v.get(other):
+            ratios.append(v["ringway"] / v[other])
+    return ratios
+
+
+def fmt_ratios(ratios):
+    """"median (min–max)" of per-round ratios, "-" when there are none."""
+    if not ratios:
+        return "-"
+    return f"{statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f})"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--raw", required=True)
@@ -158,14 +176,21 @@ def main():
             md.append("| " + " | ".join(row) + " |")
     others = [p for p in proxies if p not in ("ringway", "floor")]
     if "ringway" in proxies and others:
-        md += ["", "ringway's CPU per request relative to the others (below 1.00: ringway "
-               "uses less CPU per request):", "",
-               "| scenario | " + " | ".join(f"ringway ÷ {p}" for p in others) + " |",
-               "|---|" + "--:|" * len(others)]
+        md += ["", "ringway relative to the others, round by round (each round runs the proxies "
+               "one after the other, so a round's ratio compares runs made seconds apart): "
+               "the median of the per-round ratios, their range in brackets. CPU per request "
+               "below 1.00: ringway uses less CPU per request; req/s above 1.00: ringway served "
+               "more requests per second.", "",
+               "| scenario | " + " | ".join(f"CPU/req ringway ÷ {p} | req/s ringway ÷ {p}"
+                                          for p in others) + " |",
+               "|---|" + "--:|" * (2 * len(others))]
         for scen in scenarios:
             if (scen, "ringway") not in summary:
                 continue
-            cells = [fmt(summary.get((scen, p), {}).get("ratio"), ".2f") for p in others]
+            cells = []
+            for p in others:
+                for key in ("cpu_us_per_req", "rps"):
+                    cells.append(fmt_ratios(per_round_ratios(rows, scen, p, key)))
             md.append(f"| {scen} | " + " | ".join(cells) + " |")
     notes = [(k, s["notes"]) for k, s in summary.items() if s["notes"]]
     if notes:
