@@ -65,6 +65,7 @@ mod send_proxy;
 mod trace;
 
 use hedge::Hedge;
+use local::Configured;
 use send_proxy::{PrivateConn, SendProxy};
 use trace::Trace;
 
@@ -547,9 +548,9 @@ impl Session {
             _ => 0,
         };
         // A redirect names the request's host and target, read before the head is consumed.
-        let redirect = match routed {
-            Destination::Redirect => Some(self.redirect_target()),
-            _ => None,
+        let configured = match routed {
+            Destination::Redirect => self.redirect_target(),
+            _ => Configured::Fixed,
         };
         // A request to switch protocols where the configuration turns upgrades off: 403
         // before anything reaches a backend, and the connection closed (what follows the
@@ -586,7 +587,7 @@ impl Session {
             }
             Destination::Fixed(_) | Destination::Redirect => {
                 buf::give(req);
-                return self.answer_configured(redirect, method, local_keep).await;
+                return self.answer_configured(configured, method, local_keep).await;
             }
         };
         self.trace.group = Some(group);

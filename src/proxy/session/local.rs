@@ -8,6 +8,16 @@
 
 use super::*;
 
+/// An answer the configuration gives instead of a backend's.
+pub(super) enum Configured {
+    /// `308` to HTTPS: `target` holds the request's host (up to `host_end`) and its target.
+    Redirect { target: Vec<u8>, host_end: usize },
+    /// A redirect whose Host cannot be written into a `Location`: 400, connection closed.
+    BadRedirectHost,
+    /// The fixed response of the route that took the request (`Session::trace.route`).
+    Fixed,
+}
+
 impl Session {
     /// Where the request in `self.head` goes: a redirect to HTTPS (a listener that redirects,
     /// but not an ACME challenge), else what its router decides (see [`rules::destination`]).
@@ -25,37 +35,41 @@ impl Session {
         rules::destination(routed)
     }
 
-    /// The host (without its port) and the target of the request in `self.head`, copied for
-    /// its redirect: `(bytes, where the target starts)`; `None` when the host cannot be
+    /// The redirect to HTTPS of the request in `self.head`: its host (without the port) and
+    /// target copied out of the head, or [`Configured::BadRedirectHost`] when the host cannot be
     /// written into a `Location` (the request is answered 400).
-    pub(super) fn redirect_target(&self) -> Option<(Vec<u8>, usize)> {
+    pub(super) fn redirect_target(&self) -> Configured {
         let buf = self.inbuf.bytes();
         let host = crate::route::normalize_host(self.head.host(buf));
         if !http1::redirect_host_ok(host) {
-            return None;
+            return Configured::BadRedirectHost;
         }
         let path = self.head.path(buf);
-        let mut copy = buf::take(host.len() + path.len());
-        copy.extend_from_slice(host);
-        copy.extend_from_slice(path);
-        Some((copy, host.len()))
+        let mut target = buf::take(host.len() + path.len());
+        target.extend_from_slice(host);
+        target.extend_from_slice(path);
+        Configured::Redirect {
+            target,
+            host_end: host.len(),
+        }
     }
 
-    /// Answers with what the configuration says instead of a backend: the route's fixed
-    /// response (`self.trace.route`), or the redirect to HTTPS of `redirect` (a host and target
-    /// from [`Session::redirect_target`]; `Some(None)`: a host no `Location` can name, 400).
-    /// Returns whether the connection stays open.
+    /// Answers with what the configuration says instead of a backend (`configured`). Returns
+    /// whether the connection stays open.
     pub(super) async fn answer_configured(
         &mut self,
-        redirect: Option<Option<(Vec<u8>, usize)>>,
+        configured: Configured,
         method: Method,
         keep: bool,
     ) -> bool {
         let listener = &self.serving.plan.listeners[self.listener_at];
         let rules = listener.response_rules(self.trace.route);
         let mut out;
-        match redirect {
-            Some(Some((target, at))) => {
+        match configured {
+            Configured::Redirect {
+                target,
+                host_end: at,
+            } => {
                 out = buf::take(LOCAL_RESPONSE_LEN + target.len());
                 let port = listener.redirect.and_then(|r| r.port);
                 http1::write_https_redirect(
@@ -69,12 +83,12 @@ impl Session {
                 buf::give(target);
                 self.trace.status = 308;
             }
-            Some(None) => {
+            Configured::BadRedirectHost => {
                 self.trace.ended_by = Some((Side::Client, "redirect_host"));
                 self.reject(Status::BadRequest).await;
                 return false;
             }
-            None => {
+            Configured::Fixed => {
                 let fixed = listener
                     .route_plan(self.trace.route)
                     .and_then(|route| route.respond.as_ref());
