@@ -603,6 +603,31 @@ fn a_101_before_the_request_body_was_sent_is_a_502() {
 }
 
 #[test]
+fn a_101_to_a_protocol_the_client_did_not_offer_is_a_502() {
+    // The client asks for "raw"; the backend switches to h2c and starts speaking it. A server
+    // must not switch to a protocol that was not offered (RFC 9110 §7.8).
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut chunk = [0u8; 4096];
+            let _ = s.read(&mut chunk);
+            let _ = s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\nsecret");
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    });
+    let proxy = Proxy::start(&[addr]);
+    let mut c = proxy.client();
+    c.send(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: upgrade\r\nUpgrade: raw\r\n\r\n");
+    let r = c.read_response("GET").unwrap();
+    assert_eq!(r.status, 502);
+    assert!(find(c.pending(), b"secret").is_none());
+    assert!(c.is_closed());
+    assert!(find(c.pending(), b"secret").is_none());
+}
+
+#[test]
 fn a_thousand_open_tunnels_cost_bounded_memory() {
     const TUNNELS: usize = 1000;
     // A backend that handshakes, echoes one message and then parks each WebSocket (no thread

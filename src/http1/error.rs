@@ -122,6 +122,8 @@ pub enum ResponseError {
     SwitchingWithoutUpgrade,
     #[error("101 Switching Protocols before the whole request body was sent")]
     SwitchingBeforeRequestEnd,
+    #[error("101 Switching Protocols to a protocol the request did not offer (RFC 9110 §7.8)")]
+    SwitchingToUnoffered,
     #[error("2xx answer to CONNECT (a tunnel), but ringway never sends CONNECT")]
     ConnectTunnel,
     #[error(transparent)]
@@ -235,6 +237,7 @@ impl ResponseError {
             Self::SwitchingProtocols => "switching_protocols",
             Self::SwitchingWithoutUpgrade => "switching_without_upgrade",
             Self::SwitchingBeforeRequestEnd => "switching_before_request_end",
+            Self::SwitchingToUnoffered => "switching_to_unoffered",
             Self::ConnectTunnel => "connect_tunnel",
             Self::Head(e) => e.name(),
         }

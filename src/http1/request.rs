@@ -115,6 +115,26 @@ impl RequestHead {
             .map(|f| f.value.get(buf))
     }
 
+    /// The protocols an [upgrade](RequestHead::upgrade) request offers, copied out of `buf`:
+    /// the elements of its Upgrade fields, in order, as one comma-separated list (empty for
+    /// any other request). Kept for checking the 101 after the head is consumed.
+    pub fn upgrade_offer(&self, buf: &[u8]) -> Vec<u8> {
+        let mut offer = Vec::new();
+        let upgrade_fields = self
+            .fields
+            .iter()
+            .filter(|f| self.upgrade && f.kind == FieldKind::Upgrade);
+        for element in upgrade_fields.flat_map(|f| field::list_elements(f.value.get(buf))) {
+            if !element.is_empty() {
+                if !offer.is_empty() {
+                    offer.push(b',');
+                }
+                offer.extend_from_slice(element);
+            }
+        }
+        offer
+    }
+
     /// The origin-form target (path and query, or `*` for OPTIONS) that is forwarded. Raw: not
     /// percent-decoded nor dot-segment normalized.
     pub fn path<'a>(&self, buf: &'a [u8]) -> &'a [u8] {

@@ -80,6 +80,19 @@ impl ResponseHead {
         self.status == 101
     }
 
+    /// Whether every protocol this 101 switches to (its Upgrade field values in `buf`) is one
+    /// the request offered (`offer`, [`super::RequestHead::upgrade_offer`]): a server must not
+    /// switch to a protocol the client did not indicate (RFC 9110 §7.8). Names compare without
+    /// regard to case; a version, when both sides give one, must be the same.
+    pub fn switches_to_offered(&self, buf: &[u8], offer: &[u8]) -> bool {
+        self.fields
+            .iter()
+            .filter(|f| f.kind == FieldKind::Upgrade)
+            .flat_map(|f| field::list_elements(f.value.get(buf)))
+            .filter(|chosen| !chosen.is_empty())
+            .all(|chosen| field::list_elements(offer).any(|offered| same_protocol(chosen, offered)))
+    }
+
     /// The reason phrase as received (may be empty).
     pub fn reason<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
         self.reason.get(buf)
@@ -99,6 +112,23 @@ impl ResponseHead {
     pub fn forces_client_close(&self, client_http10: bool) -> bool {
         self.body == BodyKind::CloseDelimited || (client_http10 && self.body == BodyKind::Chunked)
     }
+}
+
+/// Whether two `protocol-name ["/" protocol-version]` elements name the same protocol: the
+/// names equal ignoring case, and the versions too when both have one.
+fn same_protocol(a: &[u8], b: &[u8]) -> bool {
+    fn split(p: &[u8]) -> (&[u8], Option<&[u8]>) {
+        match p.iter().position(|&c| c == b'/') {
+            Some(slash) => (&p[..slash], Some(&p[slash + 1..])),
+            None => (p, None),
+        }
+    }
+    let ((name_a, version_a), (name_b, version_b)) = (split(a), split(b));
+    name_a.eq_ignore_ascii_case(name_b)
+        && match (version_a, version_b) {
+            (Some(x), Some(y)) => x.eq_ignore_ascii_case(y),
+            _ => true,
+        }
 }
 
 /// Parses and validates the response head at the front of `buf` into `head`.

@@ -567,6 +567,11 @@ impl Session {
             self.reject(Status::Forbidden).await;
             return false;
         }
+        // The protocols an upgrade request offers, kept for the 101: the head is consumed now.
+        let offer = self
+            .head
+            .upgrade
+            .then(|| self.head.upgrade_offer(self.inbuf.bytes()));
         req.extend_from_slice(&self.inbuf.bytes()[head_len..head_len + early]);
         self.inbuf.consume(head_len + early);
         if small > 0 && !self.read_small_body(&mut req, &mut body).await {
@@ -614,6 +619,13 @@ impl Session {
         };
 
         if self.rhead.switches_protocols() {
+            let offered = offer.as_deref().unwrap_or_default();
+            if !self.rhead.switches_to_offered(self.rbuf.bytes(), offered) {
+                // Switched to something else than what the client asked for: 502, and both
+                // connections closed (the backend now speaks the other protocol).
+                let e = ProxyError::from(ResponseError::SwitchingToUnoffered);
+                return self.fail_backend(&e, group, &lease, &label, false).await;
+            }
             // The lease holds the backend until the tunnel ends.
             return self.tunnel(lease, bconn).await;
         }
@@ -646,13 +658,28 @@ impl Session {
                 client_keep
             }
             Err((e, head_sent)) => {
-                self.trace.ended_by = Some((e.side(), e.reason()));
-                self.log_failure(&e, group, lease.backend(), &label, "");
-                lease.report_error(&e);
-                self.respond(Answer::for_failure(&e, false, head_sent))
+                self.fail_backend(&e, group, &lease, &label, head_sent)
                     .await
             }
         }
+    }
+
+    /// Ends an exchange the backend's answer broke (`e`, from the backend behind `lease`): logged
+    /// and counted against the backend, the client answered with the error's status (or, once
+    /// the response head was sent (`head_sent`), cut off); returns whether the client connection
+    /// stays open.
+    async fn fail_backend(
+        &mut self,
+        e: &ProxyError,
+        group: usize,
+        lease: &Lease,
+        label: &RequestLabel,
+        head_sent: bool,
+    ) -> bool {
+        self.trace.ended_by = Some((e.side(), e.reason()));
+        self.log_failure(e, group, lease.backend(), label, "");
+        lease.report_error(e);
+        self.respond(Answer::for_failure(e, false, head_sent)).await
     }
 
     /// Reads the rest of a small body (see [`Session::small_body`]) straight into `req`, the

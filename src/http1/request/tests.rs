@@ -1171,6 +1171,18 @@ fn an_upgrade_needs_connection_upgrade_an_upgrade_field_and_http11() {
 }
 
 #[test]
+fn an_upgrade_offer_lists_the_upgrade_fields_elements() {
+    let buf = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\
+        Upgrade: h2c, , foo/1.1\r\nUpgrade: websocket\r\n\r\n";
+    let head = complete(buf);
+    assert!(head.upgrade);
+    assert_eq!(head.upgrade_offer(buf), b"h2c,foo/1.1,websocket");
+    // No upgrade (no Connection option): nothing on offer.
+    let buf = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n";
+    assert_eq!(complete(buf).upgrade_offer(buf), b"");
+}
+
+#[test]
 fn an_upgrade_request_is_forwarded_with_upgrade_and_connection_upgrade() {
     let buf = b"GET /chat HTTP/1.1\r\n\
         Host: a\r\n\

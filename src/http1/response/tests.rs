@@ -579,6 +579,31 @@ fn switching_protocols_completes_when_an_upgrade_was_requested() {
 }
 
 #[test]
+fn a_switch_must_be_to_a_protocol_the_request_offered() {
+    let switch = |upgrade: &str| {
+        let buf =
+            format!("HTTP/1.1 101 Switching Protocols\r\n{upgrade}Connection: upgrade\r\n\r\n");
+        let (_, head) = parse_upgrade(buf.as_bytes()).unwrap();
+        move |offer: &str| head.switches_to_offered(buf.as_bytes(), offer.as_bytes())
+    };
+    // The offered protocol, in any case; a version given by one side only.
+    assert!(switch("Upgrade: websocket\r\n")("websocket"));
+    assert!(switch("Upgrade: WebSocket\r\n")("websocket"));
+    assert!(switch("Upgrade: h2c\r\n")("websocket,h2c"));
+    assert!(switch("Upgrade: foo/2\r\n")("foo"));
+    assert!(switch("Upgrade: foo\r\n")("foo/2"));
+    assert!(switch("Upgrade: foo/2, bar\r\nUpgrade: baz\r\n")(
+        "baz,bar,foo/2"
+    ));
+    // Something else, another version, one protocol of two not offered, nothing offered.
+    assert!(!switch("Upgrade: h2c\r\n")("websocket"));
+    assert!(!switch("Upgrade: foo/3\r\n")("foo/2"));
+    assert!(!switch("Upgrade: websocket, h2c\r\n")("websocket"));
+    assert!(!switch("Upgrade: websocket\r\n")(""));
+    assert!(!switch("Upgrade: websocket\r\n")("websocketx"));
+}
+
+#[test]
 fn switching_protocols_needs_an_upgrade_field() {
     assert_eq!(
         parse_upgrade(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n\r\n")
