@@ -575,10 +575,9 @@ fn half_close_is_passed_through_both_ways() {
     assert_eq!(got, b"after the backend's close");
 }
 
-#[test]
-fn a_101_before_the_request_body_was_sent_is_a_502() {
-    // The backend switches before reading the body it was announced: the body's bytes would
-    // be read as the new protocol's.
+/// A backend that answers whatever it first reads with a 101 to `protocol` and "secret", the
+/// new protocol's first bytes, then holds the connection for two seconds.
+fn switching_backend(protocol: &'static str) -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -586,10 +585,21 @@ fn a_101_before_the_request_body_was_sent_is_a_502() {
             let Ok(mut s) = s else { continue };
             let mut chunk = [0u8; 4096];
             let _ = s.read(&mut chunk);
-            let _ = s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: raw\r\nConnection: upgrade\r\n\r\nsecret");
+            let _ = write!(
+                s,
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: {protocol}\r\nConnection: upgrade\r\n\r\nsecret"
+            );
             std::thread::sleep(Duration::from_secs(2));
         }
     });
+    addr
+}
+
+#[test]
+fn a_101_before_the_request_body_was_sent_is_a_502() {
+    // The backend switches before reading the body it was announced: the body's bytes would
+    // be read as the new protocol's.
+    let addr = switching_backend("raw");
     let proxy = Proxy::start(&[addr]);
     let mut c = proxy.client();
     // A body too large to be read whole before sending: it streams, and is not done.
@@ -606,17 +616,7 @@ fn a_101_before_the_request_body_was_sent_is_a_502() {
 fn a_101_to_a_protocol_the_client_did_not_offer_is_a_502() {
     // The client asks for "raw"; the backend switches to h2c and starts speaking it. A server
     // must not switch to a protocol that was not offered (RFC 9110 §7.8).
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            let mut chunk = [0u8; 4096];
-            let _ = s.read(&mut chunk);
-            let _ = s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\nsecret");
-            std::thread::sleep(Duration::from_secs(2));
-        }
-    });
+    let addr = switching_backend("h2c");
     let proxy = Proxy::start(&[addr]);
     let mut c = proxy.client();
     c.send(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: upgrade\r\nUpgrade: raw\r\n\r\n");
